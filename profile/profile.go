@@ -39,6 +39,10 @@ type Config struct {
 	PopulateOrgChart bool              `json:"populateOrgChart"`
 	Schedule         Schedule          `json:"schedule"`
 	Safety           Safety            `json:"safety"`
+
+	// sent holds the secret paths present in the decoded body (see Decode
+	// and MergeSecrets); nil for a Config not made by Decode.
+	sent map[string]bool
 }
 
 // Azure is the Microsoft Entra ID block.

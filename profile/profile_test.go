@@ -1,0 +1,327 @@
+package profile
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/secret"
+)
+
+const (
+	azureBody = `{"name":"Contoso Entra","provider":"azure",
+		"azure":{"tenantId":"0f4e2c1a-1111-2222-3333-444455556666","clientId":"app","clientSecret":"s3cret-azure"},
+		"groups":["g1"],"attributeMap":{"department":"department"}}`
+	oktaBody = `{"name":"Okta","provider":"okta",
+		"okta":{"orgUrl":"example.okta.com","apiToken":"tok-okta","privateKey":"pk-okta","clientId":"cid"},
+		"groups":["g1"],"attributeMap":{"costCenter":"costCenter","customThing":"custom"}}`
+	csvBody = `{"name":"People file","provider":"csv",
+		"csv":{"url":"https://files.example.com/people.csv","username":"u","password":"pw-csv","defaultPassword":"dpw-csv"},
+		"attributeMap":{"any column at all":"x"}}`
+)
+
+func decode(t *testing.T, body string) *Config {
+	t.Helper()
+	c, err := Decode([]byte(body))
+	require.NoError(t, err)
+	c.Normalize()
+	return c
+}
+
+func newBox(t *testing.T) *secret.Box {
+	t.Helper()
+	box, err := secret.NewBox(secret.GenerateKey())
+	require.NoError(t, err)
+	return box
+}
+
+func TestDecodeStrict(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, field, msg string
+	}{
+		{"unknown top-level", `{"name":"x","colour":"red"}`, "colour", `unknown field "colour"`},
+		{"unknown nested", `{"name":"x","azure":{"tenantID2":"t"}}`, "azure.tenantID2", `unknown field "azure.tenantID2"`},
+		{"unknown in schedule", `{"schedule":{"frequency":"daily","hour":3}}`, "schedule.hour", `unknown field "schedule.hour"`},
+		{"wrong type", `{"name":"x","safety":{"maxDisables":"many"}}`, "safety.maxDisables", "must be an integer"},
+		{"malformed", `{"name":`, "", "malformed JSON"},
+		{"syntax", `{"name" "x"}`, "", "malformed JSON at byte"},
+		{"trailing data", `{"name":"x"} {}`, "", "data after the top-level value"},
+		{"empty", "  ", "", "request body is empty"},
+		{"not an object", `[1]`, "", "request body must be an object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(tc.body))
+			var de *DecodeError
+			require.True(t, errors.As(err, &de), "error %v is not a DecodeError", err)
+			assert.Equal(t, tc.field, de.Field)
+			assert.Contains(t, de.Message, tc.msg)
+		})
+	}
+}
+
+func TestDecodeJSONOtherBodies(t *testing.T) {
+	var v struct {
+		DryRun bool `json:"dryRun"`
+	}
+	require.NoError(t, DecodeJSON([]byte(`{"dryRun":true}`), &v))
+	assert.True(t, v.DryRun)
+	err := DecodeJSON([]byte(`{"dryrun":true,"force":1}`), &v)
+	require.Error(t, err)
+	assert.Equal(t, `unknown field "force"`, err.Error())
+}
+
+func TestNormalizeDefaults(t *testing.T) {
+	c := decode(t, `{"name":"  a  ","provider":"csv","csv":{},"azure":{},"okta":{"orgUrl":"acme.okta.com"}}`)
+	assert.Equal(t, "a", c.Name)
+	assert.True(t, c.IsEnabled())
+	require.NotNil(t, c.Enabled)
+	assert.Equal(t, GroupSyncOff, c.GroupSync.Mode)
+	assert.Equal(t, ScheduleOff, c.Schedule.Frequency)
+	assert.Equal(t, Safety{MaxDisables: 500, MaxDisablePercent: 20}, c.Safety)
+	assert.Equal(t, CSVRemote, c.CSV.Source)
+	assert.Equal(t, "username", c.CSV.UserMatchField)
+	assert.Equal(t, ",", c.CSV.Delimiter)
+	assert.Equal(t, "userPrincipalName", c.Azure.UsernameAttribute)
+	assert.Equal(t, CloudGlobal, c.Azure.Cloud)
+	assert.Equal(t, "login", c.Okta.UsernameAttribute)
+	assert.Equal(t, "https://acme.okta.com", c.Okta.OrgURL)
+	assert.NotNil(t, c.Groups)
+	assert.NotNil(t, c.AttributeMap)
+
+	c = decode(t, `{"enabled":false,"csv":{"documentId":"d1","delimiter":"tab"},"schedule":{"frequency":"daily","time":"01:00"},
+		"safety":{"maxDisables":7,"maxDisablePercent":3}}`)
+	assert.False(t, c.IsEnabled())
+	assert.Equal(t, CSVDocument, c.CSV.Source)
+	assert.Equal(t, '\t', c.CSV.Comma())
+	assert.Equal(t, "UTC", c.Schedule.Timezone)
+	assert.Equal(t, Safety{MaxDisables: 7, MaxDisablePercent: 3}, c.Safety)
+}
+
+func TestValidProfiles(t *testing.T) {
+	for _, body := range []string{azureBody, oktaBody, csvBody} {
+		c := decode(t, body)
+		assert.Empty(t, c.Validate(), body)
+	}
+	// Loopback http and explicit overrides are fine.
+	c := decode(t, azureBody)
+	c.Azure.GraphBaseURL = "http://127.0.0.1:8081/v1.0"
+	c.Azure.AuthorityURL = "http://localhost:8081"
+	c.Azure.Cloud = CloudChina
+	c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "23:59", Timezone: "Europe/London"}
+	c.GroupSync = GroupSync{Mode: GroupSyncRegex, Pattern: "^Intranet"}
+	assert.Empty(t, c.Validate())
+	c = decode(t, oktaBody)
+	c.Okta.OrgURL = "http://[::1]:9000"
+	c.Okta.APIToken = "" // OAuth pair instead
+	c.Schedule = Schedule{Frequency: ScheduleInterval, EveryMinutes: 5}
+	assert.Empty(t, c.Validate())
+	c = decode(t, `{"name":"doc","provider":"csv","csv":{"documentId":"d1","delimiter":";"}}`)
+	assert.Empty(t, c.Validate())
+}
+
+func TestValidateRules(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		base  string
+		edit  func(c *Config)
+		field string
+		msg   string
+	}{
+		{"name missing", csvBody, func(c *Config) { c.Name = " " }, "name", "required"},
+		{"name too long", csvBody, func(c *Config) { c.Name = strings.Repeat("é", 101) }, "name", "at most 100 characters"},
+		{"provider missing", csvBody, func(c *Config) { c.Provider = "" }, "provider", "required"},
+		{"provider unknown", csvBody, func(c *Config) { c.Provider = "ldap" }, "provider", "must be one of azure, okta, csv"},
+		{"provider block missing", csvBody, func(c *Config) { c.CSV = nil }, "csv", "provider block missing"},
+		{"block of another provider", csvBody, func(c *Config) { c.Okta = &Okta{} }, "okta", "block of another provider"},
+
+		{"csv remote needs url", csvBody, func(c *Config) { c.CSV.URL = "" }, "csv.url", "required"},
+		{"csv url unparsable", csvBody, func(c *Config) { c.CSV.URL = "https://exa mple.com/x" }, "csv.url", "invalid URL: invalid character"},
+		{"csv url not http", csvBody, func(c *Config) { c.CSV.URL = "ftp://files.example.com/x.csv" }, "csv.url", "must be an https URL"},
+		{"csv url relative", csvBody, func(c *Config) { c.CSV.URL = "people.csv" }, "csv.url", "must be an https URL"},
+		{"csv url http non-loopback", csvBody, func(c *Config) { c.CSV.URL = "http://files.example.com/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
+		{"csv url http private ip", csvBody, func(c *Config) { c.CSV.URL = "http://10.0.0.1/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
+		{"csv url credentials", csvBody, func(c *Config) { c.CSV.URL = "https://u:p@files.example.com/x.csv" }, "csv.url", "must not carry credentials"},
+		{"csv url no host", csvBody, func(c *Config) { c.CSV.URL = "https:///x.csv" }, "csv.url", "no host"},
+		{"csv document needs id", csvBody, func(c *Config) { c.CSV.Source = CSVDocument; c.CSV.DocumentID = "" }, "csv.documentId", "required"},
+		{"csv source unknown", csvBody, func(c *Config) { c.CSV.Source = "ftp" }, "csv.source", "must be remote or document"},
+		{"csv delimiter", csvBody, func(c *Config) { c.CSV.Delimiter = "|" }, "csv.delimiter", "must be one of"},
+		{"csv userMatchField", csvBody, func(c *Config) { c.CSV.UserMatchField = "" }, "csv.userMatchField", "required"},
+
+		{"azure tenantId", azureBody, func(c *Config) { c.Azure.TenantID = "" }, "azure.tenantId", "required"},
+		{"azure tenantId shape", azureBody, func(c *Config) { c.Azure.TenantID = "x/../y" }, "azure.tenantId", "GUID"},
+		{"azure clientId", azureBody, func(c *Config) { c.Azure.ClientID = "" }, "azure.clientId", "required"},
+		{"azure clientSecret", azureBody, func(c *Config) { c.Azure.ClientSecret = "" }, "azure.clientSecret", "required"},
+		{"azure cloud", azureBody, func(c *Config) { c.Azure.Cloud = "moon" }, "azure.cloud", "must be one of global, usgov, china"},
+		{"azure graphBaseUrl http", azureBody, func(c *Config) { c.Azure.GraphBaseURL = "http://graph.example.com" }, "azure.graphBaseUrl", "loopback"},
+		{"azure authorityUrl bad", azureBody, func(c *Config) { c.Azure.AuthorityURL = "::nope" }, "azure.authorityUrl", "invalid URL"},
+
+		{"okta orgUrl required", oktaBody, func(c *Config) { c.Okta.OrgURL = "" }, "okta.orgUrl", "required"},
+		{"okta orgUrl http", oktaBody, func(c *Config) { c.Okta.OrgURL = "http://example.okta.com" }, "okta.orgUrl", "loopback"},
+		{"okta orgUrl path", oktaBody, func(c *Config) { c.Okta.OrgURL = "https://example.okta.com/api/v1" }, "okta.orgUrl", "org address only"},
+		{"okta no credentials", oktaBody, func(c *Config) { c.Okta.APIToken, c.Okta.ClientID, c.Okta.PrivateKey = "", "", "" }, "okta.apiToken", "apiToken, or a clientId with a privateKey"},
+		{"okta privateKey without clientId", oktaBody, func(c *Config) { c.Okta.APIToken, c.Okta.ClientID = "", "" }, "okta.clientId", "required with privateKey"},
+		{"okta clientId without privateKey", oktaBody, func(c *Config) { c.Okta.APIToken, c.Okta.PrivateKey = "", "" }, "okta.privateKey", "required with clientId"},
+		{"okta usernameAttribute", oktaBody, func(c *Config) { c.Okta.UsernameAttribute = "profile.login" }, "okta.usernameAttribute", "attribute name"},
+
+		{"groups empty id", azureBody, func(c *Config) { c.Groups = []string{"g1", ""} }, "groups[1]", "empty group id"},
+		{"groupSync mode", csvBody, func(c *Config) { c.GroupSync.Mode = "some" }, "groupSync.mode", "must be one of off, all, regex"},
+		{"groupSync pattern required", csvBody, func(c *Config) { c.GroupSync = GroupSync{Mode: GroupSyncRegex} }, "groupSync.pattern", "required"},
+		{"groupSync bad regex", csvBody, func(c *Config) { c.GroupSync = GroupSync{Mode: GroupSyncRegex, Pattern: "(Intranet"} }, "groupSync.pattern", "missing closing )"},
+		{"groupSync perl-only regex", csvBody, func(c *Config) { c.GroupSync = GroupSync{Mode: GroupSyncRegex, Pattern: "(?=x)"} }, "groupSync.pattern", "invalid or unsupported Perl syntax"},
+
+		{"attributeMap azure unknown", azureBody, func(c *Config) { c.AttributeMap = map[string]string{"shoeSize": "x"} }, "attributeMap.shoeSize", "allowed: aboutMe, ageGroup"},
+		{"attributeMap okta not a name", oktaBody, func(c *Config) { c.AttributeMap = map[string]string{"cost center": "x"} }, "attributeMap.cost center", "allowed: middleName"},
+		{"attributeMap empty target", csvBody, func(c *Config) { c.AttributeMap = map[string]string{"col": ""} }, "attributeMap.col", "directory field name required"},
+		{"attributeMap empty key", csvBody, func(c *Config) { c.AttributeMap = map[string]string{"": "x"} }, "attributeMap", "empty provider attribute name"},
+
+		{"schedule frequency", csvBody, func(c *Config) { c.Schedule.Frequency = "hourly" }, "schedule.frequency", "must be one of off, interval, daily"},
+		{"schedule interval short", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleInterval, EveryMinutes: 4} }, "schedule.everyMinutes", "at least 5"},
+		{"schedule time shape", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "9:00", Timezone: "UTC"} }, "schedule.time", "HH:MM"},
+		{"schedule time range", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "24:00", Timezone: "UTC"} }, "schedule.time", "HH:MM"},
+		{"schedule zone unknown", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "12:00", Timezone: "Mars/Olympus"} }, "schedule.timezone", "unknown time zone"},
+		{"schedule zone local", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "12:00", Timezone: "Local"} }, "schedule.timezone", "unknown time zone"},
+
+		{"safety maxDisables", csvBody, func(c *Config) { c.Safety.MaxDisables = -1 }, "safety.maxDisables", "0 or more"},
+		{"safety percent high", csvBody, func(c *Config) { c.Safety.MaxDisablePercent = 101 }, "safety.maxDisablePercent", "between 0 and 100"},
+		{"safety percent negative", csvBody, func(c *Config) { c.Safety.MaxDisablePercent = -5 }, "safety.maxDisablePercent", "between 0 and 100"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := decode(t, tc.base)
+			tc.edit(c)
+			errs := c.Validate()
+			require.Len(t, errs, 1, "errors: %v", errs)
+			assert.Equal(t, tc.field, errs[0].Field)
+			assert.Contains(t, errs[0].Message, tc.msg)
+		})
+	}
+}
+
+func TestValidateRegexMessageIsExact(t *testing.T) {
+	c := decode(t, csvBody)
+	c.GroupSync = GroupSync{Mode: GroupSyncRegex, Pattern: "^(Intranet"}
+	assert.Equal(t, FieldErrors{{Field: "groupSync.pattern", Message: "missing closing )"}}, c.Validate())
+	assert.Equal(t, "groupSync.pattern: missing closing )", c.Validate().Error())
+}
+
+func TestValidateReportsAllProblems(t *testing.T) {
+	var c Config
+	errs := c.Validate()
+	fields := map[string]bool{}
+	for _, e := range errs {
+		fields[e.Field] = true
+	}
+	for _, f := range []string{"name", "provider", "groupSync.mode", "schedule.frequency"} {
+		assert.True(t, fields[f], "missing %s in %v", f, errs)
+	}
+	assert.Contains(t, errs.Error(), "name: required; ")
+}
+
+func TestSealAndOpen(t *testing.T) {
+	box := newBox(t)
+	for _, body := range []string{azureBody, oktaBody, csvBody} {
+		c := decode(t, body)
+		clear, sealed, err := Seal(box, c)
+		require.NoError(t, err)
+		assert.NotEmpty(t, sealed)
+		for _, s := range []string{"s3cret-azure", "tok-okta", "pk-okta", "pw-csv", "dpw-csv"} {
+			assert.NotContains(t, string(clear), s)
+			assert.NotContains(t, sealed, s)
+		}
+		for _, name := range []string{"clientSecret", "apiToken", "privateKey", `"password"`, "defaultPassword"} {
+			assert.NotContains(t, string(clear), name)
+		}
+		back, err := Open(box, clear, sealed)
+		require.NoError(t, err)
+		c.sent = nil
+		assert.Equal(t, c, back)
+
+		_, err = Open(newBox(t), clear, sealed)
+		assert.ErrorContains(t, err, "cannot decrypt")
+	}
+}
+
+func TestSealWithoutSecrets(t *testing.T) {
+	c := decode(t, `{"name":"doc","provider":"csv","csv":{"documentId":"d1"}}`)
+	clear, sealed, err := Seal(nil, c)
+	require.NoError(t, err)
+	assert.Empty(t, sealed)
+	back, err := Open(nil, clear, sealed)
+	require.NoError(t, err)
+	assert.Equal(t, "d1", back.CSV.DocumentID)
+
+	_, _, err = Seal(nil, decode(t, csvBody))
+	assert.ErrorContains(t, err, "no secret box")
+}
+
+func TestSealDoesNotChangeInput(t *testing.T) {
+	c := decode(t, csvBody)
+	_, _, err := Seal(newBox(t), c)
+	require.NoError(t, err)
+	assert.Equal(t, "pw-csv", c.CSV.Password)
+}
+
+func TestSecretPaths(t *testing.T) {
+	assert.ElementsMatch(t, []string{"azure.clientSecret", "okta.apiToken", "okta.privateKey", "csv.password", "csv.defaultPassword"}, SecretPaths())
+}
+
+func TestMergeSecrets(t *testing.T) {
+	old := decode(t, csvBody)
+
+	// Omitted: kept.
+	next := decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://files.example.com/v2.csv"}}`)
+	MergeSecrets(old, next)
+	assert.Equal(t, "pw-csv", next.CSV.Password)
+	assert.Equal(t, "dpw-csv", next.CSV.DefaultPassword)
+	assert.Equal(t, "https://files.example.com/v2.csv", next.CSV.URL)
+
+	// Sent: replaced; sent empty: cleared.
+	next = decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://x.example.com/a.csv","password":"new","defaultPassword":""}}`)
+	MergeSecrets(old, next)
+	assert.Equal(t, "new", next.CSV.Password)
+	assert.Empty(t, next.CSV.DefaultPassword)
+
+	// Another provider's block does not inherit anything.
+	next = decode(t, `{"name":"x","provider":"okta","okta":{"orgUrl":"a.okta.com"}}`)
+	MergeSecrets(old, next)
+	assert.Empty(t, next.Okta.APIToken)
+
+	// A nil old profile is a no-op.
+	MergeSecrets(nil, next)
+}
+
+func TestRedacted(t *testing.T) {
+	c := decode(t, csvBody)
+	r := c.Redacted()
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	for _, s := range []string{"pw-csv", "dpw-csv", `"password"`, `"defaultPassword"`} {
+		assert.NotContains(t, string(b), s)
+	}
+	block := r["csv"].(map[string]any)
+	assert.Equal(t, true, block["passwordSet"])
+	assert.Equal(t, true, block["defaultPasswordSet"])
+	assert.Equal(t, "u", block["username"])
+	assert.Equal(t, json.Number("500"), r["safety"].(map[string]any)["maxDisables"])
+
+	o := decode(t, oktaBody)
+	o.Okta.PrivateKey = ""
+	r = o.Redacted()
+	b, _ = json.Marshal(r)
+	assert.NotContains(t, string(b), "tok-okta")
+	block = r["okta"].(map[string]any)
+	assert.Equal(t, true, block["apiTokenSet"])
+	assert.Equal(t, false, block["privateKeySet"])
+	_, hasAzure := r["azure"]
+	assert.False(t, hasAzure)
+
+	a := decode(t, azureBody)
+	r = a.Redacted()
+	b, _ = json.Marshal(r)
+	assert.NotContains(t, string(b), "s3cret-azure")
+	assert.Equal(t, true, r["azure"].(map[string]any)["clientSecretSet"])
+	assert.Equal(t, "s3cret-azure", a.Azure.ClientSecret, "Redacted must not change the profile")
+}

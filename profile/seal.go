@@ -1,0 +1,208 @@
+package profile
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/usersync/usersync/secret"
+)
+
+// Secret fields are found by their `secret:"true"` tag, so a secret added to
+// a provider block later is sealed, kept on PUT and redacted without any
+// change here.
+
+// secretPaths lists the dotted JSON paths of every secret field of Config
+// (e.g. "csv.password"), whether or not its block is present.
+var secretPaths = typeSecretPaths(reflect.TypeOf(Config{}), "")
+
+func typeSecretPaths(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case f.Tag.Get("secret") == "true" && ft.Kind() == reflect.String:
+			out = append(out, prefix+jsonName(f))
+		case ft.Kind() == reflect.Struct:
+			out = append(out, typeSecretPaths(ft, prefix+jsonName(f)+".")...)
+		}
+	}
+	return out
+}
+
+// SecretPaths returns the dotted paths of all secret fields, for tests and
+// for code that must make sure none of them leaks.
+func SecretPaths() []string { return append([]string(nil), secretPaths...) }
+
+// secretFields calls fn with the path and settable value of every secret
+// field of c whose block is present.
+func secretFields(c *Config, fn func(path string, v reflect.Value)) {
+	walkSecrets(reflect.ValueOf(c).Elem(), "", fn)
+}
+
+func walkSecrets(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Pointer {
+			if fv.IsNil() {
+				continue
+			}
+			fv = fv.Elem()
+		}
+		switch {
+		case f.Tag.Get("secret") == "true" && fv.Kind() == reflect.String:
+			fn(prefix+jsonName(f), fv)
+		case fv.Kind() == reflect.Struct:
+			walkSecrets(fv, prefix+jsonName(f)+".", fn)
+		}
+	}
+}
+
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" {
+		return f.Name
+	}
+	return name
+}
+
+// clone returns a deep copy of c (the JSON round trip copies the blocks,
+// maps and slices, which a struct copy would share).
+func (c *Config) clone() *Config {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("profile: marshal config: %v", err)) // plain data, cannot fail
+	}
+	var out Config
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(fmt.Sprintf("profile: unmarshal config: %v", err))
+	}
+	return &out
+}
+
+// Seal splits c into the JSON stored in clear, with every secret field
+// emptied (and so omitted), and the secrets themselves: a JSON object of
+// path -> value sealed with box. A profile without secrets seals to "".
+func Seal(box *secret.Box, c *Config) (clear json.RawMessage, sealed string, err error) {
+	cp := c.clone()
+	secrets := map[string]string{}
+	secretFields(cp, func(path string, v reflect.Value) {
+		if s := v.String(); s != "" {
+			secrets[path] = s
+			v.SetString("")
+		}
+	})
+	clear, err = json.Marshal(cp)
+	if err != nil {
+		return nil, "", fmt.Errorf("marshal profile: %w", err)
+	}
+	if len(secrets) == 0 {
+		return clear, "", nil
+	}
+	if box == nil {
+		return nil, "", errors.New("seal profile secrets: no secret box configured")
+	}
+	plain, err := json.Marshal(secrets)
+	if err != nil {
+		return nil, "", fmt.Errorf("marshal profile secrets: %w", err)
+	}
+	sealed, err = box.Seal(plain)
+	if err != nil {
+		return nil, "", fmt.Errorf("seal profile secrets: %w", err)
+	}
+	return clear, sealed, nil
+}
+
+// Open is the inverse of Seal: the stored clear JSON with its secrets put
+// back. Stored JSON is read leniently: a field a newer version dropped must
+// not make an old profile unreadable.
+func Open(box *secret.Box, clear json.RawMessage, sealed string) (*Config, error) {
+	var c Config
+	if err := json.Unmarshal(clear, &c); err != nil {
+		return nil, fmt.Errorf("read stored profile: %w", err)
+	}
+	if sealed == "" {
+		return &c, nil
+	}
+	if box == nil {
+		return nil, errors.New("open profile secrets: no secret box configured")
+	}
+	plain, err := box.Open(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("open profile secrets: %w", err)
+	}
+	var secrets map[string]string
+	if err := json.Unmarshal(plain, &secrets); err != nil {
+		return nil, fmt.Errorf("read profile secrets: %w", err)
+	}
+	secretFields(&c, func(path string, v reflect.Value) {
+		if s, ok := secrets[path]; ok {
+			v.SetString(s)
+		}
+	})
+	return &c, nil
+}
+
+// MergeSecrets fills the secrets that next does not carry from old, the
+// stored profile: a PUT that omits a secret keeps it, because reads never
+// return secrets and a client cannot send back what it never saw. A secret
+// sent explicitly empty (a body decoded by Decode with "password": "") is
+// cleared instead.
+func MergeSecrets(old, next *Config) {
+	if old == nil || next == nil {
+		return
+	}
+	stored := map[string]string{}
+	secretFields(old, func(path string, v reflect.Value) { stored[path] = v.String() })
+	secretFields(next, func(path string, v reflect.Value) {
+		if v.String() == "" && !next.sent[path] {
+			v.SetString(stored[path])
+		}
+	})
+}
+
+// Redacted is the profile as reads show it: every secret field is absent,
+// and its block says instead whether it is set, as "<field>Set": true
+// (clientSecretSet, apiTokenSet, privateKeySet, passwordSet,
+// defaultPasswordSet).
+func (c *Config) Redacted() map[string]any {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("profile: marshal config: %v", err)) // plain data, cannot fail
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var out map[string]any
+	if err := dec.Decode(&out); err != nil {
+		panic(fmt.Sprintf("profile: unmarshal config: %v", err))
+	}
+	for _, path := range secretPaths {
+		segs := strings.Split(path, ".")
+		obj, name := out, segs[len(segs)-1]
+		for _, seg := range segs[:len(segs)-1] {
+			obj, _ = obj[seg].(map[string]any)
+		}
+		if obj == nil {
+			continue // block absent
+		}
+		v, _ := obj[name].(string)
+		delete(obj, name)
+		obj[name+"Set"] = v != ""
+	}
+	return out
+}
