@@ -182,7 +182,9 @@ func TestValidateRules(t *testing.T) {
 		{"schedule interval short", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleInterval, EveryMinutes: 4} }, "schedule.everyMinutes", "at least 5"},
 		{"schedule time shape", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "9:00", Timezone: "UTC"} }, "schedule.time", "HH:MM"},
 		{"schedule time range", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "24:00", Timezone: "UTC"} }, "schedule.time", "HH:MM"},
-		{"schedule zone unknown", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "12:00", Timezone: "Mars/Olympus"} }, "schedule.timezone", "unknown time zone"},
+		{"schedule zone unknown", csvBody, func(c *Config) {
+			c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "12:00", Timezone: "Mars/Olympus"}
+		}, "schedule.timezone", "unknown time zone"},
 		{"schedule zone local", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "12:00", Timezone: "Local"} }, "schedule.timezone", "unknown time zone"},
 
 		{"safety maxDisables", csvBody, func(c *Config) { c.Safety.MaxDisables = -1 }, "safety.maxDisables", "0 or more"},
