@@ -125,7 +125,8 @@ func (s *SQLStore) OpenDocument(ctx context.Context, id string, offset int64) (i
 	if offset >= d.Size {
 		return io.NopCloser(eofReader{}), nil
 	}
-	return &chunkReader{ctx: ctx, s: s, id: id, seq: int(offset / chunkSize), skip: int(offset % chunkSize)}, nil
+	return &chunkReader{ctx: ctx, s: s, id: id, seq: int(offset / chunkSize), skip: int(offset % chunkSize),
+		left: d.Size - offset}, nil
 }
 
 type eofReader struct{}
@@ -139,19 +140,25 @@ type chunkReader struct {
 	seq  int    // next chunk to load
 	skip int    // bytes to drop from the next chunk loaded
 	buf  []byte // rest of the current chunk
+	left int64  // bytes not yet returned
 	done bool
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
 	for len(r.buf) == 0 {
 		if r.done {
+			return 0, errors.New("read document: reader closed")
+		}
+		if r.left <= 0 {
 			return 0, io.EOF
 		}
 		var data []byte
 		err := r.s.get(r.ctx, r.s.db, &data, `SELECT data FROM document_chunks WHERE document_id = ? AND seq = ?`, r.id, r.seq)
 		if errors.Is(err, sql.ErrNoRows) {
-			r.done = true
-			return 0, io.EOF
+			// A document deleted while read must not pass for a shorter
+			// one: a CSV cut short would make its missing users departed.
+			return 0, fmt.Errorf("read document %s: chunk %d is gone with %d bytes unread: %w",
+				r.id, r.seq, r.left, io.ErrUnexpectedEOF)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("read document %s chunk %d: %w", r.id, r.seq, err)
@@ -164,6 +171,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
+	r.left -= int64(n)
 	return n, nil
 }
 

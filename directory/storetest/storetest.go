@@ -541,7 +541,17 @@ func testDocuments(t *testing.T, s directory.Store) {
 	}
 	assert.Equal(t, map[string]bool{d.ID: true, empty.ID: true, exact.ID: true}, ids)
 
+	// A document deleted while it is read fails the read; it does not
+	// pass for a shorter file.
+	rc, err = s.OpenDocument(ctx, d.ID, 0)
+	require.NoError(t, err)
+	_, err = rc.Read(buf)
+	require.NoError(t, err)
 	require.NoError(t, s.DeleteDocument(ctx, d.ID))
+	_, err = io.ReadAll(rc)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.NoError(t, rc.Close())
+
 	assert.ErrorIs(t, s.DeleteDocument(ctx, d.ID), directory.ErrNotFound)
 	_, err = s.GetDocument(ctx, d.ID)
 	assert.ErrorIs(t, err, directory.ErrNotFound)
@@ -745,6 +755,23 @@ func testRunPaging(t *testing.T, s directory.Store) {
 	for i, r := range all {
 		assert.Equal(t, fmt.Sprintf("run-%03d", 249-i), r.ID)
 	}
+
+	// Start times whose fractions have different numbers of digits still
+	// sort and page in time order.
+	offsets := []time.Duration{0, 500 * time.Millisecond, 50 * time.Millisecond, time.Second,
+		time.Second + time.Microsecond, 999999 * time.Microsecond, 5 * time.Millisecond, 10 * time.Second}
+	for i, off := range offsets {
+		require.NoError(t, s.CreateRun(ctx, &directory.Run{ID: fmt.Sprintf("q-%d", i), ProfileID: "q", ProfileName: "Q",
+			Provider: "csv", Trigger: "manual", StartedAt: base.Add(off)}))
+	}
+	qs, _ := pageAll(t, 3, func(opt directory.ListOptions) (directory.Page[directory.Run], error) {
+		return s.ListRuns(ctx, directory.RunFilter{ProfileID: "q"}, opt)
+	})
+	var order []string
+	for _, r := range qs {
+		order = append(order, r.ID)
+	}
+	assert.Equal(t, []string{"q-7", "q-4", "q-3", "q-5", "q-1", "q-2", "q-6", "q-0"}, order)
 }
 
 func testRunStatusGuard(t *testing.T, s directory.Store) {
