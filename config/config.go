@@ -58,6 +58,10 @@ type Config struct {
 	FaultPageDelay time.Duration
 }
 
+// ErrInvalid wraps every error about a value (as opposed to a command line
+// the flag package could not parse, which it reports itself).
+var ErrInvalid = errors.New("invalid configuration")
+
 // Var describes one setting: its variable, its flag and its default.
 type Var struct {
 	Env     string
@@ -148,7 +152,7 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (*Config,
 		case v.dur != nil:
 			d, err := time.ParseDuration(val)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", v.Env, err)
+				return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, v.Env, err)
 			}
 			*v.dur = d
 		}
@@ -194,7 +198,10 @@ func (c *Config) normalise() error {
 	if c.FaultPageDelay < 0 {
 		errs = append(errs, errors.New("USERSYNC_FAULT_PAGE_DELAY must not be negative"))
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
 }
 
 // ParseLogLevel maps USERSYNC_LOG_LEVEL to a slog level.

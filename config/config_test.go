@@ -158,12 +158,15 @@ func TestInvalidValues(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v %v: error %v, want one naming %s", tc.e, tc.args, err, tc.want)
 		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("%v %v: error %v does not wrap ErrInvalid", tc.e, tc.args, err)
+		}
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("error shows the password: %v", err)
 		}
 	}
-	if _, err := load(t, []string{"--no-such-flag"}, nil); err == nil {
-		t.Error("unknown flag accepted")
+	if _, err := load(t, []string{"--no-such-flag"}, nil); err == nil || errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown flag: %v", err)
 	}
 	if _, err := load(t, []string{"-h"}, nil); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v, want flag.ErrHelp", err)

@@ -1,0 +1,54 @@
+# usersync — everyday targets. `make run` for a laptop, `make test` for CI.
+#
+# The Temporal CLI (dev server + Web UI) is built from source into ./bin, so
+# nothing but Go is needed; the first build takes several minutes.
+
+GO               ?= go
+TEMPORAL_VERSION ?= v1.5.1
+BIN              := $(CURDIR)/bin
+VERSION          ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS          := -X main.version=$(VERSION)
+
+.PHONY: all build run test bench tools lint fmt clean help
+
+all: build
+
+help:
+	@echo "make run    build and start Temporal dev server + usersync dev (API on :8080, UI on :8233)"
+	@echo "make test   run all tests (needs Postgres on 127.0.0.1:5432 and bin/temporal)"
+	@echo "make bench  run the benchmarks"
+	@echo "make build  build bin/usersync"
+	@echo "make tools  build bin/temporal ($(TEMPORAL_VERSION))"
+	@echo "make lint   gofmt check and go vet"
+
+## build: the usersync binary. Always rebuilt; go's cache makes it cheap.
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/usersync ./cmd/usersync
+
+## tools: the Temporal CLI, only when missing.
+tools: $(BIN)/temporal
+
+$(BIN)/temporal:
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+run: build tools
+	./scripts/run.sh
+
+## test: starts no service itself; the tests start what they need
+## (a Temporal dev server from bin/temporal, databases on the local Postgres).
+test: tools
+	$(GO) test -count=1 -p 2 -timeout 25m ./...
+
+bench: tools
+	$(GO) test -run XXX -bench . ./...
+
+lint:
+	@out="$$(gofmt -l .)"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -f $(BIN)/usersync
