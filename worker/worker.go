@@ -1,0 +1,56 @@
+// Package worker builds the Temporal worker of usersync: the task queue it
+// listens on and the registration of the SyncProfile workflow and the
+// activities. The worker and the API must agree on these names, so they
+// live in one place.
+package worker
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/workflows"
+)
+
+// DefaultTaskQueue is the task queue when TEMPORAL_TASK_QUEUE is unset.
+const DefaultTaskQueue = "usersync"
+
+// Defaults of Options.
+const (
+	// DefaultMaxConcurrentActivities bounds how many steps (one per running
+	// sync) a worker runs at once. Fetch and apply are set-based SQL, so
+	// the database is the limit: 8 matches the SQLite connection pool and
+	// leaves Postgres room for the API. More throughput is more workers.
+	DefaultMaxConcurrentActivities = 8
+	// stopTimeout lets an activity in flight commit its current stretch
+	// and heartbeat on a deploy instead of being cut off and replayed.
+	stopTimeout = 20 * time.Second
+)
+
+// Options tune the worker; the zero value means the defaults.
+type Options struct {
+	MaxConcurrentActivities int
+}
+
+// New returns a worker (not started) for the task queue ("" means
+// DefaultTaskQueue) running SyncProfile and the activities of acts.
+func New(c client.Client, taskQueue string, acts *activities.Activities, opts Options) sdkworker.Worker {
+	if taskQueue == "" {
+		taskQueue = DefaultTaskQueue
+	}
+	if opts.MaxConcurrentActivities <= 0 {
+		opts.MaxConcurrentActivities = DefaultMaxConcurrentActivities
+	}
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{
+		MaxConcurrentActivityExecutionSize: opts.MaxConcurrentActivities,
+		WorkerStopTimeout:                  stopTimeout,
+	})
+	w.RegisterWorkflowWithOptions(workflows.SyncProfile, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	// Registered by method name (StartRun, Fetch, …): the workflow calls
+	// them through method values of the same struct, so names cannot drift.
+	w.RegisterActivity(acts)
+	return w
+}
