@@ -1,30 +1,182 @@
 // Package activities implements the steps of a sync run as Temporal
 // activities: methods on one struct that holds the dependencies. Each is
 // idempotent: the work of a step and the progress it records commit in one
-// transaction, so a retry after a crash resumes and replays nothing twice.
+// transaction (see directory.SyncEngine), so a retry after a crash resumes
+// where the last commit left off and replays nothing twice. Fetch and Apply
+// each work a bounded stretch and return, so the workflow sees live counts
+// and its history stays small.
 package activities
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/secret"
 )
 
-// Activities holds what the steps need. (Fields filled in by the sync work.)
-type Activities struct{}
+// Deps are the dependencies of the activities.
+type Deps struct {
+	Store  directory.Store
+	Box    *secret.Box
+	Logger *slog.Logger
+	// PageDelay slows every fetched page and applied batch down: fault
+	// injection for the crash-and-resume tests, zero in production.
+	PageDelay time.Duration
+	// HTTPClient downloads remote CSV files; nil means a default client.
+	HTTPClient *http.Client
+	// AllowHTTPLoopback lets remote CSV URLs use plain http to loopback hosts (tests).
+	AllowHTTPLoopback bool
+	// Budget bounds the work of one Fetch or Apply call (default 20 s).
+	Budget time.Duration
+	// PageSize is the provider page size where the provider lets us choose.
+	PageSize int
+	// BatchSize is the number of objects per apply transaction (default 1000).
+	BatchSize int
+	// BcryptCost hashes CSV passwords (default bcrypt.DefaultCost).
+	BcryptCost int
+}
 
-var errTODO = errors.New("not implemented yet")
+// Activities are the steps of a sync run.
+type Activities struct {
+	Deps
+}
 
-func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunResult, error) {
-	return StartRunResult{}, errTODO
+// New returns the activities with defaults filled in.
+func New(d Deps) *Activities {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Budget <= 0 {
+		d.Budget = 20 * time.Second
+	}
+	if d.BatchSize <= 0 {
+		d.BatchSize = 1000
+	}
+	return &Activities{Deps: d}
 }
-func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, error) {
-	return FetchResult{}, errTODO
+
+// Error types the workflow does not retry (workflows' NonRetryableErrorTypes).
+const (
+	ErrTypeInvalidData = "InvalidData"
+	ErrTypeAuth        = "Auth"
+	ErrTypePermission  = "Permission"
+	ErrTypeLicence     = "Licence"
+	ErrTypeConfig      = "Config"
+	ErrTypeThrottled   = "Throttled"
+)
+
+// classify turns a provider or store error into what Temporal needs to
+// decide on a retry: a final error is non-retryable with a message that
+// says what to fix, a 429 waits what the provider asked for, anything else
+// (network, database) is retried as it is.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var thr *provider.ThrottledError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.As(err, &thr):
+		return temporal.NewApplicationErrorWithOptions(err.Error(), ErrTypeThrottled,
+			temporal.ApplicationErrorOptions{NextRetryDelay: thr.RetryAfter, Cause: err})
+	case errors.Is(err, provider.ErrAuth):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeAuth, err)
+	case errors.Is(err, provider.ErrPermission):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePermission, err)
+	case errors.Is(err, provider.ErrInvalidData):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidData, err)
+	case errors.Is(err, provider.ErrNotFound), errors.Is(err, directory.ErrNotFound):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeConfig, err)
+	}
+	return err
 }
-func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error) {
-	return PlanResult{}, errTODO
+
+func configError(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrTypeConfig, nil)
 }
-func (a *Activities) SetStatus(ctx context.Context, in SetStatusInput) error { return errTODO }
-func (a *Activities) Apply(ctx context.Context, in ApplyInput) (ApplyResult, error) {
-	return ApplyResult{}, errTODO
+
+// runContext is what every step loads: the run, its profile and its
+// decrypted configuration.
+type runContext struct {
+	run     *directory.Run
+	profile *directory.Profile
+	cfg     *profile.Config
 }
-func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error { return errTODO }
+
+func (a *Activities) load(ctx context.Context, runID string) (*runContext, error) {
+	run, err := a.Store.GetRun(ctx, runID)
+	if err != nil {
+		return nil, classify(fmt.Errorf("load run: %w", err))
+	}
+	p, err := a.Store.GetProfile(ctx, run.ProfileID)
+	if errors.Is(err, directory.ErrNotFound) {
+		return nil, configError("profile %s of run %s no longer exists", run.ProfileID, runID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load profile: %w", err)
+	}
+	cfg, err := profile.Open(a.Box, p.Config, p.Secrets)
+	if err != nil {
+		return nil, configError("profile %q: %v", p.Name, err)
+	}
+	return &runContext{run: run, profile: p, cfg: cfg}, nil
+}
+
+// sleep waits d unless ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// heartbeat records progress where Temporal can see it and lets a
+// cancellation reach the activity; outside an activity (plain calls in
+// tests) it does nothing.
+func heartbeat(ctx context.Context, details ...any) {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, details...)
+	}
+}
+
+// SetStatus implements the activity of that name.
+func (a *Activities) SetStatus(ctx context.Context, in SetStatusInput) error {
+	if err := a.Store.SetRunStatus(ctx, in.RunID, in.Status, in.Phase, in.Message, time.Now()); err != nil {
+		return fmt.Errorf("set status: %w", err)
+	}
+	if in.Status == directory.RunAwaitingApproval {
+		rc, err := a.load(ctx, in.RunID)
+		if err != nil {
+			return err
+		}
+		return a.audit(ctx, rc, "run_awaiting_approval", in.Message)
+	}
+	return nil
+}
+
+func (a *Activities) audit(ctx context.Context, rc *runContext, action, details string) error {
+	err := a.Store.AddAudit(ctx, &directory.AuditEntry{Category: directory.CategorySync, Action: action,
+		Connection: rc.profile.Name, RunID: rc.run.ID, Subject: rc.profile.Name, Details: details})
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}

@@ -140,6 +140,7 @@ CREATE TABLE sync_plan (
     PRIMARY KEY (run_id, external_id)
 );
 CREATE INDEX sync_plan_action ON sync_plan (run_id, action, external_id);
+CREATE INDEX sync_plan_user ON sync_plan (run_id, user_id);
 
 CREATE TABLE audit_log (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -1,0 +1,71 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/rules"
+)
+
+var timeNow = time.Now
+
+// Plan compares the fetched users with the directory, then applies the two
+// rules that may stop a run before it writes anything: the licence (a hard
+// stop) and the accidental-delete guard (a hold for approval).
+func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error) {
+	rc, err := a.load(ctx, in.RunID)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	out, err := a.Store.Plan(ctx, rc.run.ID, directory.PlanInput{DirectoryKey: rc.run.DirectoryKey, DryRun: rc.run.DryRun})
+	if err != nil {
+		return PlanResult{}, err
+	}
+	limit, err := a.Store.GetLicenceLimit(ctx)
+	if err != nil {
+		return PlanResult{}, fmt.Errorf("read licence: %w", err)
+	}
+	c := out.Counts
+	if msg := rules.LicenceExceeded(out.ActiveTotal, c.Created, c.Reenabled, c.Disabled, limit); msg != "" {
+		return PlanResult{Counts: c}, temporal.NewNonRetryableApplicationError(msg, ErrTypeLicence, nil)
+	}
+	guard := rules.Guard(c.Disabled, out.ActiveInDirectory, c.Fetched, rules.Limits{
+		MaxDisables: rc.cfg.Safety.MaxDisables, MaxDisablePercent: rc.cfg.Safety.MaxDisablePercent})
+	return PlanResult{Counts: c, Guard: guard}, nil
+}
+
+// Apply executes batches of the plan until it is complete or the call's
+// budget is spent. Each batch commits with its progress and counts.
+func (a *Activities) Apply(ctx context.Context, in ApplyInput) (ApplyResult, error) {
+	rc, err := a.load(ctx, in.RunID)
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	groups, err := rules.NewGroupFilter(rc.cfg.GroupSync.Mode, rc.cfg.GroupSync.Pattern)
+	if err != nil {
+		return ApplyResult{}, configError("profile %q: %v", rc.profile.Name, err)
+	}
+	ai := directory.ApplyInput{DirectoryKey: rc.run.DirectoryKey, Connection: rc.profile.Name,
+		GroupSync: groups.On(), OrgChart: rc.cfg.PopulateOrgChart, BatchSize: a.BatchSize}
+	deadline := timeNow().Add(a.Budget)
+	for {
+		done, counts, err := a.Store.ApplyBatch(ctx, rc.run.ID, ai)
+		if err != nil {
+			return ApplyResult{}, err
+		}
+		heartbeat(ctx, counts)
+		if done {
+			return ApplyResult{Done: true, Counts: counts}, nil
+		}
+		if err := sleep(ctx, a.PageDelay); err != nil {
+			return ApplyResult{Counts: counts}, err
+		}
+		if timeNow().After(deadline) {
+			return ApplyResult{Counts: counts}, nil
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
+)
+
+// StartRun records the run (the API may have recorded it already), decides
+// whether it must be skipped, and fixes the source it reads: a remote CSV is
+// copied into the document store so that a resumed run reads the same bytes.
+func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunResult, error) {
+	p, err := a.Store.GetProfile(ctx, in.ProfileID)
+	if errors.Is(err, directory.ErrNotFound) {
+		return StartRunResult{}, configError("profile %s does not exist", in.ProfileID)
+	}
+	if err != nil {
+		return StartRunResult{}, fmt.Errorf("load profile: %w", err)
+	}
+	run := &directory.Run{ID: in.RunID, ProfileID: p.ID, ProfileName: p.Name, Provider: p.Provider,
+		DirectoryKey: p.DirectoryKey, Trigger: in.Trigger, DryRun: in.DryRun, Status: directory.RunRunning,
+		Phase: directory.PhaseFetch, WorkflowID: in.WorkflowID, TemporalRunID: in.TemporalRunID, StartedAt: time.Now()}
+	if err := a.Store.CreateRun(ctx, run); err != nil {
+		return StartRunResult{}, fmt.Errorf("record run: %w", err)
+	}
+	rc, err := a.load(ctx, in.RunID)
+	if err != nil {
+		return StartRunResult{}, err
+	}
+	res := StartRunResult{ProfileName: p.Name, Provider: p.Provider}
+	switch {
+	case !rc.cfg.IsEnabled():
+		res.Skip = "the profile is disabled"
+	case p.Provider != profile.ProviderCSV && len(rc.cfg.Groups) == 0:
+		res.Skip = "no group is selected on the profile: nothing was synced and nobody was disabled"
+	}
+	if res.Skip != "" {
+		return res, nil
+	}
+	if p.Provider == profile.ProviderCSV && rc.run.SourceDocumentID == "" {
+		doc, err := a.snapshotCSV(ctx, rc)
+		if err != nil {
+			return res, classify(err)
+		}
+		if err := a.Store.SetRunSource(ctx, rc.run.ID, doc); err != nil {
+			return res, err
+		}
+	}
+	if err := a.auditOnce(ctx, rc, "run_started", fmt.Sprintf("trigger=%s dryRun=%t", in.Trigger, in.DryRun)); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// snapshotCSV returns the document a CSV run reads: the profile's uploaded
+// document, or a fresh copy of the remote file.
+func (a *Activities) snapshotCSV(ctx context.Context, rc *runContext) (string, error) {
+	c := rc.cfg.CSV
+	if c == nil {
+		return "", configError("profile %q has no csv block", rc.profile.Name)
+	}
+	if c.Source == "document" {
+		if _, err := a.Store.GetDocument(ctx, c.DocumentID); err != nil {
+			return "", fmt.Errorf("csv document %s of profile %q: %w", c.DocumentID, rc.profile.Name, err)
+		}
+		return c.DocumentID, nil
+	}
+	var buf bytes.Buffer
+	remote := csv.Remote{URL: c.URL, Username: c.Username, Password: c.Password, Client: a.HTTPClient,
+		AllowHTTPLoopback: a.AllowHTTPLoopback}
+	if _, err := remote.Download(ctx, &buf); err != nil {
+		return "", fmt.Errorf("download csv: %w", err)
+	}
+	doc, err := a.Store.CreateDocument(ctx, "run-"+rc.run.ID+".csv", "text/csv", &buf, csv.DefaultMaxSize)
+	if err != nil {
+		return "", fmt.Errorf("store csv copy: %w", err)
+	}
+	return doc.ID, nil
+}
+
+// auditOnce writes an audit entry unless the run already has one with
+// that action: StartRun may run again after a crash.
+func (a *Activities) auditOnce(ctx context.Context, rc *runContext, action, details string) error {
+	page, err := a.Store.ListAudit(ctx, directory.AuditFilter{RunID: rc.run.ID, Action: action}, directory.ListOptions{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("read audit: %w", err)
+	}
+	if len(page.Items) > 0 {
+		return nil
+	}
+	return a.audit(ctx, rc, action, details)
+}
+
+// FinishRun records the final status, removes what the run staged (and
+// its copy of a remote CSV) and writes the closing audit entry.
+func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
+	rc, err := a.load(ctx, in.RunID)
+	if err != nil {
+		// A run whose profile was deleted must still end.
+		if serr := a.Store.SetRunStatus(ctx, in.RunID, in.Status, "", in.Error, time.Now()); serr != nil {
+			return fmt.Errorf("finish run: %w", serr)
+		}
+		return nil
+	}
+	phase := ""
+	if in.Status == directory.RunSucceeded {
+		phase = directory.PhaseDone
+	}
+	if err := a.Store.SetRunStatus(ctx, in.RunID, in.Status, phase, in.Error, time.Now()); err != nil {
+		return fmt.Errorf("finish run: %w", err)
+	}
+	if err := a.Store.DropRunData(ctx, in.RunID); err != nil {
+		return fmt.Errorf("finish run: %w", err)
+	}
+	if rc.cfg.CSV != nil && rc.cfg.CSV.Source != "document" && rc.run.SourceDocumentID != "" {
+		if err := a.Store.DeleteDocument(ctx, rc.run.SourceDocumentID); err != nil && !errors.Is(err, directory.ErrNotFound) {
+			return fmt.Errorf("remove csv copy: %w", err)
+		}
+	}
+	run, err := a.Store.GetRun(ctx, in.RunID)
+	if err != nil {
+		return fmt.Errorf("finish run: %w", err)
+	}
+	c := run.Counts
+	details := fmt.Sprintf("status=%s fetched=%d created=%d updated=%d unchanged=%d disabled=%d reenabled=%d skipped=%d conflicts=%d",
+		run.Status, c.Fetched, c.Created, c.Updated, c.Unchanged, c.Disabled, c.Reenabled, c.Skipped, c.Conflicts)
+	if in.Error != "" {
+		details += " error=" + in.Error
+	}
+	return a.auditOnce(ctx, rc, "run_finished", details)
+}
