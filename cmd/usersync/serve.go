@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/api"
+	"github.com/usersync/usersync/config"
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/secret"
+	"github.com/usersync/usersync/worker"
+	"github.com/usersync/usersync/workflows"
+)
+
+// Timeouts of the process life cycle.
+const (
+	// temporalDialTimeout is how long a starting process waits for the
+	// Temporal frontend: in docker-compose the server comes up after us.
+	temporalDialTimeout = 2 * time.Minute
+	// shutdownTimeout bounds the graceful stop of the HTTP server and worker.
+	shutdownTimeout = 20 * time.Second
+)
+
+func runMigrate(ctx context.Context, e *env, args []string) error {
+	cfg, err := loadConfig(e, "migrate", "apply the database migrations and exit", args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(e, cfg)
+	db, _, err := openDirectory(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return db.Close()
+}
+
+func runAPI(ctx context.Context, e *env, args []string) error {
+	cfg, err := loadConfig(e, "api", "serve the HTTP API", args)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Require("usersync api", "USERSYNC_API_TOKEN", "USERSYNC_SECRET_KEY"); err != nil {
+		return err
+	}
+	return serve(ctx, e, cfg, services{api: true})
+}
+
+func runWorker(ctx context.Context, e *env, args []string) error {
+	cfg, err := loadConfig(e, "worker", "run the Temporal worker: sync workflows and activities", args)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Require("usersync worker", "USERSYNC_SECRET_KEY"); err != nil {
+		return err
+	}
+	return serve(ctx, e, cfg, services{worker: true})
+}
+
+// services says what one process runs.
+type services struct {
+	api, worker bool
+	// banner, when set, is printed once the API listens (dev).
+	banner func(apiURL string)
+}
+
+// serve opens the database and Temporal, then runs the API and/or the
+// worker until ctx ends (SIGINT/SIGTERM), and stops them gracefully.
+func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
+	log := newLogger(e, cfg)
+	log.Info("usersync starting", "version", versionString(), "config", cfg)
+
+	box, err := secret.NewBox(cfg.SecretKey)
+	if err != nil {
+		return fmt.Errorf("USERSYNC_SECRET_KEY: %w", err)
+	}
+	db, store, err := openDirectory(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	tc, err := dialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if err := workflows.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
+		return fmt.Errorf("register search attributes: %w", err)
+	}
+
+	errc := make(chan error, 1)
+
+	if s.worker {
+		acts := activities.New(activities.Deps{Store: store, Box: box, Logger: log, PageDelay: cfg.FaultPageDelay})
+		if cfg.FaultPageDelay > 0 {
+			log.Warn("fault injection: every fetched page is delayed", "pageDelay", cfg.FaultPageDelay)
+		}
+		w := worker.New(tc, cfg.TemporalTaskQueue, acts, worker.Options{})
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start worker on task queue %s: %w", cfg.TemporalTaskQueue, err)
+		}
+		defer func() {
+			w.Stop()
+			log.Info("worker stopped")
+		}()
+		log.Info("worker polling", "taskQueue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
+	}
+
+	if s.api {
+		wf := &workflows.Client{
+			Temporal:  tc,
+			TaskQueue: cfg.TemporalTaskQueue,
+			Namespace: cfg.TemporalNamespace,
+			UIBaseURL: cfg.TemporalUIURL,
+			Store:     store,
+		}
+		ready := func(ctx context.Context) error {
+			if err := db.PingContext(ctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			if _, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+				return fmt.Errorf("temporal: %w", err)
+			}
+			return nil
+		}
+		var handler http.Handler = api.New(api.Options{
+			Store:  store,
+			Runner: wf,
+			Box:    box,
+			Token:  cfg.APIToken,
+			Logger: log,
+			Ready:  ready,
+		})
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s (USERSYNC_LISTEN): %w", cfg.Listen, err)
+		}
+		apiURL := "http://" + displayAddr(ln.Addr().String()) + "/api/v1"
+		log.Info("api listening", "url", apiURL)
+		if s.banner != nil {
+			s.banner(apiURL)
+		}
+		srv := &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http server: %w", err)
+				return
+			}
+			errc <- nil
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				log.Warn("http server did not stop in time", "err", err)
+				srv.Close()
+			}
+			log.Info("api stopped")
+		}()
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// openDirectory opens and migrates the database of cfg.
+func openDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger) (*directory.DB, *directory.SQLStore, error) {
+	db, err := directory.OpenDB(ctx, cfg.DatabaseURL())
+	if err != nil {
+		return nil, nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("migrate database: %w", err)
+	}
+	log.Info("database ready", "dialect", db.Dialect)
+	return db, directory.NewSQLStore(db), nil
+}
+
+// dialTemporal connects to the Temporal frontend, retrying while it is not
+// up yet (compose starts it alongside us), for at most temporalDialTimeout.
+func dialTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger) (client.Client, error) {
+	opts := client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+	}
+	deadline := time.Now().Add(temporalDialTimeout)
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		tc, err := client.DialContext(dctx, opts)
+		cancel()
+		if err == nil {
+			log.Info("temporal connected", "address", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace)
+			return tc, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, ctx.Err())
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("connect to temporal at %s (TEMPORAL_ADDRESS) for %s: %w", cfg.TemporalAddress, temporalDialTimeout, err)
+		}
+		log.Warn("temporal not reachable yet, retrying", "address", cfg.TemporalAddress, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// displayAddr turns a listen address into one a browser or curl can use:
+// an unspecified host (":8080", "0.0.0.0:8080") becomes 127.0.0.1.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
