@@ -239,10 +239,10 @@ func TestDevQuickstart(t *testing.T) {
 		"csv": map[string]any{
 			"source": "document", "documentId": doc.ID,
 			"userMatchField": "username", "managerField": "manager", "groupsField": "groups",
+			"columnMap":       map[string]any{"department": "department"},
 			"defaultPassword": "Welcome-2-usersync!",
 		},
 		"groupSync":        map[string]any{"mode": "all"},
-		"attributeMap":     map[string]any{"department": "department"},
 		"populateOrgChart": true,
 	}, &prof)
 
@@ -286,6 +286,20 @@ func TestDevQuickstart(t *testing.T) {
 	api.json("GET", "/api/v1/users?limit=100", nil, &users)
 	if len(users.Items) != 25 {
 		t.Errorf("GET /users: %d users, want 25", len(users.Items))
+	}
+	// The quoted field with a comma of examples/people.csv arrives whole.
+	var one struct {
+		Items []struct {
+			Username   string            `json:"username"`
+			ManagerID  string            `json:"managerId"`
+			Attributes map[string]string `json:"attributes"`
+			Groups     []string          `json:"groups"`
+		} `json:"items"`
+	}
+	api.json("GET", "/api/v1/users?q=cdubois", nil, &one)
+	if len(one.Items) != 1 || one.Items[0].Attributes["department"] != "Research, Development & Innovation" ||
+		one.Items[0].ManagerID == "" {
+		t.Errorf("cdubois: %+v", one.Items)
 	}
 
 	// Ctrl-C: a graceful stop with exit status 0.
