@@ -223,9 +223,8 @@ func (c *Config) DatabaseURL() string {
 }
 
 // Require checks that the named variables (USERSYNC_API_TOKEN, …) are set,
-// and names every missing one with its flag in the error. who is the
-// subcommand asking, for the message.
-func (c *Config) Require(who string, envs ...string) error {
+// and names every missing one with its flag in the error.
+func (c *Config) Require(envs ...string) error {
 	byEnv := map[string]Var{}
 	for _, v := range c.vars() {
 		byEnv[v.Env] = v
@@ -240,10 +239,13 @@ func (c *Config) Require(who string, envs ...string) error {
 			missing = append(missing, fmt.Sprintf("%s (or --%s)", v.Env, v.Flag))
 		}
 	}
-	if len(missing) == 0 {
+	switch len(missing) {
+	case 0:
 		return nil
+	case 1:
+		return fmt.Errorf("%s is required but not set", missing[0])
 	}
-	return fmt.Errorf("%s requires %s to be set", who, strings.Join(missing, " and "))
+	return fmt.Errorf("%s are required but not set", strings.Join(missing, " and "))
 }
 
 // redacted is what a secret prints as; redactedURLPart is the same inside a

@@ -192,13 +192,17 @@ func TestTrailingSlashOfUIURLIsDropped(t *testing.T) {
 
 func TestRequire(t *testing.T) {
 	c := mustLoad(t, nil, map[string]string{"USERSYNC_SECRET_KEY": "k"})
-	if err := c.Require("usersync worker", "USERSYNC_SECRET_KEY"); err != nil {
+	if err := c.Require("USERSYNC_SECRET_KEY"); err != nil {
 		t.Fatalf("set variable reported missing: %v", err)
 	}
-	err := c.Require("usersync api", "USERSYNC_API_TOKEN", "USERSYNC_SECRET_KEY")
-	if err == nil || !strings.Contains(err.Error(), "USERSYNC_API_TOKEN (or --api-token)") ||
-		strings.Contains(err.Error(), "USERSYNC_SECRET_KEY") || !strings.Contains(err.Error(), "usersync api") {
+	err := c.Require("USERSYNC_API_TOKEN", "USERSYNC_SECRET_KEY")
+	if err == nil || err.Error() != "USERSYNC_API_TOKEN (or --api-token) is required but not set" {
 		t.Fatalf("Require: %v", err)
+	}
+	c = mustLoad(t, nil, nil)
+	err = c.Require("USERSYNC_API_TOKEN", "USERSYNC_SECRET_KEY")
+	if err == nil || err.Error() != "USERSYNC_API_TOKEN (or --api-token) and USERSYNC_SECRET_KEY (or --secret-key) are required but not set" {
+		t.Fatalf("Require both: %v", err)
 	}
 }
 

@@ -112,7 +112,8 @@ func run(ctx context.Context, e *env, args []string) int {
 }
 
 func printHelp(w io.Writer) {
-	fmt.Fprintf(w, "usersync %s keeps a people directory in step with Entra ID, Okta and CSV files.\n\n", versionString())
+	fmt.Fprintln(w, "usersync keeps a people directory in step with Entra ID, Okta and CSV files.")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Usage: usersync <command> [flags]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")

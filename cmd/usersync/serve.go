@@ -48,7 +48,7 @@ func runAPI(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Require("usersync api", "USERSYNC_API_TOKEN", "USERSYNC_SECRET_KEY"); err != nil {
+	if err := cfg.Require("USERSYNC_API_TOKEN", "USERSYNC_SECRET_KEY"); err != nil {
 		return err
 	}
 	return serve(ctx, e, cfg, services{api: true})
@@ -59,7 +59,7 @@ func runWorker(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Require("usersync worker", "USERSYNC_SECRET_KEY"); err != nil {
+	if err := cfg.Require("USERSYNC_SECRET_KEY"); err != nil {
 		return err
 	}
 	return serve(ctx, e, cfg, services{worker: true})
@@ -102,7 +102,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 	if s.worker {
 		acts := activities.New(activities.Deps{Store: store, Box: box, Logger: log, PageDelay: cfg.FaultPageDelay})
 		if cfg.FaultPageDelay > 0 {
-			log.Warn("fault injection: every fetched page is delayed", "pageDelay", cfg.FaultPageDelay)
+			log.Warn("fault injection: every fetched page is delayed", "pageDelay", cfg.FaultPageDelay.String())
 		}
 		w := worker.New(tc, cfg.TemporalTaskQueue, acts, worker.Options{})
 		if err := w.Start(); err != nil {
