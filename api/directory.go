@@ -1,0 +1,289 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/rules"
+)
+
+// Hand-made directory changes are audited under category Directory, so the
+// log tells them apart from what a sync did.
+func (s *server) auditDirectory(c *gin.Context, action, subject, details string) {
+	s.audit(c, directory.AuditEntry{Category: directory.CategoryDirectory, Action: action, Subject: subject, Details: details})
+}
+
+// userOut shows empty attributes and groups as {} and [] rather than null.
+func userOut(u *directory.User) *directory.User {
+	if u.Attributes == nil {
+		u.Attributes = map[string]string{}
+	}
+	if u.Groups == nil {
+		u.Groups = []string{}
+	}
+	return u
+}
+
+func (s *server) listUsers(c *gin.Context) error {
+	opt, err := listOptions(c)
+	if err != nil {
+		return err
+	}
+	status, err := oneOf(c, "status", directory.StatusActive, directory.StatusDisabled)
+	if err != nil {
+		return err
+	}
+	f := directory.UserFilter{Status: status, Directory: c.Query("directory"), Query: c.Query("q")}
+	page, err := s.store.ListUsers(c.Request.Context(), f, opt)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, mapPage(page, func(u *directory.User) *directory.User { return userOut(u) }))
+	return nil
+}
+
+func (s *server) getUser(c *gin.Context) error {
+	u, err := s.store.GetUser(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, userOut(u))
+	return nil
+}
+
+// createUser makes a local user: the fields a synced user must have are
+// required here too, and a password is kept only as a bcrypt hash.
+func (s *server) createUser(c *gin.Context) error {
+	var req struct {
+		Username  string `json:"username"`
+		FirstName string `json:"firstName"`
+		LastName  string `json:"lastName"`
+		Email     string `json:"email"`
+		Password  string `json:"password"`
+	}
+	if err := readJSON(c, &req); err != nil {
+		return err
+	}
+	req.Username, req.FirstName, req.LastName, req.Email = strings.TrimSpace(req.Username),
+		strings.TrimSpace(req.FirstName), strings.TrimSpace(req.LastName), strings.TrimSpace(req.Email)
+	var errs profile.FieldErrors
+	for _, f := range rules.MissingFields(rules.Record{Username: req.Username, FirstName: req.FirstName,
+		LastName: req.LastName, Email: req.Email}) {
+		errs = append(errs, profile.FieldError{Field: f, Message: "required"})
+	}
+	if req.Email != "" && !rules.ValidEmail(req.Email) {
+		errs = append(errs, profile.FieldError{Field: "email", Message: "not a valid email address"})
+	}
+	u := &directory.User{Username: req.Username, FirstName: req.FirstName, LastName: req.LastName,
+		Email: req.Email, DirectoryKey: directory.LocalDirectory, Status: directory.StatusActive}
+	if req.Password != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), bcrypt.DefaultCost)
+		switch {
+		case errors.Is(err, bcrypt.ErrPasswordTooLong):
+			errs = append(errs, profile.FieldError{Field: "password", Message: "at most 72 bytes"})
+		case err != nil:
+			return fmt.Errorf("hash password: %w", err)
+		}
+		u.PasswordHash = string(hash)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if err := s.store.CreateUser(c.Request.Context(), u); err != nil {
+		if errors.Is(err, directory.ErrConflict) {
+			return errConflict("username %q is taken", u.Username)
+		}
+		return err
+	}
+	s.auditDirectory(c, "user_created", u.Username, "local user")
+	c.JSON(http.StatusCreated, userOut(u))
+	return nil
+}
+
+// patchUser enables or disables a user by hand. A sync re-enables a user
+// of its directory that is active in the provider.
+func (s *server) patchUser(c *gin.Context) error {
+	ctx := c.Request.Context()
+	var req struct {
+		Status string `json:"status"`
+	}
+	if err := readJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Status != directory.StatusActive && req.Status != directory.StatusDisabled {
+		return errInvalidField("status", "must be active or disabled")
+	}
+	if err := s.store.SetUserStatus(ctx, c.Param("id"), req.Status, time.Now()); err != nil {
+		return err
+	}
+	u, err := s.store.GetUser(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	action := "user_enabled"
+	if req.Status == directory.StatusDisabled {
+		action = "user_disabled"
+	}
+	s.auditDirectory(c, action, u.Username, "by hand")
+	c.JSON(http.StatusOK, userOut(u))
+	return nil
+}
+
+func (s *server) deleteUser(c *gin.Context) error {
+	ctx := c.Request.Context()
+	u, err := s.store.GetUser(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteUser(ctx, u.ID); err != nil {
+		return err
+	}
+	s.auditDirectory(c, "user_deleted", u.Username, "directory "+u.DirectoryKey)
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) listGroups(c *gin.Context) error {
+	opt, err := listOptions(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.ListGroups(c.Request.Context(), c.Query("q"), opt)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, page)
+	return nil
+}
+
+func (s *server) getGroup(c *gin.Context) error {
+	g, err := s.store.GetGroup(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, g)
+	return nil
+}
+
+func (s *server) listGroupMembers(c *gin.Context) error {
+	ctx := c.Request.Context()
+	opt, err := listOptions(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.GetGroup(ctx, c.Param("id")); err != nil {
+		return err
+	}
+	page, err := s.store.ListGroupMembers(ctx, c.Param("id"), opt)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, mapPage(page, func(u *directory.User) *directory.User { return userOut(u) }))
+	return nil
+}
+
+// readName reads {"name": "…"}, the body of a new group or role.
+func readName(c *gin.Context) (string, error) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := readJSON(c, &req); err != nil {
+		return "", err
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" {
+		return "", errInvalidField("name", "required")
+	}
+	return name, nil
+}
+
+func (s *server) createGroup(c *gin.Context) error {
+	name, err := readName(c)
+	if err != nil {
+		return err
+	}
+	g := &directory.Group{Name: name}
+	if err := s.store.CreateGroup(c.Request.Context(), g); err != nil {
+		if errors.Is(err, directory.ErrConflict) {
+			return errConflict("a local group named %q exists", name)
+		}
+		return err
+	}
+	s.auditDirectory(c, "group_created", g.Name, "local group "+g.ID)
+	c.JSON(http.StatusCreated, g)
+	return nil
+}
+
+func (s *server) addGroupMember(c *gin.Context) error {
+	if err := s.store.AddGroupMember(c.Request.Context(), c.Param("id"), c.Param("userId")); err != nil {
+		return err
+	}
+	s.auditDirectory(c, "group_member_added", c.Param("userId"), "group "+c.Param("id"))
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) removeGroupMember(c *gin.Context) error {
+	if err := s.store.RemoveGroupMember(c.Request.Context(), c.Param("id"), c.Param("userId")); err != nil {
+		return err
+	}
+	s.auditDirectory(c, "group_member_removed", c.Param("userId"), "group "+c.Param("id"))
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) listRoles(c *gin.Context) error {
+	opt, err := listOptions(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.ListRoles(c.Request.Context(), opt)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, page)
+	return nil
+}
+
+func (s *server) createRole(c *gin.Context) error {
+	name, err := readName(c)
+	if err != nil {
+		return err
+	}
+	r := &directory.Role{Name: name}
+	if err := s.store.CreateRole(c.Request.Context(), r); err != nil {
+		if errors.Is(err, directory.ErrConflict) {
+			return errConflict("a role named %q exists", name)
+		}
+		return err
+	}
+	s.auditDirectory(c, "role_created", r.Name, "role "+r.ID)
+	c.JSON(http.StatusCreated, r)
+	return nil
+}
+
+func (s *server) addRoleMember(c *gin.Context) error {
+	if err := s.store.AddRoleMember(c.Request.Context(), c.Param("id"), c.Param("userId")); err != nil {
+		return err
+	}
+	s.auditDirectory(c, "role_member_added", c.Param("userId"), "role "+c.Param("id"))
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) removeRoleMember(c *gin.Context) error {
+	if err := s.store.RemoveRoleMember(c.Request.Context(), c.Param("id"), c.Param("userId")); err != nil {
+		return err
+	}
+	s.auditDirectory(c, "role_member_removed", c.Param("userId"), "role "+c.Param("id"))
+	c.Status(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+)
+
+// apiError is an error with its answer: status, code and a message meant
+// for the client. Anything else a handler returns is an internal error,
+// logged and answered without detail.
+type apiError struct {
+	Status  int                  `json:"-"`
+	Code    string               `json:"code"`
+	Message string               `json:"message"`
+	Details []profile.FieldError `json:"details,omitempty"`
+	RunID   string               `json:"runId,omitempty"` // run_in_progress: the running run
+	run     *runJSON             // run_in_progress: shown beside the error
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func errBadRequest(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "bad_request", Message: fmt.Sprintf(format, args...)}
+}
+
+func errNotFound(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf(format, args...)}
+}
+
+func errConflict(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf(format, args...)}
+}
+
+func errTooLarge(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf(format, args...)}
+}
+
+// errInvalid is a 422 with one detail per field.
+func errInvalid(fe profile.FieldErrors) *apiError {
+	return &apiError{Status: http.StatusUnprocessableEntity, Code: "validation_failed", Message: fe.Error(), Details: fe}
+}
+
+func errInvalidField(field, format string, args ...any) *apiError {
+	return errInvalid(profile.FieldErrors{{Field: field, Message: fmt.Sprintf(format, args...)}})
+}
+
+// fail answers err and ends the request.
+func (s *server) fail(c *gin.Context, err error) {
+	e := s.classify(c, err)
+	body := gin.H{"error": e}
+	if e.run != nil {
+		body["run"] = e.run
+	}
+	c.AbortWithStatusJSON(e.Status, body)
+}
+
+// classify maps an error onto its answer. Store errors carry messages the
+// store wrote for people ("profile 42: not found"), so those are passed on;
+// an unknown error is logged with the request id and answered as internal,
+// since its text may name tables, hosts or files.
+func (s *server) classify(c *gin.Context, err error) *apiError {
+	var (
+		ae  *apiError
+		de  *profile.DecodeError
+		fe  profile.FieldErrors
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &de):
+		return errBadRequest("%s", de.Message)
+	case errors.As(err, &fe):
+		return errInvalid(fe)
+	case errors.As(err, &mbe):
+		return errTooLarge("request body larger than %d bytes", mbe.Limit)
+	case errors.Is(err, directory.ErrTooLarge):
+		return errTooLarge("document larger than %d bytes", s.maxDocument)
+	case errors.Is(err, directory.ErrInvalidCursor):
+		return errBadRequest("invalid cursor")
+	case errors.Is(err, directory.ErrNotFound):
+		return errNotFound("%s", err.Error())
+	case errors.Is(err, directory.ErrConflict):
+		return errConflict("%s", err.Error())
+	}
+	s.log.Error("request failed", "error", err, "method", c.Request.Method, "path", c.Request.URL.Path,
+		"requestId", requestIDOf(c))
+	return &apiError{Status: http.StatusInternalServerError, Code: "internal",
+		Message: "internal error (request id " + requestIDOf(c) + ")"}
+}
