@@ -28,6 +28,11 @@ const (
 	// stopTimeout lets an activity in flight commit its current stretch
 	// and heartbeat on a deploy instead of being cut off and replayed.
 	stopTimeout = 20 * time.Second
+	// heartbeatThrottle caps how long the SDK holds back heartbeats (by
+	// default 80% of the heartbeat timeout: 24s). A cancel reaches an
+	// activity only in the answer to a heartbeat, so this is how long a
+	// cancel from the API or the Temporal UI takes to stop a fetch or apply.
+	heartbeatThrottle = 2 * time.Second
 )
 
 // Options tune the worker; the zero value means the defaults.
@@ -47,6 +52,7 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts Op
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize: opts.MaxConcurrentActivities,
 		WorkerStopTimeout:                  stopTimeout,
+		MaxHeartbeatThrottleInterval:       heartbeatThrottle,
 	})
 	w.RegisterWorkflowWithOptions(workflows.SyncProfile, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	// Registered by method name (StartRun, Fetch, …): the workflow calls

@@ -29,6 +29,12 @@ import (
 // The run id picks the behaviour: "…-failed" fails the fetch for good,
 // "…-cancel" fetches until cancelled, "…-guard" trips the guard.
 type fakeActivities struct {
+	// store, when set, gets the status changes the real activities record.
+	store directory.Store
+	// blockFetch and guard apply the "-cancel" and "-guard" behaviours to
+	// every run.
+	blockFetch, guard bool
+
 	mu      sync.Mutex
 	fetches map[string]int
 	applies map[string]int
@@ -62,7 +68,7 @@ func (f *fakeActivities) Fetch(ctx context.Context, in activities.FetchInput) (a
 		return activities.FetchResult{}, temporal.NewNonRetryableApplicationError(
 			"Microsoft Entra rejected the client secret of Contoso Entra: paste a valid secret on the profile",
 			"Auth", fmt.Errorf("AADSTS7000215: invalid client secret provided"))
-	case strings.HasSuffix(in.RunID, "-cancel"):
+	case f.blockFetch || strings.HasSuffix(in.RunID, "-cancel"):
 		f.setStatus(in.RunID, "fetching")
 		for {
 			activity.RecordHeartbeat(ctx, "cursor")
@@ -83,14 +89,17 @@ func (f *fakeActivities) Fetch(ctx context.Context, in activities.FetchInput) (a
 
 func (f *fakeActivities) Plan(_ context.Context, in activities.PlanInput) (activities.PlanResult, error) {
 	res := activities.PlanResult{Counts: directory.RunCounts{Created: 250, Updated: 30, Unchanged: 10, Disabled: 10}}
-	if strings.HasSuffix(in.RunID, "-guard") {
+	if f.guard || strings.HasSuffix(in.RunID, "-guard") {
 		res.Guard = "would disable 600 of 1000 active users (limit 500)"
 	}
 	return res, nil
 }
 
-func (f *fakeActivities) SetStatus(_ context.Context, in activities.SetStatusInput) error {
+func (f *fakeActivities) SetStatus(ctx context.Context, in activities.SetStatusInput) error {
 	f.setStatus(in.RunID, in.Status)
+	if f.store != nil {
+		return f.store.SetRunStatus(ctx, in.RunID, in.Status, in.Phase, in.Message, time.Time{})
+	}
 	return nil
 }
 
@@ -106,8 +115,11 @@ func (f *fakeActivities) Apply(ctx context.Context, in activities.ApplyInput) (a
 	}, nil
 }
 
-func (f *fakeActivities) FinishRun(_ context.Context, in activities.FinishInput) error {
+func (f *fakeActivities) FinishRun(ctx context.Context, in activities.FinishInput) error {
 	f.setStatus(in.RunID, in.Status)
+	if f.store != nil {
+		return f.store.SetRunStatus(ctx, in.RunID, in.Status, directory.PhaseDone, in.Error, time.Time{})
+	}
 	return nil
 }
 
@@ -126,7 +138,7 @@ func TestRecordHistory(t *testing.T) {
 	c := startDevServer(t)
 	const queue = "usersync-record"
 	fake := newFakeActivities()
-	w := worker.New(c, queue, worker.Options{})
+	w := worker.New(c, queue, worker.Options{MaxHeartbeatThrottleInterval: time.Second}) // as package worker does
 	w.RegisterWorkflowWithOptions(SyncProfile, workflow.RegisterOptions{Name: WorkflowName})
 	w.RegisterActivity(fake)
 	require.NoError(t, w.Start())
@@ -134,6 +146,7 @@ func TestRecordHistory(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	start := func(runID string, in SyncInput) client.WorkflowRun {
 		t.Helper()
 		in.RunID, in.ProfileID, in.Trigger = runID, "p-"+runID, "manual"
@@ -141,6 +154,8 @@ func TestRecordHistory(t *testing.T) {
 			ID:            WorkflowID(in.ProfileID),
 			TaskQueue:     queue,
 			StaticSummary: "Sync Contoso Entra (azure) — manual",
+			TypedSearchAttributes: temporal.NewSearchAttributes(
+				ProfileNameKey.ValueSet("Contoso Entra"), ProviderKey.ValueSet("azure")),
 		}, WorkflowName, in)
 		require.NoError(t, err)
 		return we
@@ -161,6 +176,11 @@ func TestRecordHistory(t *testing.T) {
 	// Continue-as-new in the fetch: the first execution, and the resumed one.
 	chain := start("rec-can", SyncInput{Options: Options{ContinueAsNewAfter: 3}})
 	require.NoError(t, c.GetWorkflow(ctx, chain.GetID(), "").Get(ctx, nil))
+	// The UI lists runs by ProfileName: the continued execution keeps it.
+	desc, err := c.DescribeWorkflowExecution(ctx, chain.GetID(), "")
+	require.NoError(t, err)
+	require.NotEqual(t, chain.GetRunID(), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
+	require.Contains(t, desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields(), "ProfileName")
 	record(t, ctx, c, chain.GetID(), chain.GetRunID(), "continue_as_new_history.json")
 	record(t, ctx, c, chain.GetID(), "", "resumed_history.json")
 
@@ -173,7 +193,7 @@ func TestRecordHistory(t *testing.T) {
 	cancelled := start("rec-cancel", SyncInput{Options: Options{HeartbeatTimeout: 2 * time.Second}})
 	waitStatus("rec-cancel", "fetching")
 	require.NoError(t, c.CancelWorkflow(ctx, cancelled.GetID(), ""))
-	err := cancelled.Get(ctx, nil)
+	err = cancelled.Get(ctx, nil)
 	require.True(t, temporal.IsCanceledError(err), "want cancelled, got %v", err)
 	require.Equal(t, directory.RunCancelled, fake.statusOf("rec-cancel"))
 	record(t, ctx, c, cancelled.GetID(), cancelled.GetRunID(), "cancelled_history.json")

@@ -153,6 +153,13 @@ func SyncProfile(ctx workflow.Context, in SyncInput) (directory.RunCounts, error
 
 func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 	if res := r.in.Resume; res != nil {
+		switch res.Phase {
+		case directory.PhaseFetch, directory.PhasePlan, directory.PhaseApply:
+		default:
+			// Otherwise the run would "succeed" without doing anything.
+			return r.progress.Counts, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("cannot resume a run in phase %q", res.Phase), "Config", nil)
+		}
 		r.progress.Phase = res.Phase
 		r.progress.Counts = res.Counts
 		r.approved = res.Approved

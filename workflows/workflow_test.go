@@ -491,3 +491,10 @@ func TestFailureMessage(t *testing.T) {
 	assert.Equal(t, "30s", shortDuration(30*time.Second))
 	assert.Equal(t, "usersync-profile-p1", WorkflowID("p1"))
 }
+
+func TestResumeInUnknownPhaseFails(t *testing.T) {
+	env, rec := newEnv(t)
+	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1", Resume: &ResumeState{Phase: "done"}})
+	require.Error(t, env.GetWorkflowError())
+	assert.Equal(t, directory.RunFailed, rec.Finish(t).Status)
+}

@@ -1,0 +1,303 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/usersync/usersync/directory"
+)
+
+// Search attributes every run carries, so the Temporal UI can list the runs
+// of one profile or provider.
+var (
+	ProfileNameKey = temporal.NewSearchAttributeKeyKeyword("ProfileName")
+	ProviderKey    = temporal.NewSearchAttributeKeyKeyword("Provider")
+)
+
+var (
+	// ErrRunning is a start refused because the profile has a run going;
+	// the error is a *RunningError that names it.
+	ErrRunning = errors.New("a run of this profile is already running")
+	// ErrNotRunning is a cancel, approval or progress query of a run that
+	// has ended (another run of the profile may be the current one).
+	ErrNotRunning = errors.New("the run is not running")
+	// ErrNotAwaitingApproval is an approval of a run that is not holding
+	// for one.
+	ErrNotAwaitingApproval = errors.New("the run is not awaiting approval")
+)
+
+// RunningError is ErrRunning with the id of the run that is running, so
+// the API can answer 409 with it.
+type RunningError struct{ RunID string }
+
+func (e *RunningError) Error() string {
+	if e.RunID == "" {
+		return ErrRunning.Error()
+	}
+	return ErrRunning.Error() + ": run " + e.RunID
+}
+
+// Is makes errors.Is(err, ErrRunning) true.
+func (e *RunningError) Is(target error) bool { return target == ErrRunning }
+
+// Client is the Temporal side of the API: it starts, cancels, approves and
+// queries runs, and records the run row a start creates.
+type Client struct {
+	Temporal  client.Client
+	TaskQueue string
+	Namespace string // for UI links; the Temporal client is bound to it already
+	UIBaseURL string // e.g. http://localhost:8233; "" = no links
+	Store     directory.Store
+}
+
+// Start starts a run of the profile and records it. A profile whose run is
+// still going gets a *RunningError (errors.Is ErrRunning).
+func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string, dryRun bool) (*directory.Run, error) {
+	// The run id is ours, not Temporal's, so the row exists under one id
+	// across continue-as-new and whoever (API or StartRun) records it first.
+	runID := uuid.NewString()
+	summary := fmt.Sprintf("Sync %s (%s) — %s", p.Name, p.Provider, trigger)
+	if dryRun {
+		summary += " (dry run)"
+	}
+	details := fmt.Sprintf("**Profile** %s (`%s`), provider %s\n\n**Trigger** %s · **Run** `%s`",
+		p.Name, p.ID, p.Provider, trigger, runID)
+	if dryRun {
+		details += "\n\nDry run: plans the changes and writes nothing."
+	}
+	opts := client.StartWorkflowOptions{
+		ID:        WorkflowID(p.ID),
+		TaskQueue: c.TaskQueue,
+		// FAIL (not USE_EXISTING) so a second start is told, with the
+		// running run, instead of silently joining it.
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Without it the SDK hands back the running execution as if it
+		// had just started, and we would record a run that never runs.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			ProfileNameKey.ValueSet(p.Name),
+			ProviderKey.ValueSet(p.Provider),
+		),
+		StaticSummary: summary,
+		StaticDetails: details,
+	}
+	we, err := c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, SyncInput{
+		RunID:     runID,
+		ProfileID: p.ID,
+		Trigger:   trigger,
+		DryRun:    dryRun,
+	})
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return nil, &RunningError{RunID: c.runningRunID(ctx, p.ID, started.RunId)}
+		}
+		return nil, fmt.Errorf("start sync of profile %q: %w", p.Name, err)
+	}
+	run := &directory.Run{
+		ID:            runID,
+		ProfileID:     p.ID,
+		ProfileName:   p.Name,
+		Provider:      p.Provider,
+		DirectoryKey:  p.DirectoryKey,
+		Trigger:       trigger,
+		DryRun:        dryRun,
+		Status:        directory.RunRunning,
+		Phase:         directory.PhaseFetch,
+		WorkflowID:    we.GetID(),
+		TemporalRunID: we.GetRunID(),
+		// StartedAt zero: the store's clock sets it.
+	}
+	if err := c.Store.CreateRun(ctx, run); err != nil {
+		// The run is going: failing the request would invite a retry that
+		// the workflow id refuses. StartRun records the same row (same id)
+		// as its first step, so the row still appears.
+		slog.WarnContext(ctx, "record started run; the workflow records it too", "runId", runID, "profileId", p.ID, "error", err)
+	}
+	return run, nil
+}
+
+// runningRunID finds our id of the run a refused start collided with: the
+// newest run row when it is still going, else (a run started by a schedule
+// whose StartRun has not recorded it yet) the workflow's own answer, else
+// Temporal's run id, which is our id for runs started without one.
+func (c *Client) runningRunID(ctx context.Context, profileID, temporalRunID string) string {
+	if last, err := c.Store.LastRun(ctx, profileID); err == nil && !directory.IsFinalRunStatus(last.Status) {
+		return last.ID
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if p, err := c.query(qctx, WorkflowID(profileID)); err == nil && p.RunID != "" {
+		return p.RunID
+	}
+	return temporalRunID
+}
+
+// Cancel asks the run to stop. The workflow cancels the step in flight,
+// waits for it to stop, and records the run as cancelled.
+func (c *Client) Cancel(ctx context.Context, run *directory.Run) error {
+	wid, err := c.current(ctx, run)
+	if err != nil {
+		return err
+	}
+	// "" targets the current execution: continue-as-new changes run ids.
+	if err := c.Temporal.CancelWorkflow(ctx, wid, ""); err != nil {
+		return fmt.Errorf("cancel run %s: %w", run.ID, err)
+	}
+	return nil
+}
+
+// Approve lets a run held by the accidental-delete guard apply.
+func (c *Client) Approve(ctx context.Context, run *directory.Run) error {
+	if run.Status != directory.RunAwaitingApproval {
+		return fmt.Errorf("approve run %s (status %s): %w", run.ID, run.Status, ErrNotAwaitingApproval)
+	}
+	wid, err := c.current(ctx, run)
+	if err != nil {
+		return err
+	}
+	if err := c.Temporal.SignalWorkflow(ctx, wid, "", SignalApprove, nil); err != nil {
+		return fmt.Errorf("approve run %s: %w", run.ID, err)
+	}
+	return nil
+}
+
+// Progress is the live state of a running run, from the workflow itself.
+func (c *Client) Progress(ctx context.Context, run *directory.Run) (*Progress, error) {
+	p, err := c.query(ctx, workflowIDOf(run))
+	if err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return nil, fmt.Errorf("progress of run %s: %w", run.ID, ErrNotRunning)
+		}
+		return nil, fmt.Errorf("progress of run %s: %w", run.ID, err)
+	}
+	if p.RunID != run.ID {
+		// The profile's current workflow is another, later run.
+		return nil, fmt.Errorf("progress of run %s: %w", run.ID, ErrNotRunning)
+	}
+	return p, nil
+}
+
+func (c *Client) query(ctx context.Context, workflowID string) (*Progress, error) {
+	v, err := c.Temporal.QueryWorkflow(ctx, workflowID, "", QueryProgress)
+	if err != nil {
+		return nil, err
+	}
+	var p Progress
+	if err := v.Get(&p); err != nil {
+		return nil, fmt.Errorf("decode progress: %w", err)
+	}
+	return &p, nil
+}
+
+// current returns the workflow id of a run after checking that the run is
+// the profile's current, open execution chain. Cancel and approve address
+// the current execution (run id ""), so without this check an old run's
+// cancel button would stop a newer run of the same profile.
+func (c *Client) current(ctx context.Context, run *directory.Run) (string, error) {
+	if directory.IsFinalRunStatus(run.Status) {
+		return "", fmt.Errorf("run %s (status %s): %w", run.ID, run.Status, ErrNotRunning)
+	}
+	wid := workflowIDOf(run)
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, wid, "")
+	if err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return "", fmt.Errorf("run %s: %w", run.ID, ErrNotRunning)
+		}
+		return "", fmt.Errorf("describe run %s: %w", run.ID, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return "", fmt.Errorf("run %s: %w", run.ID, ErrNotRunning)
+	}
+	// The chain's first run id is the Temporal run id recorded with the
+	// run (by Start, or by StartRun, which runs in the first execution).
+	first := info.GetFirstRunId()
+	if first == "" {
+		first = info.GetExecution().GetRunId()
+	}
+	if run.TemporalRunID != "" && first != run.TemporalRunID {
+		return "", fmt.Errorf("run %s: another run of the profile is the current one: %w", run.ID, ErrNotRunning)
+	}
+	return wid, nil
+}
+
+func workflowIDOf(run *directory.Run) string {
+	if run.WorkflowID != "" {
+		return run.WorkflowID
+	}
+	return WorkflowID(run.ProfileID)
+}
+
+// UIURL links the run's history in the Temporal Web UI ("" without a UI).
+func (c *Client) UIURL(run *directory.Run) string {
+	if c.UIBaseURL == "" {
+		return ""
+	}
+	ns := c.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	u := strings.TrimRight(c.UIBaseURL, "/") + "/namespaces/" + url.PathEscape(ns) +
+		"/workflows/" + url.PathEscape(workflowIDOf(run))
+	if run.TemporalRunID != "" {
+		u += "/" + url.PathEscape(run.TemporalRunID) + "/history"
+	}
+	return u
+}
+
+// EnsureSearchAttributes registers ProfileName and Provider on the
+// namespace when missing, so usersync runs on any Temporal server, not
+// only one started with the right flags. Safe to call from every process
+// at start: a concurrent registration is not an error.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	if namespace == "" {
+		namespace = "default"
+	}
+	list, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, key := range []temporal.SearchAttributeKeyKeyword{ProfileNameKey, ProviderKey} {
+		name := key.GetName()
+		have, ok := list.GetCustomAttributes()[name]
+		if !ok {
+			have, ok = list.GetSystemAttributes()[name]
+		}
+		switch {
+		case !ok:
+			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+		case have != enumspb.INDEXED_VALUE_TYPE_KEYWORD:
+			return fmt.Errorf("search attribute %s of namespace %s is %s, usersync needs Keyword: rename or remove it",
+				name, namespace, have)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        namespace,
+		SearchAttributes: missing,
+	})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("add search attributes ProfileName, Provider to namespace %s: %w", namespace, err)
+	}
+	return nil
+}
