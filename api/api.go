@@ -24,8 +24,9 @@ import (
 
 // Runner starts and steers sync runs; workflows.Client implements it.
 type Runner interface {
-	// Start starts a run of the profile. When a run of it is already
-	// going, the error satisfies errors.As(err, new(RunInProgress)).
+	// Start starts a run of the profile and records it in the store. When
+	// a run of it is already going, the error satisfies
+	// errors.As(err, new(RunInProgress)).
 	Start(ctx context.Context, p *directory.Profile, trigger string, dryRun bool) (*directory.Run, error)
 	Cancel(ctx context.Context, run *directory.Run) error
 	Approve(ctx context.Context, run *directory.Run) error

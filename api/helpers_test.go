@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -36,6 +35,7 @@ type fakeRunner struct {
 	approved  []string
 	running   map[string]string // profile id -> run id
 	startErr  error
+	store     directory.Store // where Start records the run, as workflows.Client does
 }
 
 type busyError struct{ runID string }
@@ -43,7 +43,7 @@ type busyError struct{ runID string }
 func (e busyError) Error() string        { return "a run of this profile is in progress" }
 func (e busyError) RunningRunID() string { return e.runID }
 
-func (f *fakeRunner) Start(_ context.Context, p *directory.Profile, trigger string, dryRun bool) (*directory.Run, error) {
+func (f *fakeRunner) Start(ctx context.Context, p *directory.Profile, trigger string, dryRun bool) (*directory.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.startErr != nil {
@@ -55,9 +55,9 @@ func (f *fakeRunner) Start(_ context.Context, p *directory.Profile, trigger stri
 	f.started = append(f.started, fmt.Sprintf("%s/%s/%v", trigger, p.ID, dryRun))
 	run := &directory.Run{ID: uuid.NewString(), ProfileID: p.ID, ProfileName: p.Name, Provider: p.Provider,
 		DirectoryKey: p.DirectoryKey, Trigger: trigger, DryRun: dryRun, Status: directory.RunRunning,
-		Phase: directory.PhaseFetch, WorkflowID: "usersync-" + p.ID, TemporalRunID: "trun-1", StartedAt: time.Now()}
+		Phase: directory.PhaseFetch, WorkflowID: "usersync-" + p.ID, TemporalRunID: "trun-1"}
 	f.running[p.ID] = run.ID
-	return run, nil
+	return run, f.store.CreateRun(ctx, run)
 }
 
 func (f *fakeRunner) Cancel(_ context.Context, r *directory.Run) error {
@@ -120,7 +120,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	db := dbtest.Open(t, schema.SQLite)
 	box, err := secret.NewBox(secret.GenerateKey())
 	require.NoError(t, err)
-	e := &env{t: t, db: db, store: directory.NewSQLStore(db), runner: &fakeRunner{running: map[string]string{}},
+	store := directory.NewSQLStore(db)
+	e := &env{t: t, db: db, store: store, runner: &fakeRunner{running: map[string]string{}, store: store},
 		box: box, logs: &syncBuffer{}}
 	o := Options{Store: e.store, Runner: e.runner, Box: box, Token: testToken,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}

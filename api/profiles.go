@@ -274,11 +274,9 @@ func (s *server) startRun(c *gin.Context, p *directory.Profile, trigger string, 
 	if err != nil {
 		return fmt.Errorf("start run of profile %s: %w", p.ID, err)
 	}
-	// The workflow records the run too; whoever is first wins, so the run
-	// is readable as soon as this answer arrives.
-	if err := s.store.CreateRun(ctx, run); err != nil {
-		s.log.Error("record started run", "error", err, "runId", run.ID, "requestId", requestIDOf(c))
-	} else if stored, err := s.store.GetRun(ctx, run.ID); err == nil {
+	// The stored row is the run as everyone else will read it (its start
+	// time is the store's).
+	if stored, err := s.store.GetRun(ctx, run.ID); err == nil {
 		run = stored
 	}
 	c.JSON(http.StatusAccepted, s.runJSON(run))

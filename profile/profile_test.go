@@ -96,7 +96,7 @@ func TestNormalizeDefaults(t *testing.T) {
 		"safety":{"maxDisables":7,"maxDisablePercent":3}}`)
 	assert.False(t, c.IsEnabled())
 	assert.Equal(t, CSVDocument, c.CSV.Source)
-	assert.Equal(t, '\t', c.CSV.Comma())
+	assert.Equal(t, "\t", c.CSV.Delimiter)
 	assert.Equal(t, "UTC", c.Schedule.Timezone)
 	assert.Equal(t, Safety{MaxDisables: 7, MaxDisablePercent: 3}, c.Safety)
 }

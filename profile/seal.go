@@ -15,12 +15,28 @@ import (
 // a provider block later is sealed, kept on PUT and redacted without any
 // change here.
 
-// secretPaths lists the dotted JSON paths of every secret field of Config
-// (e.g. "csv.password"), whether or not its block is present.
-var secretPaths = typeSecretPaths(reflect.TypeOf(Config{}), "")
+// secretField is one secret field of Config: its dotted JSON path (e.g.
+// "csv.password") and its field index for reflect.
+type secretField struct {
+	path  string
+	index []int
+}
 
-func typeSecretPaths(t reflect.Type, prefix string) []string {
-	var out []string
+// secrets lists every secret field of Config, whether or not its block is
+// present; secretPaths are their paths.
+var (
+	secrets     = typeSecrets(reflect.TypeOf(Config{}), "", nil)
+	secretPaths = func() []string {
+		out := make([]string, len(secrets))
+		for i, f := range secrets {
+			out[i] = f.path
+		}
+		return out
+	}()
+)
+
+func typeSecrets(t reflect.Type, prefix string, index []int) []secretField {
+	var out []secretField
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -30,11 +46,12 @@ func typeSecretPaths(t reflect.Type, prefix string) []string {
 		if ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
+		idx := append(append([]int(nil), index...), i)
 		switch {
 		case f.Tag.Get("secret") == "true" && ft.Kind() == reflect.String:
-			out = append(out, prefix+jsonName(f))
+			out = append(out, secretField{path: prefix + jsonName(f), index: idx})
 		case ft.Kind() == reflect.Struct:
-			out = append(out, typeSecretPaths(ft, prefix+jsonName(f)+".")...)
+			out = append(out, typeSecrets(ft, prefix+jsonName(f)+".", idx)...)
 		}
 	}
 	return out
@@ -47,28 +64,10 @@ func SecretPaths() []string { return append([]string(nil), secretPaths...) }
 // secretFields calls fn with the path and settable value of every secret
 // field of c whose block is present.
 func secretFields(c *Config, fn func(path string, v reflect.Value)) {
-	walkSecrets(reflect.ValueOf(c).Elem(), "", fn)
-}
-
-func walkSecrets(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		fv := v.Field(i)
-		if fv.Kind() == reflect.Pointer {
-			if fv.IsNil() {
-				continue
-			}
-			fv = fv.Elem()
-		}
-		switch {
-		case f.Tag.Get("secret") == "true" && fv.Kind() == reflect.String:
-			fn(prefix+jsonName(f), fv)
-		case fv.Kind() == reflect.Struct:
-			walkSecrets(fv, prefix+jsonName(f)+".", fn)
+	v := reflect.ValueOf(c).Elem()
+	for _, f := range secrets {
+		if fv, err := v.FieldByIndexErr(f.index); err == nil { // err: the block is nil
+			fn(f.path, fv)
 		}
 	}
 }

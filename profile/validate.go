@@ -158,18 +158,6 @@ func (c *Config) Normalize() {
 	}
 }
 
-// Comma is the field delimiter as encoding/csv takes it.
-func (v *CSV) Comma() rune {
-	switch v.Delimiter {
-	case "", ",":
-		return ','
-	case "tab", "\t":
-		return '\t'
-	}
-	r, _ := utf8.DecodeRuneInString(v.Delimiter)
-	return r
-}
-
 var (
 	hhmm = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 	// oktaVariable is the shape of an Okta profile attribute variable name.
