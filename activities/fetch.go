@@ -38,9 +38,7 @@ func (a *Activities) openSource(ctx context.Context, rc *runContext) (*source, e
 		if c == nil {
 			return nil, configError("profile %q has no csv block", rc.profile.Name)
 		}
-		src, err := csv.Config{DocumentID: rc.run.SourceDocumentID, UserMatchField: c.UserMatchField,
-			ManagerField: c.ManagerField, DefaultPassword: c.DefaultPassword, ColumnMap: c.ColumnMap,
-			Delimiter: c.Delimiter, GroupsField: c.GroupsField, PageSize: a.PageSize}.Open(a.Store)
+		src, err := csvConfig(rc.cfg, rc.run.SourceDocumentID, a.PageSize).Open(a.Store)
 		if err != nil {
 			return nil, configError("profile %q: %v", rc.profile.Name, err)
 		}
@@ -52,6 +50,23 @@ func (a *Activities) openSource(ctx context.Context, rc *runContext) (*source, e
 			passwords: true, foldIDs: true}, nil
 	}
 	return nil, configError("provider %q is not supported yet", rc.profile.Provider)
+}
+
+// csvConfig is the CSV source's configuration for a profile. A CSV's
+// provider attributes are its columns, so the profile's attributeMap adds to
+// the columnMap (which wins where both name a column).
+func csvConfig(cfg *profile.Config, documentID string, pageSize int) csv.Config {
+	c := cfg.CSV
+	cols := make(map[string]string, len(c.ColumnMap)+len(cfg.AttributeMap))
+	for k, v := range cfg.AttributeMap {
+		cols[k] = v
+	}
+	for k, v := range c.ColumnMap {
+		cols[k] = v
+	}
+	return csv.Config{DocumentID: documentID, UserMatchField: c.UserMatchField, ManagerField: c.ManagerField,
+		DefaultPassword: c.DefaultPassword, ColumnMap: cols, Delimiter: c.Delimiter, GroupsField: c.GroupsField,
+		PageSize: pageSize}
 }
 
 // Fetch stages pages from the provider, from the cursor the last committed

@@ -139,6 +139,9 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 			Token:  cfg.APIToken,
 			Logger: log,
 			Ready:  ready,
+			// Test connection needs the sources, not the worker: the api
+			// builds its own activities value just for that.
+			Tester: activities.New(activities.Deps{Store: store, Box: box, Logger: log}).TestConnection,
 		})
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
