@@ -49,6 +49,9 @@ func (e *RunningError) Error() string {
 	return ErrRunning.Error() + ": run " + e.RunID
 }
 
+// RunningRunID is the running run's id (the api's RunInProgress).
+func (e *RunningError) RunningRunID() string { return e.RunID }
+
 // Is makes errors.Is(err, ErrRunning) true.
 func (e *RunningError) Is(target error) bool { return target == ErrRunning }
 

@@ -22,6 +22,9 @@ func TestRunningError(t *testing.T) {
 	err := error(&RunningError{RunID: "r1"})
 	assert.ErrorIs(t, err, ErrRunning)
 	assert.Contains(t, err.Error(), "r1")
+	var inProgress interface{ RunningRunID() string }
+	require.ErrorAs(t, err, &inProgress)
+	assert.Equal(t, "r1", inProgress.RunningRunID())
 	assert.ErrorIs(t, errors.Join(errors.New("x"), err), ErrRunning)
 }
 

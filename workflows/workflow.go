@@ -320,6 +320,11 @@ func (r *run) setStatus(ctx workflow.Context, status, phase, msg string) error {
 // called between two calls of a paging activity, where the database holds
 // the cursor and the phase is all the next execution needs.
 func (r *run) maybeContinueAsNew(ctx workflow.Context) error {
+	if ctx.Err() != nil {
+		// The last call finished after a cancel: end here, not in a new
+		// execution that would not know about the cancel.
+		return ctx.Err()
+	}
 	if r.calls < r.opts.ContinueAsNewAfter && !workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 		return nil
 	}
@@ -335,11 +340,24 @@ func (r *run) maybeContinueAsNew(ctx workflow.Context) error {
 	return workflow.NewContinueAsNewError(ctx, WorkflowName, next)
 }
 
-// finish records the final status. Its error is the run's error: if even
-// FinishRun fails, the run row cannot follow and the execution must say so.
+// finish records the final status. It runs on a disconnected context: it
+// records what already happened, so a cancel arriving now must not stop it
+// (nor turn a finished apply into a "cancelled" run). Its error is the
+// run's error: if even FinishRun fails, the execution must say so.
 func (r *run) finish(ctx workflow.Context, status, msg string) error {
-	err := workflow.ExecuteActivity(r.short(ctx, "finish run: "+status), acts.FinishRun,
-		activities.FinishInput{RunID: r.in.RunID, Status: status, Error: msg}).Get(ctx, nil)
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	dctx = workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		// Bounded, unlike the other steps: a FinishRun that can never
+		// succeed would otherwise hold the profile's workflow id, and with
+		// it every later run of the profile, for ever.
+		ScheduleToCloseTimeout: 24 * time.Hour,
+		RetryPolicy:            retryPolicy(),
+		Summary:                "finish run: " + status,
+	})
+	err := workflow.ExecuteActivity(dctx, acts.FinishRun,
+		activities.FinishInput{RunID: r.in.RunID, Status: status, Error: msg}).Get(dctx, nil)
 	r.calls++
 	if err != nil {
 		return err
@@ -357,21 +375,18 @@ func (f *finished) Error() string { return f.err.Error() }
 func (f *finished) Unwrap() error { return f.err }
 
 // fail records a failed or cancelled run and returns what the execution
-// ends with. FinishRun runs on a disconnected context: the workflow context
-// may be cancelled, and the row must still follow.
+// ends with.
 func (r *run) fail(ctx workflow.Context, err error) error {
 	var done *finished
 	if errors.As(err, &done) {
 		return done.err
 	}
-	dctx, cancel := workflow.NewDisconnectedContext(ctx)
-	defer cancel()
 	cancelled := ctx.Err() != nil
 	status, msg := directory.RunFailed, FailureMessage(err)
 	if cancelled {
 		status, msg = directory.RunCancelled, "cancelled"
 	}
-	if ferr := r.finish(dctx, status, msg); ferr != nil {
+	if ferr := r.finish(ctx, status, msg); ferr != nil {
 		workflow.GetLogger(ctx).Error("record the end of the run", "runId", r.in.RunID, "status", status, "error", ferr)
 		r.progress.Status, r.progress.Phase = status, directory.PhaseDone
 	}
@@ -437,10 +452,13 @@ func (r *run) details(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, strings.Join(parts, " · "))
 }
 
-// short is the options of the quick bookkeeping activities.
+// short is the options of the steps that do not page: StartRun, Plan,
+// SetStatus. They wait for cancellation too, so that no step still writes
+// (a plan into the staging FinishRun clears) once the run is cancelled.
 func (r *run) short(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
+		WaitForCancellation: true,
 		RetryPolicy:         retryPolicy(),
 		Summary:             summary,
 	})
