@@ -102,8 +102,10 @@ func (a *Activities) auditOnce(ctx context.Context, rc *runContext, action, deta
 func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 	rc, err := a.load(ctx, in.RunID)
 	if err != nil {
-		// A run whose profile was deleted must still end.
-		if serr := a.Store.SetRunStatus(ctx, in.RunID, in.Status, "", in.Error, time.Now()); serr != nil {
+		// A run whose profile was deleted must still end; a run that was
+		// never recorded (StartRun failed before it could) has no row to end.
+		serr := a.Store.SetRunStatus(ctx, in.RunID, in.Status, "", in.Error, time.Now())
+		if serr != nil && !errors.Is(serr, directory.ErrNotFound) {
 			return fmt.Errorf("finish run: %w", serr)
 		}
 		return nil

@@ -59,6 +59,11 @@ func (s *server) steerRun(c *gin.Context, what string, check func(*directory.Run
 		return errors.New(what + " run: no runner configured")
 	}
 	if err := act(s.runner, run); err != nil {
+		// The run changed state between the check above and the call.
+		var state interface{ Conflict() bool }
+		if errors.As(err, &state) && state.Conflict() {
+			return errConflict("cannot %s run %s: %v", what, run.ID, err)
+		}
 		return fmt.Errorf("%s run %s: %w", what, run.ID, err)
 	}
 	if fresh, err := s.store.GetRun(ctx, run.ID); err == nil {

@@ -32,11 +32,20 @@ var (
 	ErrRunning = errors.New("a run of this profile is already running")
 	// ErrNotRunning is a cancel, approval or progress query of a run that
 	// has ended (another run of the profile may be the current one).
-	ErrNotRunning = errors.New("the run is not running")
+	ErrNotRunning error = &stateError{"the run is not running"}
 	// ErrNotAwaitingApproval is an approval of a run that is not holding
 	// for one.
-	ErrNotAwaitingApproval = errors.New("the run is not awaiting approval")
+	ErrNotAwaitingApproval error = &stateError{"the run is not awaiting approval"}
 )
+
+// stateError is a request that the run's state refuses: the API answers
+// it with 409 (it looks for the Conflict method, not for this package).
+type stateError struct{ msg string }
+
+func (e *stateError) Error() string { return e.msg }
+
+// Conflict marks the error as a conflict with the run's current state.
+func (e *stateError) Conflict() bool { return true }
 
 // RunningError is ErrRunning with the id of the run that is running, so
 // the API can answer 409 with it.

@@ -1,0 +1,138 @@
+package activities_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
+)
+
+func TestFinishRunWithoutARowEnds(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *directory.DB) {
+		h := newHarness(t, db, nil)
+		// StartRun failed before it recorded the run: ending it must not
+		// fail (and be retried for ever).
+		if err := h.acts.FinishRun(context.Background(), activities.FinishInput{RunID: "never-recorded", Status: directory.RunFailed, Error: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestAttributeMapAppliesToCSVColumns(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *directory.DB) {
+		h := newHarness(t, db, func(c *profile.Config) {
+			c.CSV.ColumnMap = nil
+			c.AttributeMap = map[string]string{"department": "dept"}
+		})
+		h.setCSV(csvOf(alice))
+		h.mustSync()
+		if got := h.user("alice").Attributes; got["dept"] != "Sales" {
+			t.Fatalf("attributes %v", got)
+		}
+	})
+}
+
+func TestTestConnectionCSV(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *directory.DB) {
+		h := newHarness(t, db, nil)
+		h.setCSV(csvOf(alice))
+		if err := h.acts.TestConnection(h.ctx, h.profile, h.cfg); err != nil {
+			t.Fatalf("green light expected: %v", err)
+		}
+		h.setCSV("login,firstName\nx,y\n")
+		if err := h.acts.TestConnection(h.ctx, h.profile, h.cfg); err == nil || !strings.Contains(err.Error(), "username") {
+			t.Fatalf("missing column not named: %v", err)
+		}
+
+		// A remote file: served, then refused credentials.
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != "svc" || p != "pw" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "text/csv")
+			w.Write([]byte(csvOf(alice))) //nolint:errcheck
+		}))
+		defer srv.Close()
+		acts := activities.New(activities.Deps{Store: h.store, Box: h.box, HTTPClient: srv.Client()})
+		cfg := *h.cfg
+		remote := *cfg.CSV
+		remote.Source, remote.URL, remote.Username, remote.Password = "remote", srv.URL+"/people.csv", "svc", "pw"
+		cfg.CSV = &remote
+		if err := acts.TestConnection(h.ctx, h.profile, &cfg); err != nil {
+			t.Fatalf("remote green light expected: %v", err)
+		}
+		remote.Password = "wrong"
+		err := acts.TestConnection(h.ctx, h.profile, &cfg)
+		if !errors.Is(err, provider.ErrAuth) || strings.Contains(err.Error(), "wrong") {
+			t.Fatalf("refused credentials: %v", err)
+		}
+	})
+}
+
+func TestRemoteCSVRun(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *directory.DB) {
+		status := http.StatusOK
+		body := csvOf(alice, bob)
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if status == -1 { // hang past the client's timeout
+				<-r.Context().Done()
+				return
+			}
+			w.Header().Set("Content-Type", "text/csv")
+			w.WriteHeader(status)
+			w.Write([]byte(body)) //nolint:errcheck
+		}))
+		defer srv.Close()
+		h := newHarness(t, db, func(c *profile.Config) {
+			c.CSV.Source, c.CSV.URL, c.CSV.DocumentID = "remote", srv.URL+"/people.csv", ""
+		})
+		client := srv.Client()
+		h.acts.HTTPClient = client
+		run := h.mustSync()
+		if run.Counts.Created != 2 || run.SourceDocumentID == "" {
+			t.Fatalf("run %+v", run)
+		}
+		// The run's copy of the file is removed with the run.
+		if _, err := h.store.GetDocument(h.ctx, run.SourceDocumentID); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("the run's copy of the remote file is still stored: %v", err)
+		}
+
+		for _, c := range []struct {
+			status    int
+			final     bool
+			wantInMsg string
+		}{
+			{http.StatusUnauthorized, true, "401"},
+			{http.StatusNotFound, true, "404"},
+			{http.StatusInternalServerError, false, "500"},
+		} {
+			status = c.status
+			r := h.sync(false, false)
+			if r.err == nil || !strings.Contains(r.err.Error(), c.wantInMsg) {
+				t.Fatalf("status %d: err %v", c.status, r.err)
+			}
+			if provider.Retryable(r.err) == c.final && c.final {
+				t.Errorf("status %d: final=%v but err %v", c.status, c.final, r.err)
+			}
+			if u := h.user("bob"); u.Status != directory.StatusActive {
+				t.Fatalf("status %d disabled bob", c.status)
+			}
+		}
+		status = -1
+		h.acts.HTTPClient = &http.Client{Transport: client.Transport, Timeout: 300 * 1e6}
+		if r := h.sync(false, false); r.err == nil || !provider.Retryable(r.err) {
+			t.Fatalf("a timeout must be a retryable failure: %v", r.err)
+		}
+		if len(h.users()) != 2 {
+			t.Fatal("a failed download changed the directory")
+		}
+	})
+}
