@@ -108,7 +108,7 @@ func userQuery(w *where, f UserFilter, prefix string) {
 	}
 }
 
-// ListUsers lists users by username. Groups are not filled (GetUser does).
+// ListUsers lists users by username, each with the names of its groups.
 func (s *SQLStore) ListUsers(ctx context.Context, f UserFilter, opt ListOptions) (Page[User], error) {
 	var w where
 	userQuery(&w, f, "")
@@ -137,7 +137,42 @@ func (s *SQLStore) listUsers(ctx context.Context, base string, w *where, usernam
 			return Page[User]{}, err
 		}
 	}
-	return finishPage(us, limit, func(u *User) cursor { return cursor{S: strings.ToLower(u.Username)} }), nil
+	page := finishPage(us, limit, func(u *User) cursor { return cursor{S: strings.ToLower(u.Username)} })
+	if err := s.fillGroups(ctx, page.Items); err != nil {
+		return Page[User]{}, err
+	}
+	return page, nil
+}
+
+// fillGroups sets the group names of a page of users with one query.
+func (s *SQLStore) fillGroups(ctx context.Context, us []User) error {
+	if len(us) == 0 {
+		return nil
+	}
+	idx := make(map[string]int, len(us))
+	ids := make([]string, len(us))
+	for i := range us {
+		us[i].Groups = []string{}
+		idx[us[i].ID] = i
+		ids[i] = us[i].ID
+	}
+	q, args, err := sqlx.In(`SELECT m.user_id, g.name FROM group_members m
+		JOIN directory_groups g ON g.id = m.group_id WHERE m.user_id IN (?) ORDER BY g.name`, ids)
+	if err != nil {
+		return fmt.Errorf("groups of users: %w", err)
+	}
+	var rows []struct {
+		UserID string `db:"user_id"`
+		Name   string `db:"name"`
+	}
+	if err := s.sel(ctx, s.db, &rows, q, args...); err != nil {
+		return fmt.Errorf("groups of users: %w", err)
+	}
+	for _, r := range rows {
+		u := &us[idx[r.UserID]]
+		u.Groups = append(u.Groups, r.Name)
+	}
+	return nil
 }
 
 // SetUserStatus enables or disables a user. Disabling keeps the time of a

@@ -205,6 +205,11 @@ func testUsers(t *testing.T, s directory.Store) {
 	got, err = s.GetUser(ctx, u.ID)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"Alpha", "zeta"}, got.Groups)
+	// A listing carries them too.
+	list, err := s.ListUsers(ctx, directory.UserFilter{Query: u.Username}, directory.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, list.Items, 1)
+	assert.Equal(t, []string{"Alpha", "zeta"}, list.Items[0].Groups)
 
 	// Status.
 	at := time.Date(2030, 1, 2, 3, 4, 5, 123456000, time.FixedZone("x", 3600))
