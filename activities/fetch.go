@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,64 +10,71 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
-	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/rules"
+	"github.com/usersync/usersync/sources"
 )
 
-// source is a provider.Source plus what a run needs to know of it.
-type source struct {
-	provider.Source
-	// duplicates holds, per CSV line, why that row's username is not usable.
-	duplicates map[int]string
-	// defaultPassword is the CSV profile's default password.
-	defaultPassword string
-	// passwords tells whether the source carries passwords (CSV).
-	passwords bool
-	// foldIDs lowercases external ids and manager references (CSV, whose
-	// identity is the username, unique case-insensitively).
-	foldIDs bool
+// openSource opens the run's provider on the run's own copy of the source
+// and, where the source can, validates the whole of it first: a broken CSV
+// fails the run before anything is staged.
+func (a *Activities) openSource(ctx context.Context, rc *runContext) (*sources.Opened, map[int]string, error) {
+	src, err := sources.Open(ctx, a.sourceEnv(), sources.Target{Profile: rc.profile, Config: rc.cfg, DocumentID: rc.run.SourceDocumentID})
+	if err != nil {
+		return nil, nil, classifyOpen(rc, err)
+	}
+	var invalid map[int]string
+	if src.Validate != nil {
+		if invalid, err = src.Validate(ctx); err != nil {
+			return nil, nil, classify(err)
+		}
+	}
+	return src, invalid, nil
 }
 
-// openSource opens the run's provider and, for a CSV, validates the whole
-// file first: a broken file fails the run before anything is staged.
-func (a *Activities) openSource(ctx context.Context, rc *runContext) (*source, error) {
-	switch rc.profile.Provider {
-	case profile.ProviderCSV:
-		c := rc.cfg.CSV
-		if c == nil {
-			return nil, configError("profile %q has no csv block", rc.profile.Name)
-		}
-		src, err := csvConfig(rc.cfg, rc.run.SourceDocumentID, a.PageSize).Open(a.Store)
-		if err != nil {
-			return nil, configError("profile %q: %v", rc.profile.Name, err)
-		}
-		rep, err := src.Validate(ctx)
-		if err != nil {
-			return nil, classify(err)
-		}
-		return &source{Source: src, duplicates: rep.DuplicateLines(), defaultPassword: src.DefaultPassword(),
-			passwords: true, foldIDs: true}, nil
-	}
-	return nil, configError("provider %q is not supported yet", rc.profile.Provider)
+func (a *Activities) sourceEnv() sources.Env {
+	return sources.Env{Store: a.Store, HTTPClient: a.HTTPClient, AllowHTTPLoopback: a.AllowHTTPLoopback,
+		PageSize: a.PageSize, Logger: a.Logger}
 }
 
-// csvConfig is the CSV source's configuration for a profile. A CSV's
-// provider attributes are its columns, so the profile's attributeMap adds to
-// the columnMap (which wins where both name a column).
-func csvConfig(cfg *profile.Config, documentID string, pageSize int) csv.Config {
-	c := cfg.CSV
-	cols := make(map[string]string, len(c.ColumnMap)+len(cfg.AttributeMap))
-	for k, v := range cfg.AttributeMap {
-		cols[k] = v
+// classifyOpen makes a source that cannot be opened a final configuration
+// error, unless the provider said why in a typed error.
+func classifyOpen(rc *runContext, err error) error {
+	if c := classify(err); c != err {
+		return c
 	}
-	for k, v := range c.ColumnMap {
-		cols[k] = v
+	return configError("profile %q: %v", rc.profile.Name, err)
+}
+
+// fetchCursor is where a fetch stands: the users, then (for group sync on
+// a source whose users do not carry their groups) the groups, then the
+// members of each staged group in turn.
+type fetchCursor struct {
+	Stage  string `json:"s"`           // users | groups | members
+	Group  string `json:"g,omitempty"` // members: the group being read
+	Cursor string `json:"c,omitempty"` // the provider's cursor in that listing
+}
+
+const (
+	stageUsers   = "users"
+	stageGroups  = "groups"
+	stageMembers = "members"
+)
+
+func parseFetchCursor(s string) (fetchCursor, error) {
+	if s == "" {
+		return fetchCursor{Stage: stageUsers}, nil
 	}
-	return csv.Config{DocumentID: documentID, UserMatchField: c.UserMatchField, ManagerField: c.ManagerField,
-		DefaultPassword: c.DefaultPassword, ColumnMap: cols, Delimiter: c.Delimiter, GroupsField: c.GroupsField,
-		PageSize: pageSize}
+	var c fetchCursor
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return c, fmt.Errorf("bad fetch cursor: %w", err)
+	}
+	return c, nil
+}
+
+func (c fetchCursor) String() string {
+	b, _ := json.Marshal(c) //nolint:errchkjson // plain struct
+	return string(b)
 }
 
 // Fetch stages pages from the provider, from the cursor the last committed
@@ -79,7 +87,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 	if rc.run.FetchDone {
 		return FetchResult{Done: true, Fetched: rc.run.Counts.Fetched}, nil
 	}
-	src, err := a.openSource(ctx, rc)
+	src, invalid, err := a.openSource(ctx, rc)
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -87,40 +95,42 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 	if err != nil {
 		return FetchResult{}, configError("profile %q: %v", rc.profile.Name, err)
 	}
-	st := &stager{a: a, rc: rc, src: src, groups: groups}
+	st := &stager{a: a, rc: rc, src: src, invalid: invalid, groups: groups}
 	scope := provider.Scope{GroupIDs: rc.cfg.Groups}
-	cursor := rc.run.FetchCursor
+	cur, err := parseFetchCursor(rc.run.FetchCursor)
+	if err != nil {
+		return FetchResult{}, err
+	}
 	fetched := rc.run.Counts.Fetched
 	deadline := timeNow().Add(a.Budget)
 	restarted := false
 	for {
-		page, err := src.Users(ctx, scope, cursor)
+		page, next, err := st.fetchPage(ctx, cur, scope)
 		if errors.Is(err, provider.ErrCursorExpired) && !restarted {
 			// The provider forgot our place: start over on a clean slate.
 			a.Logger.Warn("provider cursor expired, restarting fetch", "run", rc.run.ID)
 			if err := a.Store.ResetFetch(ctx, rc.run.ID); err != nil {
 				return FetchResult{}, err
 			}
-			cursor, fetched, restarted = "", 0, true
+			cur, fetched, restarted = fetchCursor{Stage: stageUsers}, 0, true
 			continue
 		}
 		if err != nil {
-			return FetchResult{Fetched: fetched}, classify(fmt.Errorf("fetch users: %w", err))
+			return FetchResult{Fetched: fetched}, classify(fmt.Errorf("fetch %s: %w", cur.Stage, err))
 		}
-		staged, err := st.stage(ctx, page.Items)
+		nextStr := ""
+		if next != nil {
+			nextStr = next.String()
+		}
+		fetched, err = a.Store.SaveFetchedPage(ctx, rc.run.ID, page, nextStr, next == nil)
 		if err != nil {
 			return FetchResult{Fetched: fetched}, err
 		}
-		done := page.Next == ""
-		fetched, err = a.Store.SaveFetchedPage(ctx, rc.run.ID, staged, page.Next, done)
-		if err != nil {
-			return FetchResult{Fetched: fetched}, err
-		}
-		heartbeat(ctx, page.Next, fetched)
-		if done {
+		heartbeat(ctx, nextStr, fetched)
+		if next == nil {
 			return FetchResult{Done: true, Fetched: fetched}, nil
 		}
-		cursor = page.Next
+		cur = *next
 		if err := sleep(ctx, a.PageDelay); err != nil {
 			return FetchResult{Fetched: fetched}, err
 		}
@@ -130,12 +140,94 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 	}
 }
 
+// fetchPage reads one page at cur and returns what to stage and where the
+// next page is (nil when the fetch is complete).
+func (s *stager) fetchPage(ctx context.Context, cur fetchCursor, scope provider.Scope) (*directory.FetchedPage, *fetchCursor, error) {
+	switch cur.Stage {
+	case stageUsers:
+		p, err := s.src.Users(ctx, scope, cur.Cursor)
+		if err != nil {
+			return nil, nil, err
+		}
+		page, err := s.stage(ctx, p.Items)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case p.Next != "":
+			return page, &fetchCursor{Stage: stageUsers, Cursor: p.Next}, nil
+		case s.groups.On() && !s.src.UserGroups:
+			return page, &fetchCursor{Stage: stageGroups}, nil
+		}
+		return page, nil, nil
+	case stageGroups:
+		p, err := s.src.Groups(ctx, provider.GroupQuery{ForSync: true, Scope: scope}, cur.Cursor)
+		if err != nil {
+			return nil, nil, err
+		}
+		page := &directory.FetchedPage{}
+		for _, g := range p.Items {
+			if s.groups.Match(g.Name) {
+				page.Groups = append(page.Groups, directory.StagedGroup{ExternalID: g.ID, Name: g.Name})
+			}
+		}
+		if p.Next != "" {
+			return page, &fetchCursor{Stage: stageGroups, Cursor: p.Next}, nil
+		}
+		// This page's groups are not staged yet: the first group to read is
+		// the smallest of what is staged and what this page adds.
+		next, err := s.nextGroup(ctx, "", page.Groups)
+		return page, next, err
+	case stageMembers:
+		p, err := s.src.Members(ctx, cur.Group, cur.Cursor)
+		if errors.Is(err, provider.ErrNotFound) {
+			// The group went away since it was listed: its members are
+			// unknown, which must not fail the other groups.
+			s.a.Logger.Warn("group vanished during the fetch", "run", s.rc.run.ID, "group", cur.Group)
+			next, err := s.nextGroup(ctx, cur.Group, nil)
+			return &directory.FetchedPage{}, next, err
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		page := &directory.FetchedPage{}
+		for _, m := range p.Items {
+			page.Members = append(page.Members, directory.StagedMember{GroupExternalID: cur.Group, UserExternalID: m.UserID})
+		}
+		if p.Next != "" {
+			return page, &fetchCursor{Stage: stageMembers, Group: cur.Group, Cursor: p.Next}, nil
+		}
+		next, err := s.nextGroup(ctx, cur.Group, nil)
+		return page, next, err
+	}
+	return nil, nil, fmt.Errorf("bad fetch stage %q", cur.Stage)
+}
+
+// nextGroup is the members cursor of the first staged group after "after",
+// or nil when none is left.
+func (s *stager) nextGroup(ctx context.Context, after string, pending []directory.StagedGroup) (*fetchCursor, error) {
+	id, ok, err := s.a.Store.NextStagedGroup(ctx, s.rc.run.ID, after)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range pending {
+		if g.ExternalID > after && (!ok || g.ExternalID < id) {
+			id, ok = g.ExternalID, true
+		}
+	}
+	if !ok {
+		return nil, nil
+	}
+	return &fetchCursor{Stage: stageMembers, Group: id}, nil
+}
+
 // stager turns provider users into staged rows: the rules on required
 // fields, duplicates and passwords, group sync's filter, the content hash.
 type stager struct {
 	a       *Activities
 	rc      *runContext
-	src     *source
+	src     *sources.Opened
+	invalid map[int]string // per CSV line, why the row is unusable (duplicates)
 	groups  *rules.GroupFilter
 	defHash string // bcrypt of the default password, made once per call
 }
@@ -145,7 +237,7 @@ func (s *stager) stage(ctx context.Context, users []provider.User) (*directory.F
 	ids := make([]string, 0, len(users))
 	for i := range users {
 		u := &users[i]
-		if s.src.foldIDs {
+		if s.src.FoldIDs {
 			u.ExternalID = strings.ToLower(u.ExternalID)
 			u.ManagerRef = strings.ToLower(strings.TrimSpace(u.ManagerRef))
 		}
@@ -154,7 +246,7 @@ func (s *stager) stage(ctx context.Context, users []provider.User) (*directory.F
 	// Passwords are hashed only for users about to be created: sync never
 	// overwrites a password, and bcrypt is slow by design.
 	var existing map[string]bool
-	if s.src.passwords {
+	if s.src.Passwords {
 		var err error
 		if existing, err = s.a.Store.ExistingExternalIDs(ctx, s.rc.run.DirectoryKey, ids); err != nil {
 			return nil, err
@@ -168,20 +260,20 @@ func (s *stager) stage(ctx context.Context, users []provider.User) (*directory.F
 		if invalid == "" {
 			invalid = rules.Invalid(rec)
 		}
-		if d, ok := s.src.duplicates[u.Line]; ok && u.Line > 0 {
+		if d, ok := s.invalid[u.Line]; ok && u.Line > 0 {
 			invalid = d
 		}
 		var hash string
-		if s.src.passwords && invalid == "" {
+		if s.src.Passwords && invalid == "" {
 			pw := u.Password
 			if pw == "" {
-				pw = s.src.defaultPassword
+				pw = s.src.DefaultPassword
 			}
 			switch {
 			case pw == "":
 				invalid = "no password and no default password"
 			case !existing[u.ExternalID]:
-				h, err := s.hash(pw, pw == s.src.defaultPassword && u.Password == "")
+				h, err := s.hash(pw, pw == s.src.DefaultPassword && u.Password == "")
 				if err != nil {
 					return nil, err
 				}
@@ -197,7 +289,7 @@ func (s *stager) stage(ctx context.Context, users []provider.User) (*directory.F
 				continue
 			}
 			gid := name
-			if s.src.foldIDs {
+			if s.src.FoldIDs {
 				gid = strings.ToLower(name)
 			}
 			if !seenGroups[gid] {

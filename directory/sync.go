@@ -42,6 +42,9 @@ type SyncEngine interface {
 	ApplyBatch(ctx context.Context, runID string, in ApplyInput) (bool, RunCounts, error)
 	// DropRunData removes the staging and plan rows of a finished run.
 	DropRunData(ctx context.Context, runID string) error
+	// NextStagedGroup is the first staged group of the run after "after"
+	// (in external id order): the fetch reads members group by group.
+	NextStagedGroup(ctx context.Context, runID, after string) (string, bool, error)
 }
 
 // StagedUser is a fetched user ready for staging: mapped, checked and hashed.
@@ -275,6 +278,19 @@ func (s *SQLStore) deleteRunRows(ctx context.Context, q querier, runID string) e
 // DropRunData implements SyncEngine.
 func (s *SQLStore) DropRunData(ctx context.Context, runID string) error {
 	return s.InTx(ctx, func(tx *sqlx.Tx) error { return s.deleteRunRows(ctx, tx, runID) })
+}
+
+// NextStagedGroup implements SyncEngine.
+func (s *SQLStore) NextStagedGroup(ctx context.Context, runID, after string) (string, bool, error) {
+	var ids []string
+	if err := s.sel(ctx, s.db, &ids, `SELECT external_id FROM sync_staged_groups WHERE run_id = ? AND external_id > ?
+ORDER BY external_id LIMIT 1`, runID, after); err != nil {
+		return "", false, fmt.Errorf("next staged group: %w", err)
+	}
+	if len(ids) == 0 {
+		return "", false, nil
+	}
+	return ids[0], true, nil
 }
 
 // ExistingExternalIDs implements SyncEngine.

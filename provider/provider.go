@@ -37,6 +37,11 @@ type Source interface {
 // GroupQuery narrows a group listing.
 type GroupQuery struct {
 	Search string // case-insensitive substring (or prefix, where the provider only offers that) of the name
+	// ForSync asks for the groups group sync considers (after the users of
+	// a run), rather than the picker's list; a provider may narrow it to
+	// the groups that have users in scope.
+	ForSync bool
+	Scope   Scope
 }
 
 // Scope says which users a run reads.
