@@ -56,7 +56,7 @@ type StagedUser struct {
 	LastName     string
 	Email        string
 	Active       bool
-	ManagerRef   string // external id of the manager
+	ManagerRef   string // the manager's external id, or else their username
 	Attributes   map[string]string
 	PasswordHash string
 	ContentHash  string
@@ -205,14 +205,14 @@ func (s *SQLStore) SaveFetchedPage(ctx context.Context, runID string, page *Fetc
 		userRows := make([][]any, 0, len(page.Users))
 		for _, u := range page.Users {
 			userRows = append(userRows, []any{runID, u.ExternalID, u.Line, u.Username, strings.ToLower(u.Username),
-				u.FirstName, u.LastName, u.Email, u.Active, u.ManagerRef, attrsJSON(u.Attributes), u.PasswordHash,
+				u.FirstName, u.LastName, u.Email, u.Active, u.ManagerRef, strings.ToLower(u.ManagerRef), attrsJSON(u.Attributes), u.PasswordHash,
 				u.ContentHash, u.Invalid})
 		}
 		// A user seen again (a replayed page, a second group, a duplicate
 		// row the source already marked invalid) keeps its first record.
 		added, err := s.insertRows(ctx, tx, "sync_staged_users",
 			[]string{"run_id", "external_id", "line", "username", "username_lower", "first_name", "last_name", "email",
-				"active", "manager_ref", "attributes", "password_hash", "content_hash", "invalid"},
+				"active", "manager_ref", "manager_ref_lower", "attributes", "password_hash", "content_hash", "invalid"},
 			userRows, "ON CONFLICT DO NOTHING")
 		if err != nil {
 			return fmt.Errorf("stage users: %w", err)
@@ -731,6 +731,13 @@ WHERE `+fmt.Sprintf(planRange, acts)+` ORDER BY p.external_id`, st.runID, lo, hi
 	return hi, false, nil
 }
 
+// managerMatch finds the manager a staged user s names, in the directory
+// bound twice: by external id (Graph, Okta ids), else by username (a CSV
+// manager column, an Okta login in managerId).
+const managerMatch = `COALESCE(
+    (SELECT mu.id FROM users mu WHERE mu.directory_key = ? AND mu.external_id = s.manager_ref),
+    (SELECT mu.id FROM users mu WHERE mu.directory_key = ? AND mu.username_lower = s.manager_ref_lower))`
+
 func (s *SQLStore) applyManagers(ctx context.Context, tx *sqlx.Tx, st *applyState, cursor string) (string, bool, error) {
 	lo, hi, ok, err := s.batchKeys(ctx, tx, st, syncedActions, cursor)
 	if err != nil || !ok {
@@ -753,8 +760,8 @@ FROM sync_plan p
 JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id
 JOIN users u ON u.directory_key = ? AND u.external_id = p.external_id
 LEFT JOIN users c ON c.id = u.manager_id
-LEFT JOIN users m ON m.directory_key = ? AND m.external_id = s.manager_ref AND s.manager_ref <> ''
-WHERE `+fmt.Sprintf(planRange, syncedActions)+` ORDER BY p.external_id`, dir, dir, st.runID, lo, hi); err != nil {
+LEFT JOIN users m ON s.manager_ref <> '' AND m.id = `+managerMatch+`
+WHERE `+fmt.Sprintf(planRange, syncedActions)+` ORDER BY p.external_id`, dir, dir, dir, st.runID, lo, hi); err != nil {
 		return "", false, err
 	}
 	// One statement sets every manager of the batch that differs; an
@@ -762,9 +769,9 @@ WHERE `+fmt.Sprintf(planRange, syncedActions)+` ORDER BY p.external_id`, dir, di
 	if _, err := s.exec(ctx, tx, `UPDATE users SET manager_id = m.id, updated_at = ?
 FROM sync_plan p
 JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id
-LEFT JOIN users m ON m.directory_key = ? AND m.external_id = s.manager_ref AND s.manager_ref <> ''
+LEFT JOIN users m ON s.manager_ref <> '' AND m.id = `+managerMatch+`
 WHERE users.directory_key = ? AND users.external_id = p.external_id AND `+fmt.Sprintf(planRange, syncedActions)+`
-  AND users.manager_id IS DISTINCT FROM m.id`, st.at, dir, dir, st.runID, lo, hi); err != nil {
+  AND users.manager_id IS DISTINCT FROM m.id`, st.at, dir, dir, dir, st.runID, lo, hi); err != nil {
 		return "", false, err
 	}
 	for _, r := range rows {

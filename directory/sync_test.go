@@ -197,3 +197,31 @@ func TestEngineAdoptsASwitchedLocalAccount(t *testing.T) {
 		}
 	})
 }
+
+func TestEngineManagerByIDOrUsername(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *directory.DB) {
+		e := newEngine(t, db)
+		e.newRun()
+		boss, byID, byLogin, nobody := staged("00b", "Boss.Login", "B"), staged("01", "ann", "A"), staged("02", "ben", "B"), staged("03", "cat", "C")
+		byID.ManagerRef = "00b"           // an id
+		byLogin.ManagerRef = "boss.LOGIN" // a login, in another case
+		nobody.ManagerRef = "ghost"
+		e.stage(true, boss, byID, byLogin, nobody)
+		out, err := e.s.Plan(e.ctx, e.runID, directory.PlanInput{DirectoryKey: e.dir})
+		if err != nil || out.Counts.Created != 4 {
+			t.Fatalf("plan %+v %v", out, err)
+		}
+		var c directory.RunCounts
+		for done := false; !done; {
+			if done, c, err = e.s.ApplyBatch(e.ctx, e.runID, directory.ApplyInput{DirectoryKey: e.dir, OrgChart: true, BatchSize: 2}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u := e.usersByExternalID()
+		if c.ManagersLinked != 2 || c.ManagersUnresolved != 1 ||
+			u["01"].ManagerID == nil || *u["01"].ManagerID != u["00b"].ID ||
+			u["02"].ManagerID == nil || *u["02"].ManagerID != u["00b"].ID || u["03"].ManagerID != nil {
+			t.Fatalf("counts %+v users %+v", c, u)
+		}
+	})
+}

@@ -109,6 +109,7 @@ CREATE TABLE sync_staged_users (
     email          TEXT NOT NULL,
     active         BOOLEAN NOT NULL,
     manager_ref    TEXT NOT NULL DEFAULT '',
+    manager_ref_lower TEXT NOT NULL DEFAULT '',
     attributes     TEXT NOT NULL DEFAULT '{}',
     password_hash  TEXT NOT NULL DEFAULT '',
     content_hash   TEXT NOT NULL,
