@@ -17,24 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// temporalCLI is bin/temporal of the repository (`make tools`). Without it
-// the test skips, except under CI, where a skip would prove nothing.
-func temporalCLI(t *testing.T) string {
-	t.Helper()
-	path, err := filepath.Abs(filepath.Join("..", "..", "bin", "temporal"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("bin/temporal is required under CI (make tools): %v", err)
-		}
-		t.Skipf("bin/temporal missing (make tools): %v", err)
-	}
-	return path
-}
+	"github.com/usersync/usersync/internal/testenv"
+)
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -51,7 +36,7 @@ func freePort(t *testing.T) int {
 // must register them itself.
 func startTemporal(t *testing.T) string {
 	t.Helper()
-	bin := temporalCLI(t)
+	bin := testenv.TemporalCLI(t)
 	port := freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(bin, "server", "start-dev", "--headless", "--ip", "127.0.0.1",

@@ -69,19 +69,31 @@ type DevServer struct {
 // it stops when the test ends.
 func StartDevServer(t testing.TB) *DevServer {
 	t.Helper()
+	return startDevServer(t, temporal.NewSearchAttributes(
+		temporal.NewSearchAttributeKeyKeyword("ProfileName").ValueSet(""),
+		temporal.NewSearchAttributeKeyKeyword("Provider").ValueSet(""),
+	))
+}
+
+// StartBareDevServer starts a dev server without usersync's search
+// attributes, for tests of their registration.
+func StartBareDevServer(t testing.TB) *DevServer {
+	t.Helper()
+	return startDevServer(t, temporal.SearchAttributes{})
+}
+
+func startDevServer(t testing.TB, attrs temporal.SearchAttributes) *DevServer {
+	t.Helper()
 	path := TemporalCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  path,
-		ClientOptions: &client.Options{Namespace: "default", Logger: QuietLogger()},
-		LogLevel:      "error",
-		SearchAttributes: temporal.NewSearchAttributes(
-			temporal.NewSearchAttributeKeyKeyword("ProfileName").ValueSet(""),
-			temporal.NewSearchAttributeKeyKeyword("Provider").ValueSet(""),
-		),
-		Stdout: io.Discard,
-		Stderr: io.Discard,
+		ExistingPath:     path,
+		ClientOptions:    &client.Options{Namespace: "default", Logger: QuietLogger()},
+		LogLevel:         "error",
+		SearchAttributes: attrs,
+		Stdout:           io.Discard,
+		Stderr:           io.Discard,
 	})
 	if err != nil {
 		t.Fatalf("start temporal dev server: %v", err)
