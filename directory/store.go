@@ -75,6 +75,10 @@ type Store interface {
 	// also sets finished_at. errMsg replaces the stored error.
 	SetRunStatus(ctx context.Context, id, status, phase, errMsg string, at time.Time) error
 	ListChanges(ctx context.Context, runID, action string, opt ListOptions) (Page[Change], error)
+	// LastManualSuccess is the newest succeeded, non-dry run of the profile
+	// not started by its schedule and finished at or before notAfter, or
+	// ErrNotFound (the daily schedule's skip rule).
+	LastManualSuccess(ctx context.Context, profileID string, notAfter time.Time) (*Run, error)
 
 	// Sync engine (sync.go): staging, plan and apply for one run.
 	SyncEngine
