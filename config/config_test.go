@@ -57,17 +57,18 @@ func TestEveryVariableHasAFlag(t *testing.T) {
 		value string
 		get   func(*Config) string
 	}{
-		"DATABASE_URL":        {"postgres://u@db/x", func(c *Config) string { return c.Database }},
-		"TEMPORAL_ADDRESS":    {"temporal:7233", func(c *Config) string { return c.TemporalAddress }},
-		"TEMPORAL_NAMESPACE":  {"prod", func(c *Config) string { return c.TemporalNamespace }},
-		"TEMPORAL_TASK_QUEUE": {"q2", func(c *Config) string { return c.TemporalTaskQueue }},
-		"TEMPORAL_UI_URL":     {"https://temporal.example.com", func(c *Config) string { return c.TemporalUIURL }},
-		"USERSYNC_LISTEN":     {":9090", func(c *Config) string { return c.Listen }},
-		"USERSYNC_API_TOKEN":  {"tok", func(c *Config) string { return c.APIToken }},
-		"USERSYNC_SECRET_KEY": {"key", func(c *Config) string { return c.SecretKey }},
-		"USERSYNC_DATA_DIR":   {"/var/lib/usersync", func(c *Config) string { return c.DataDir }},
-		"USERSYNC_LOG_LEVEL":  {"debug", func(c *Config) string { return c.LogLevel }},
-		"USERSYNC_LOG_FORMAT": {"json", func(c *Config) string { return c.LogFormat }},
+		"DATABASE_URL":            {"postgres://u@db/x", func(c *Config) string { return c.Database }},
+		"TEMPORAL_ADDRESS":        {"temporal:7233", func(c *Config) string { return c.TemporalAddress }},
+		"TEMPORAL_NAMESPACE":      {"prod", func(c *Config) string { return c.TemporalNamespace }},
+		"TEMPORAL_TASK_QUEUE":     {"q2", func(c *Config) string { return c.TemporalTaskQueue }},
+		"TEMPORAL_UI_URL":         {"https://temporal.example.com", func(c *Config) string { return c.TemporalUIURL }},
+		"USERSYNC_LISTEN":         {":9090", func(c *Config) string { return c.Listen }},
+		"USERSYNC_API_TOKEN":      {"tok", func(c *Config) string { return c.APIToken }},
+		"USERSYNC_SECRET_KEY":     {"key", func(c *Config) string { return c.SecretKey }},
+		"USERSYNC_SECRET_KEY_OLD": {"old1,old2", func(c *Config) string { return c.SecretKeyOld }},
+		"USERSYNC_DATA_DIR":       {"/var/lib/usersync", func(c *Config) string { return c.DataDir }},
+		"USERSYNC_LOG_LEVEL":      {"debug", func(c *Config) string { return c.LogLevel }},
+		"USERSYNC_LOG_FORMAT":     {"json", func(c *Config) string { return c.LogFormat }},
 	}
 	for _, v := range Vars() {
 		if v.Hidden {
@@ -267,5 +268,20 @@ func TestUsageHidesFaultInjection(t *testing.T) {
 		if !strings.Contains(out, s) {
 			t.Errorf("usage lacks %q:\n%s", s, out)
 		}
+	}
+}
+
+func TestSecretKeysOld(t *testing.T) {
+	c := mustLoad(t, nil, map[string]string{"USERSYNC_SECRET_KEY_OLD": " a=, ,b= "})
+	if got := strings.Join(c.SecretKeysOld(), "|"); got != "a=|b=" {
+		t.Fatalf("SecretKeysOld() = %q", got)
+	}
+	if keys := mustLoad(t, nil, nil).SecretKeysOld(); keys != nil {
+		t.Fatalf("unset: %q", keys)
+	}
+	// The old key is a secret like the new one.
+	c = mustLoad(t, nil, map[string]string{"USERSYNC_SECRET_KEY_OLD": "c2VjcmV0LW9sZA=="})
+	if s := c.String(); strings.Contains(s, "c2VjcmV0LW9sZA") || !strings.Contains(s, `secretKeyOld="[redacted]"`) {
+		t.Fatalf("String() = %s", s)
 	}
 }

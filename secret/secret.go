@@ -1,6 +1,14 @@
 // Package secret seals the secret fields of profiles (client secrets, API
 // tokens, private keys, CSV passwords) with AES-256-GCM before they reach the
 // database, so that a copy of the database alone reveals none of them.
+//
+// A Box may also hold previous keys. It always seals with the current key
+// but opens with any of them, so that a key can be rotated without a
+// downtime: deploy the new key with the old one beside it
+// (USERSYNC_SECRET_KEY_OLD), re-encrypt what is stored (`usersync
+// rotate-secrets`, built on Reseal), then drop the old key. GCM's
+// authentication tag tells reliably which key a value was sealed with, so no
+// key id needs to be stored with it.
 package secret
 
 import (
@@ -18,13 +26,34 @@ import (
 // ErrBadKey means the key is not base64 of 32 bytes.
 var ErrBadKey = errors.New("secret key must be base64 of 32 bytes")
 
-// Box seals and opens values with one key.
+// Box seals with its current key and opens with the current or a previous key.
 type Box struct {
 	aead cipher.AEAD
+	// previous are the keys a rotation replaces: they only open.
+	previous []cipher.AEAD
 }
 
-// NewBox makes a Box from a base64-encoded 32-byte key (USERSYNC_SECRET_KEY).
-func NewBox(keyB64 string) (*Box, error) {
+// NewBox makes a Box from a base64-encoded 32-byte key (USERSYNC_SECRET_KEY)
+// and, during a key rotation, the keys it replaces (USERSYNC_SECRET_KEY_OLD),
+// which open values but never seal them. A bad previous key is named by its
+// position (1 = the first), never by its value.
+func NewBox(keyB64 string, previousB64 ...string) (*Box, error) {
+	aead, err := newAEAD(keyB64)
+	if err != nil {
+		return nil, err
+	}
+	b := &Box{aead: aead}
+	for i, k := range previousB64 {
+		old, err := newAEAD(k)
+		if err != nil {
+			return nil, fmt.Errorf("previous key %d: %w", i+1, err)
+		}
+		b.previous = append(b.previous, old)
+	}
+	return b, nil
+}
+
+func newAEAD(keyB64 string) (cipher.AEAD, error) {
 	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keyB64))
 	if err != nil || len(key) != 32 {
 		return nil, ErrBadKey
@@ -37,7 +66,7 @@ func NewBox(keyB64 string) (*Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret: %w", err)
 	}
-	return &Box{aead: aead}, nil
+	return aead, nil
 }
 
 // GenerateKey returns a new random key in the form NewBox takes.
@@ -83,22 +112,48 @@ func (b *Box) Seal(plaintext []byte) (string, error) {
 	return base64.StdEncoding.EncodeToString(out), nil
 }
 
-// Open decrypts what Seal made.
+// ErrWrongKey means no key of the Box opens the value: it was sealed with a
+// key the Box was not given, or it was altered.
+var ErrWrongKey = errors.New("secret: cannot decrypt (wrong USERSYNC_SECRET_KEY, or a rotated key missing from USERSYNC_SECRET_KEY_OLD?)")
+
+// Open decrypts what Seal made, with the current key or a previous one.
 func (b *Box) Open(sealed string) ([]byte, error) {
+	pt, _, err := b.open(sealed)
+	return pt, err
+}
+
+// open decrypts sealed and reports whether the current key did it.
+func (b *Box) open(sealed string) (pt []byte, current bool, err error) {
 	if sealed == "" {
-		return nil, nil
+		return nil, true, nil
 	}
 	raw, err := base64.StdEncoding.DecodeString(sealed)
 	if err != nil {
-		return nil, fmt.Errorf("secret: decode: %w", err)
+		return nil, false, fmt.Errorf("secret: decode: %w", err)
 	}
-	ns := b.aead.NonceSize()
-	if len(raw) < ns {
-		return nil, errors.New("secret: sealed value too short")
+	for i, aead := range append([]cipher.AEAD{b.aead}, b.previous...) {
+		ns := aead.NonceSize()
+		if len(raw) < ns+aead.Overhead() {
+			return nil, false, errors.New("secret: sealed value too short")
+		}
+		if pt, err := aead.Open(nil, raw[:ns], raw[ns:], nil); err == nil {
+			return pt, i == 0, nil
+		}
 	}
-	pt, err := b.aead.Open(nil, raw[:ns], raw[ns:], nil)
+	return nil, false, ErrWrongKey
+}
+
+// Reseal returns sealed as the current key seals it, and whether that
+// changed anything: a value the current key already opens comes back as it
+// is, so re-encrypting everything twice is the same as doing it once.
+func (b *Box) Reseal(sealed string) (string, bool, error) {
+	pt, current, err := b.open(sealed)
+	if err != nil || current {
+		return sealed, false, err
+	}
+	out, err := b.Seal(pt)
 	if err != nil {
-		return nil, errors.New("secret: cannot decrypt (wrong USERSYNC_SECRET_KEY?)")
+		return sealed, false, err
 	}
-	return pt, nil
+	return out, true, nil
 }

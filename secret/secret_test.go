@@ -2,6 +2,8 @@ package secret
 
 import (
 	"bytes"
+	"encoding/base64"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,5 +63,87 @@ func TestLoadOrCreateKeyFileIsStable(t *testing.T) {
 	}
 	if _, err := NewBox(k1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRotationOpensOldSealsNew(t *testing.T) {
+	oldKey, newKey := GenerateKey(), GenerateKey()
+	oldBox, _ := NewBox(oldKey)
+	sealedOld, err := oldBox.Seal([]byte("client-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the old key the new box cannot read it, and says what to set.
+	newOnly, _ := NewBox(newKey)
+	if _, err := newOnly.Open(sealedOld); !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), "USERSYNC_SECRET_KEY_OLD") {
+		t.Fatalf("open without the old key: %v", err)
+	}
+
+	rot, err := NewBox(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rot.Open(sealedOld); err != nil || string(got) != "client-secret" {
+		t.Fatalf("open old value: %q, %v", got, err)
+	}
+	sealedNew, err := rot.Seal([]byte("client-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oldBox.Open(sealedNew); err == nil {
+		t.Fatal("a rotating box sealed with the old key")
+	}
+	if got, err := newOnly.Open(sealedNew); err != nil || string(got) != "client-secret" {
+		t.Fatalf("new key cannot open a new seal: %q, %v", got, err)
+	}
+}
+
+func TestResealIsIdempotent(t *testing.T) {
+	oldKey, newKey := GenerateKey(), GenerateKey()
+	oldBox, _ := NewBox(oldKey)
+	sealedOld, _ := oldBox.Seal([]byte(`{"csv.password":"pw"}`))
+	rot, _ := NewBox(newKey, oldKey)
+
+	once, changed, err := rot.Reseal(sealedOld)
+	if err != nil || !changed || once == sealedOld {
+		t.Fatalf("first reseal: changed=%t err=%v", changed, err)
+	}
+	newOnly, _ := NewBox(newKey)
+	if got, err := newOnly.Open(once); err != nil || string(got) != `{"csv.password":"pw"}` {
+		t.Fatalf("resealed value: %q, %v", got, err)
+	}
+	twice, changed, err := rot.Reseal(once)
+	if err != nil || changed || twice != once {
+		t.Fatalf("second reseal changed=%t err=%v: not idempotent", changed, err)
+	}
+	if v, changed, err := rot.Reseal(""); v != "" || changed || err != nil {
+		t.Fatalf("reseal of no secret: %q %t %v", v, changed, err)
+	}
+
+	stranger, _ := NewBox(GenerateKey())
+	foreign, _ := stranger.Seal([]byte("x"))
+	if v, changed, err := rot.Reseal(foreign); !errors.Is(err, ErrWrongKey) || changed || v != foreign {
+		t.Fatalf("reseal of a value no key opens: %q %t %v", v, changed, err)
+	}
+}
+
+func TestBadPreviousKeyIsNamedByPosition(t *testing.T) {
+	_, err := NewBox(GenerateKey(), GenerateKey(), "not-a-key")
+	if !errors.Is(err, ErrBadKey) || !strings.Contains(err.Error(), "previous key 2") || strings.Contains(err.Error(), "not-a-key") {
+		t.Fatalf("bad previous key: %v", err)
+	}
+}
+
+func TestTamperedValueDoesNotOpen(t *testing.T) {
+	b, _ := NewBox(GenerateKey(), GenerateKey())
+	sealed, _ := b.Seal([]byte("value"))
+	raw, _ := base64.StdEncoding.DecodeString(sealed)
+	raw[len(raw)-1] ^= 1
+	if _, err := b.Open(base64.StdEncoding.EncodeToString(raw)); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("tampered value: %v", err)
+	}
+	if _, err := b.Open(base64.StdEncoding.EncodeToString(raw[:8])); err == nil || errors.Is(err, ErrWrongKey) {
+		t.Fatalf("short value: %v", err)
 	}
 }

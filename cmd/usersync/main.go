@@ -57,6 +57,7 @@ func commands() []command {
 		{"api", "serve the HTTP API (needs USERSYNC_API_TOKEN and USERSYNC_SECRET_KEY)", runAPI},
 		{"worker", "run the Temporal worker: sync workflows and activities (needs USERSYNC_SECRET_KEY)", runWorker},
 		{"migrate", "apply the database migrations and exit", runMigrate},
+		{"rotate-secrets", "re-encrypt every profile's secrets with USERSYNC_SECRET_KEY (old key in USERSYNC_SECRET_KEY_OLD)", runRotateSecrets},
 		{"version", "print the version", runVersion},
 	}
 }

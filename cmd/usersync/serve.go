@@ -16,7 +16,6 @@ import (
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/config"
 	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/secret"
 	"github.com/usersync/usersync/worker"
 	"github.com/usersync/usersync/workflows"
 )
@@ -78,9 +77,9 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 	log := newLogger(e, cfg)
 	log.Info("usersync starting", "version", versionString(), "config", cfg)
 
-	box, err := secret.NewBox(cfg.SecretKey)
+	box, err := openBox(cfg)
 	if err != nil {
-		return fmt.Errorf("USERSYNC_SECRET_KEY: %w", err)
+		return err
 	}
 	db, store, err := openDirectory(ctx, cfg, log)
 	if err != nil {
