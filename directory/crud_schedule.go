@@ -9,6 +9,10 @@ import (
 // TriggerSchedule is the trigger of the runs a profile's schedule starts.
 const TriggerSchedule = "schedule"
 
+// AuditLastRunReset is the audit action of "reset last run time": the
+// daily skip rule ignores manual runs that finished before the newest one.
+const AuditLastRunReset = "last_run_reset"
+
 // LastManualSuccess is the newest run of the profile that a person (or a
 // script) started, not the schedule, and that succeeded for real (not a
 // dry run), among those finished at or before notAfter; ErrNotFound when

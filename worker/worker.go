@@ -1,7 +1,7 @@
 // Package worker builds the Temporal worker of usersync: the task queue it
-// listens on and the registration of the SyncProfile workflow and the
-// activities. The worker and the API must agree on these names, so they
-// live in one place.
+// listens on and the registration of the workflows (SyncProfile, and the
+// ScheduledSync tick a profile's schedule starts) and the activities. The
+// worker and the API must agree on these names, so they live in one place.
 package worker
 
 import (
@@ -55,6 +55,8 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts Op
 		MaxHeartbeatThrottleInterval:       heartbeatThrottle,
 	})
 	w.RegisterWorkflowWithOptions(workflows.SyncProfile, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	// The tick a profile's schedule starts; it starts SyncProfile as a child.
+	w.RegisterWorkflowWithOptions(workflows.ScheduledSync, workflow.RegisterOptions{Name: workflows.ScheduledWorkflowName})
 	// Registered by method name (StartRun, Fetch, …): the workflow calls
 	// them through method values of the same struct, so names cannot drift.
 	w.RegisterActivity(acts)

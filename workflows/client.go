@@ -80,15 +80,6 @@ func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string
 	// The run id is ours, not Temporal's, so the row exists under one id
 	// across continue-as-new and whoever (API or StartRun) records it first.
 	runID := uuid.NewString()
-	summary := fmt.Sprintf("Sync %s (%s) — %s", p.Name, p.Provider, trigger)
-	if dryRun {
-		summary += " (dry run)"
-	}
-	details := fmt.Sprintf("**Profile** %s (`%s`), provider %s\n\n**Trigger** %s · **Run** `%s`",
-		p.Name, p.ID, p.Provider, trigger, runID)
-	if dryRun {
-		details += "\n\nDry run: plans the changes and writes nothing."
-	}
 	opts := client.StartWorkflowOptions{
 		ID:        WorkflowID(p.ID),
 		TaskQueue: c.TaskQueue,
@@ -103,8 +94,8 @@ func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string
 			ProfileNameKey.ValueSet(p.Name),
 			ProviderKey.ValueSet(p.Provider),
 		),
-		StaticSummary: summary,
-		StaticDetails: details,
+		StaticSummary: runSummary(p.Name, p.Provider, trigger, dryRun),
+		StaticDetails: runDetails(p.Name, p.ID, p.Provider, trigger, runID, dryRun),
 	}
 	we, err := c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, SyncInput{
 		RunID:     runID,

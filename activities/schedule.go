@@ -1,0 +1,129 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+)
+
+// The steps of a scheduled tick (workflows.ScheduledSync) before it starts
+// the run itself: what the tick must know to decide, and the record of a
+// tick that decided not to run.
+
+// ScheduledCheckInput asks about the profile of a scheduled tick.
+type ScheduledCheckInput struct {
+	ProfileID string
+	// ScheduledAt is the tick's slot; manual runs finished after it do
+	// not count against it.
+	ScheduledAt time.Time
+}
+
+// ScheduledCheck is what a scheduled tick decides on. The workflow applies
+// the daily rule itself, on the schedule's time, so the rule is replayed
+// exactly and tested with a controlled clock.
+type ScheduledCheck struct {
+	// Found is false when the profile no longer exists: its schedule is
+	// being deleted with it, and the tick does nothing.
+	Found       bool
+	ProfileName string
+	Provider    string
+	// Frequency is the profile's schedule frequency as saved now.
+	Frequency string
+	// LastManualRunID and LastManualAt are the newest successful run a
+	// person or a script started (see directory.Store.LastManualSuccess)
+	// that finished by ScheduledAt and after the newest "reset last run
+	// time"; LastManualRunID is "" when there is none.
+	LastManualRunID string
+	LastManualAt    time.Time
+}
+
+// CheckScheduledRun implements the activity of that name. It only reads.
+func (a *Activities) CheckScheduledRun(ctx context.Context, in ScheduledCheckInput) (ScheduledCheck, error) {
+	p, err := a.Store.GetProfile(ctx, in.ProfileID)
+	if errors.Is(err, directory.ErrNotFound) {
+		return ScheduledCheck{}, nil
+	}
+	if err != nil {
+		return ScheduledCheck{}, fmt.Errorf("load profile: %w", err)
+	}
+	// The schedule is not a secret: the clear part of the profile has it,
+	// so the check needs no key.
+	var clear struct {
+		Schedule profile.Schedule `json:"schedule"`
+	}
+	if err := json.Unmarshal(p.Config, &clear); err != nil {
+		return ScheduledCheck{}, configError("profile %q: stored configuration: %v", p.Name, err)
+	}
+	res := ScheduledCheck{Found: true, ProfileName: p.Name, Provider: p.Provider, Frequency: clear.Schedule.Frequency}
+	last, err := a.Store.LastManualSuccess(ctx, p.ID, in.ScheduledAt)
+	if errors.Is(err, directory.ErrNotFound) {
+		return res, nil
+	}
+	if err != nil {
+		return ScheduledCheck{}, err
+	}
+	resets, err := a.Store.ListAudit(ctx, directory.AuditFilter{Category: directory.CategorySyncConfig,
+		Action: directory.AuditLastRunReset, Subject: p.ID}, directory.ListOptions{Limit: 1})
+	if err != nil {
+		return ScheduledCheck{}, fmt.Errorf("read last run resets: %w", err)
+	}
+	if len(resets.Items) > 0 && !last.FinishedAt.After(resets.Items[0].At) {
+		return res, nil
+	}
+	res.LastManualRunID, res.LastManualAt = last.ID, *last.FinishedAt
+	return res, nil
+}
+
+// SkippedRunInput records a scheduled tick that did not run.
+type SkippedRunInput struct {
+	RunID     string
+	ProfileID string
+	Reason    string
+	// Busy says the tick found a run of the profile going; the record
+	// then names that run.
+	Busy bool
+	// WorkflowID and TemporalRunID are the tick's own execution, where
+	// the Temporal UI shows why it did not run.
+	WorkflowID    string
+	TemporalRunID string
+}
+
+// RecordSkippedRun implements the activity of that name: a run row born
+// skipped, with the reason as its error, and the closing audit entry a
+// skipped run gets. A retry finds both and adds nothing.
+func (a *Activities) RecordSkippedRun(ctx context.Context, in SkippedRunInput) error {
+	p, err := a.Store.GetProfile(ctx, in.ProfileID)
+	if errors.Is(err, directory.ErrNotFound) {
+		return nil // deleted meanwhile: no profile to show the run under
+	}
+	if err != nil {
+		return fmt.Errorf("load profile: %w", err)
+	}
+	reason := in.Reason
+	if in.Busy {
+		if last, err := a.Store.LastRun(ctx, p.ID); err == nil && last.ID != in.RunID && !directory.IsFinalRunStatus(last.Status) {
+			reason += " (run " + last.ID + ")"
+		} else if err != nil && !errors.Is(err, directory.ErrNotFound) {
+			return fmt.Errorf("find the running run: %w", err)
+		}
+	}
+	now := time.Now()
+	run := &directory.Run{ID: in.RunID, ProfileID: p.ID, ProfileName: p.Name, Provider: p.Provider,
+		DirectoryKey: p.DirectoryKey, Trigger: directory.TriggerSchedule, Status: directory.RunSkipped,
+		Phase: directory.PhaseDone, Error: reason, WorkflowID: in.WorkflowID, TemporalRunID: in.TemporalRunID,
+		StartedAt: now, FinishedAt: &now}
+	if err := a.Store.CreateRun(ctx, run); err != nil {
+		return fmt.Errorf("record skipped run: %w", err)
+	}
+	stored, err := a.Store.GetRun(ctx, in.RunID)
+	if err != nil {
+		return fmt.Errorf("record skipped run: %w", err)
+	}
+	rc := &runContext{run: stored, profile: p}
+	return a.auditOnce(ctx, rc, "run_finished", "status=skipped trigger=schedule error="+stored.Error)
+}

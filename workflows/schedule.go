@@ -1,0 +1,174 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+)
+
+// ScheduledWorkflowName is the workflow a profile's Temporal schedule
+// starts on each tick. The schedule cannot start SyncProfile itself: it
+// appends a timestamp to the workflow ids it starts, which would defeat the
+// one-run-per-profile workflow id. ScheduledSync starts SyncProfile as a
+// child under that id instead, and records a skipped run when it may not.
+const ScheduledWorkflowName = "ScheduledSync"
+
+// DailySkipWindow is how recent a manual success must be for a daily
+// scheduled run to be skipped: the directory is already that fresh.
+const DailySkipWindow = 24 * time.Hour
+
+// scheduledStartTimeKey is set by the Temporal server on every workflow a
+// schedule starts: the slot the tick belongs to, not when it happened to
+// start, and part of the start event, hence the same on every replay.
+var scheduledStartTimeKey = temporal.NewSearchAttributeKeyTime("TemporalScheduledStartTime")
+
+// ScheduledInput is the input of ScheduledSync, fixed in the schedule's
+// action (and rewritten whenever the profile is saved).
+type ScheduledInput struct {
+	ProfileID string
+}
+
+// ScheduledResult says what a tick did.
+type ScheduledResult struct {
+	// RunID is the run the tick started or recorded as skipped; "" when
+	// the profile no longer exists.
+	RunID string
+	// Skipped says why the tick did not sync; "" when it started the run.
+	Skipped string
+	// SyncRunID is the Temporal run id of the SyncProfile it started.
+	SyncRunID string
+}
+
+// ScheduledSync is one tick of a profile's schedule: it checks the daily
+// rule, then starts the profile's SyncProfile run as an abandoned child
+// under the profile's workflow id and ends once that run has started. A
+// run already going, or a daily slot made redundant by a recent manual
+// sync, ends the tick with a skipped run row that says why.
+func ScheduledSync(ctx workflow.Context, in ScheduledInput) (ScheduledResult, error) {
+	info := workflow.GetInfo(ctx)
+	// The tick's own run id is the run's id: unique, and known before
+	// anything is recorded, so a retried step records the same row.
+	res := ScheduledResult{RunID: info.WorkflowExecution.RunID}
+	at, ok := workflow.GetTypedSearchAttributes(ctx).GetTime(scheduledStartTimeKey)
+	if !ok {
+		// Started by hand (the Temporal UI or CLI): now is the slot.
+		at = workflow.Now(ctx)
+	}
+
+	var check activities.ScheduledCheck
+	err := workflow.ExecuteActivity(tickOptions(ctx, "check profile"), acts.CheckScheduledRun,
+		activities.ScheduledCheckInput{ProfileID: in.ProfileID, ScheduledAt: at}).Get(ctx, &check)
+	if err != nil {
+		return res, err
+	}
+	if !check.Found {
+		workflow.SetCurrentDetails(ctx, "**nothing to do** · the profile no longer exists")
+		return ScheduledResult{}, nil
+	}
+	if reason := DailySkip(at, check); reason != "" {
+		res.Skipped = reason
+		return res, skip(ctx, in, res, false)
+	}
+
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: WorkflowID(in.ProfileID),
+		// The tick ends as soon as the run has started; the run must go on.
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			ProfileNameKey.ValueSet(check.ProfileName),
+			ProviderKey.ValueSet(check.Provider),
+		),
+		StaticSummary: runSummary(check.ProfileName, check.Provider, directory.TriggerSchedule, false),
+		StaticDetails: runDetails(check.ProfileName, in.ProfileID, check.Provider, directory.TriggerSchedule, res.RunID, false),
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, WorkflowName, SyncInput{
+		RunID:     res.RunID,
+		ProfileID: in.ProfileID,
+		Trigger:   directory.TriggerSchedule,
+	})
+	var started workflow.Execution
+	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
+		if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+			res.Skipped = "a run of this profile was already running"
+			return res, skip(ctx, in, res, true)
+		}
+		return res, fmt.Errorf("start the scheduled run: %w", err)
+	}
+	res.SyncRunID = started.RunID
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**started** run `%s` (workflow `%s`)", res.RunID, started.ID))
+	return res, nil
+}
+
+// DailySkip is the daily rule: the reason a daily tick at slot must not
+// sync, or "" when it must. A manual sync that succeeded within the
+// DailySkipWindow before the slot (and after the newest "reset last run
+// time", which the check already applied) makes it redundant.
+func DailySkip(slot time.Time, c activities.ScheduledCheck) string {
+	if c.Frequency != profile.ScheduleDaily || c.LastManualRunID == "" {
+		return ""
+	}
+	if c.LastManualAt.After(slot) || slot.Sub(c.LastManualAt) >= DailySkipWindow {
+		return ""
+	}
+	return fmt.Sprintf("a manual sync succeeded at %s (run %s), within the 24 hours before this scheduled run at %s",
+		c.LastManualAt.UTC().Format(time.RFC3339), c.LastManualRunID, slot.UTC().Format(time.RFC3339))
+}
+
+// skip records the tick as a skipped run, for the reason in res.Skipped,
+// and shows that reason in the Temporal UI.
+func skip(ctx workflow.Context, in ScheduledInput, res ScheduledResult, busy bool) error {
+	info := workflow.GetInfo(ctx)
+	err := workflow.ExecuteActivity(tickOptions(ctx, "record skipped run"), acts.RecordSkippedRun,
+		activities.SkippedRunInput{
+			RunID:         res.RunID,
+			ProfileID:     in.ProfileID,
+			Reason:        res.Skipped,
+			Busy:          busy,
+			WorkflowID:    info.WorkflowExecution.ID,
+			TemporalRunID: info.WorkflowExecution.RunID,
+		}).Get(ctx, nil)
+	if err != nil {
+		return err
+	}
+	workflow.SetCurrentDetails(ctx, "**skipped** · "+res.Skipped)
+	return nil
+}
+
+// tickOptions bound the tick's steps, unlike a run's: a tick stuck on an
+// unreachable database holds the schedule (overlap SKIP), so after an hour
+// it fails, visibly in the Temporal UI, and the next tick tries afresh.
+func tickOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy:            retryPolicy(),
+		Summary:                summary,
+	})
+}
+
+// runSummary and runDetails are the static summary and details a run
+// shows in the Temporal UI, whoever starts it.
+func runSummary(profileName, provider, trigger string, dryRun bool) string {
+	s := fmt.Sprintf("Sync %s (%s) — %s", profileName, provider, trigger)
+	if dryRun {
+		s += " (dry run)"
+	}
+	return s
+}
+
+func runDetails(profileName, profileID, provider, trigger, runID string, dryRun bool) string {
+	d := fmt.Sprintf("**Profile** %s (`%s`), provider %s\n\n**Trigger** %s · **Run** `%s`",
+		profileName, profileID, provider, trigger, runID)
+	if dryRun {
+		d += "\n\nDry run: plans the changes and writes nothing."
+	}
+	return d
+}
