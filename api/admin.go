@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -65,22 +66,30 @@ func (s *server) putLicence(c *gin.Context) error {
 	if err := readJSON(c, &req); err != nil {
 		return err
 	}
-	switch {
-	case req.Limit == nil:
+	if req.Limit == nil {
 		return errInvalidField("limit", "required (0 = unlimited)")
-	case *req.Limit < 0:
+	}
+	if err := s.setLicence(ctx, *req.Limit); err != nil {
+		return err
+	}
+	return s.licence(c, http.StatusOK)
+}
+
+// setLicence sets the licence limit and audits the change.
+func (s *server) setLicence(ctx context.Context, limit int) error {
+	if limit < 0 {
 		return errInvalidField("limit", "must be 0 (unlimited) or more")
 	}
 	old, err := s.store.GetLicenceLimit(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.store.SetLicenceLimit(ctx, *req.Limit); err != nil {
+	if err := s.store.SetLicenceLimit(ctx, limit); err != nil {
 		return err
 	}
-	s.audit(c, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: "licence_updated",
-		Details: fmt.Sprintf("limit %d (was %d)", *req.Limit, old)})
-	return s.licence(c, http.StatusOK)
+	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: "licence_updated",
+		Details: fmt.Sprintf("limit %d (was %d)", limit, old)})
+	return nil
 }
 
 // uploadDocument streams the multipart field "file" into the store, so a
@@ -111,19 +120,28 @@ func (s *server) uploadDocument(c *gin.Context) error {
 		if name == "" {
 			name = "upload.csv"
 		}
-		ct := part.Header.Get("Content-Type")
-		if ct == "" || ct == "application/octet-stream" {
-			ct = "text/csv"
-		}
-		d, err := s.store.CreateDocument(c.Request.Context(), name, ct, part, s.maxDocument)
+		d, err := s.saveDocument(c.Request.Context(), name, part.Header.Get("Content-Type"), part)
 		if err != nil {
 			return err
 		}
-		s.audit(c, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: "document_uploaded",
-			Subject: d.ID, Details: fmt.Sprintf("%s, %d bytes, sha256 %s", d.Name, d.Size, d.SHA256)})
 		c.JSON(http.StatusCreated, gin.H{"id": d.ID, "name": d.Name, "size": d.Size, "sha256": d.SHA256})
 		return nil
 	}
+}
+
+// saveDocument stores an uploaded file of at most maxDocument bytes and
+// audits it.
+func (s *server) saveDocument(ctx context.Context, name, contentType string, r io.Reader) (*directory.Document, error) {
+	if contentType == "" || contentType == "application/octet-stream" {
+		contentType = "text/csv"
+	}
+	d, err := s.store.CreateDocument(ctx, name, contentType, r, s.maxDocument)
+	if err != nil {
+		return nil, err
+	}
+	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: "document_uploaded",
+		Subject: d.ID, Details: fmt.Sprintf("%s, %d bytes, sha256 %s", d.Name, d.Size, d.SHA256)})
+	return d, nil
 }
 
 func (s *server) listDocuments(c *gin.Context) error {
@@ -140,16 +158,23 @@ func (s *server) listDocuments(c *gin.Context) error {
 }
 
 func (s *server) deleteDocument(c *gin.Context) error {
-	ctx := c.Request.Context()
-	d, err := s.store.GetDocument(ctx, c.Param("id"))
+	if err := s.removeDocument(c.Request.Context(), c.Param("id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+// removeDocument deletes a document and audits it.
+func (s *server) removeDocument(ctx context.Context, id string) error {
+	d, err := s.store.GetDocument(ctx, id)
 	if err != nil {
 		return err
 	}
 	if err := s.store.DeleteDocument(ctx, d.ID); err != nil {
 		return err
 	}
-	s.audit(c, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: "document_deleted",
+	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: "document_deleted",
 		Subject: d.ID, Details: d.Name})
-	c.Status(http.StatusNoContent)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -54,6 +55,10 @@ type Options struct {
 	// Tester runs "Test connection" for POST /profiles/{id}/test; nil
 	// leaves the endpoint out.
 	Tester func(ctx context.Context, p *directory.Profile, c *profile.Config) error
+	// Admin, when set, serves every path outside /api/v1 and the probes:
+	// the admin page (package web), on the API's origin so that its
+	// cookies and forms never cross origins.
+	Admin http.Handler
 }
 
 // Trigger values a run records.
@@ -70,6 +75,7 @@ type server struct {
 	log    *slog.Logger
 	ready  func(ctx context.Context) error
 	tester func(ctx context.Context, p *directory.Profile, c *profile.Config) error
+	admin  http.Handler
 
 	maxDocument int64 // maxDocument, lowered by tests
 }
@@ -83,7 +89,7 @@ func newServer(o Options) *server {
 		panic("api: Options.Store is required")
 	}
 	s := &server{store: o.Store, runner: o.Runner, box: o.Box, token: o.Token,
-		log: o.Logger, ready: o.Ready, tester: o.Tester, maxDocument: maxDocument}
+		log: o.Logger, ready: o.Ready, tester: o.Tester, admin: o.Admin, maxDocument: maxDocument}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -95,7 +101,16 @@ func (s *server) routes() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.Use(s.requestID, s.logRequests, s.recover)
-	r.NoRoute(func(c *gin.Context) { s.fail(c, errNotFound("no such endpoint")) })
+	r.NoRoute(func(c *gin.Context) {
+		if s.admin != nil && c.Request.URL.Path != "/api/v1" && !strings.HasPrefix(c.Request.URL.Path, "/api/v1/") {
+			// Gin has set 404 for the unmatched route; a handler that
+			// writes without WriteHeader means 200.
+			c.Status(http.StatusOK)
+			s.admin.ServeHTTP(c.Writer, c.Request)
+			return
+		}
+		s.fail(c, errNotFound("no such endpoint"))
+	})
 	r.NoMethod(func(c *gin.Context) {
 		s.fail(c, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this endpoint"})
 	})

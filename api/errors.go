@@ -65,6 +65,22 @@ func (s *server) fail(c *gin.Context, err error) {
 // an unknown error is logged with the request id and answered as internal,
 // since its text may name tables, hosts or files.
 func (s *server) classify(c *gin.Context, err error) *apiError {
+	if e := s.known(err); e != nil {
+		return e
+	}
+	s.log.Error("request failed", "error", err, "method", c.Request.Method, "path", c.Request.URL.Path,
+		"requestId", requestIDOf(c))
+	return errInternal(requestIDOf(c))
+}
+
+// errInternal answers an error whose text is not for the client.
+func errInternal(requestID string) *apiError {
+	return &apiError{Status: http.StatusInternalServerError, Code: "internal",
+		Message: "internal error (request id " + requestID + ")"}
+}
+
+// known maps the errors that have an answer of their own; nil for any other.
+func (s *server) known(err error) *apiError {
 	var (
 		ae  *apiError
 		de  *profile.DecodeError
@@ -89,8 +105,5 @@ func (s *server) classify(c *gin.Context, err error) *apiError {
 	case errors.Is(err, directory.ErrConflict):
 		return errConflict("%s", err.Error())
 	}
-	s.log.Error("request failed", "error", err, "method", c.Request.Method, "path", c.Request.URL.Path,
-		"requestId", requestIDOf(c))
-	return &apiError{Status: http.StatusInternalServerError, Code: "internal",
-		Message: "internal error (request id " + requestIDOf(c) + ")"}
+	return nil
 }

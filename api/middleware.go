@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -32,11 +33,22 @@ func (s *server) requestID(c *gin.Context) {
 		id = uuid.NewString()
 	}
 	c.Set(requestIDKey, id)
+	// Also in the request's context, for code below the handlers (and the
+	// admin page) that logs with a context only.
+	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDCtxKey{}, id))
 	c.Header(requestIDHeader, id)
 	c.Next()
 }
 
 func requestIDOf(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+type requestIDCtxKey struct{}
+
+// requestIDFrom is the request id of a request's context, "" outside one.
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDCtxKey{}).(string)
+	return id
+}
 
 // logRequests logs one line per request. Never the headers (Authorization)
 // nor the body (profiles carry secrets), nor the query (it may carry

@@ -23,16 +23,15 @@ const (
 	actionProfileCreated = "profile_created"
 	actionProfileUpdated = "profile_updated"
 	actionProfileDeleted = "profile_deleted"
+	// actionConnectionTested records each "Test connection" with its
+	// outcome as JSON details (TestResult).
+	actionConnectionTested = "connection_tested"
 )
 
 // readProfile decodes, normalizes and checks a profile body; old is the
 // stored profile on a PUT (its secrets fill those the body omits), nil on
 // a POST.
-func (s *server) readProfile(c *gin.Context, old *profile.Config) (*profile.Config, error) {
-	body, err := readBody(c)
-	if err != nil {
-		return nil, err
-	}
+func (s *server) readProfile(ctx context.Context, body []byte, old *profile.Config) (*profile.Config, error) {
 	cfg, err := profile.Decode(body)
 	if err != nil {
 		return nil, err
@@ -47,7 +46,7 @@ func (s *server) readProfile(c *gin.Context, old *profile.Config) (*profile.Conf
 			Message: "cannot change the provider of a profile; create a new profile instead"})
 	}
 	if v := cfg.CSV; v != nil && cfg.Provider == profile.ProviderCSV && v.Source == profile.CSVDocument && v.DocumentID != "" {
-		if _, err := s.store.GetDocument(c.Request.Context(), v.DocumentID); errors.Is(err, directory.ErrNotFound) {
+		if _, err := s.store.GetDocument(ctx, v.DocumentID); errors.Is(err, directory.ErrNotFound) {
 			errs = append(errs, profile.FieldError{Field: "csv.documentId", Message: "no such document"})
 		} else if err != nil {
 			return nil, err
@@ -117,30 +116,44 @@ func nameTaken(err error) error {
 
 func (s *server) createProfile(c *gin.Context) error {
 	ctx := c.Request.Context()
-	cfg, err := s.readProfile(c, nil)
+	body, err := readBody(c)
 	if err != nil {
 		return err
 	}
-	key, err := newDirectoryKey()
+	p, err := s.addProfile(ctx, body)
 	if err != nil {
 		return err
 	}
-	p := &directory.Profile{DirectoryKey: key}
-	if err := s.sealInto(p, cfg); err != nil {
-		return err
-	}
-	if err := s.store.CreateProfile(ctx, p); err != nil {
-		return nameTaken(err)
-	}
-	details, _ := json.Marshal(cfg.Redacted())
-	s.audit(c, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileCreated,
-		Connection: p.Name, Subject: p.ID, Details: string(details)})
 	v, err := s.profileView(ctx, p)
 	if err != nil {
 		return err
 	}
 	c.JSON(http.StatusCreated, v)
 	return nil
+}
+
+// addProfile creates a profile from a request body: POST /profiles and
+// the admin page's "new profile" (Service.CreateProfile).
+func (s *server) addProfile(ctx context.Context, body []byte) (*directory.Profile, error) {
+	cfg, err := s.readProfile(ctx, body, nil)
+	if err != nil {
+		return nil, err
+	}
+	key, err := newDirectoryKey()
+	if err != nil {
+		return nil, err
+	}
+	p := &directory.Profile{DirectoryKey: key}
+	if err := s.sealInto(p, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateProfile(ctx, p); err != nil {
+		return nil, nameTaken(err)
+	}
+	details, _ := json.Marshal(cfg.Redacted())
+	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileCreated,
+		Connection: p.Name, Subject: p.ID, Details: string(details)})
+	return p, nil
 }
 
 func (s *server) listProfiles(c *gin.Context) error {
@@ -179,30 +192,14 @@ func (s *server) getProfile(c *gin.Context) error {
 
 func (s *server) updateProfile(c *gin.Context) error {
 	ctx := c.Request.Context()
-	p, err := s.store.GetProfile(ctx, c.Param("id"))
+	body, err := readBody(c)
 	if err != nil {
 		return err
 	}
-	old, err := s.openProfile(p)
+	p, err := s.saveProfile(ctx, c.Param("id"), body)
 	if err != nil {
 		return err
 	}
-	cfg, err := s.readProfile(c, old)
-	if err != nil {
-		return err
-	}
-	if err := s.sealInto(p, cfg); err != nil {
-		return err
-	}
-	if err := s.store.UpdateProfile(ctx, p); err != nil {
-		return nameTaken(err)
-	}
-	details := "no field changed"
-	if changed := changedFields(old, cfg); len(changed) > 0 {
-		details = "changed: " + strings.Join(changed, ", ")
-	}
-	s.audit(c, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileUpdated,
-		Connection: p.Name, Subject: p.ID, Details: details})
 	v, err := s.profileView(ctx, p)
 	if err != nil {
 		return err
@@ -211,9 +208,47 @@ func (s *server) updateProfile(c *gin.Context) error {
 	return nil
 }
 
+// saveProfile replaces profile id with a request body: PUT /profiles/{id}
+// and the admin page's "Save" (Service.UpdateProfile).
+func (s *server) saveProfile(ctx context.Context, id string, body []byte) (*directory.Profile, error) {
+	p, err := s.store.GetProfile(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	old, err := s.openProfile(p)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := s.readProfile(ctx, body, old)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sealInto(p, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.store.UpdateProfile(ctx, p); err != nil {
+		return nil, nameTaken(err)
+	}
+	details := "no field changed"
+	if changed := changedFields(old, cfg); len(changed) > 0 {
+		details = "changed: " + strings.Join(changed, ", ")
+	}
+	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileUpdated,
+		Connection: p.Name, Subject: p.ID, Details: details})
+	return p, nil
+}
+
 func (s *server) deleteProfile(c *gin.Context) error {
-	ctx := c.Request.Context()
-	p, err := s.store.GetProfile(ctx, c.Param("id"))
+	if err := s.removeProfile(c.Request.Context(), c.Param("id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+// removeProfile deletes a profile that has no run going.
+func (s *server) removeProfile(ctx context.Context, id string) error {
+	p, err := s.store.GetProfile(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -228,10 +263,9 @@ func (s *server) deleteProfile(c *gin.Context) error {
 	if err := s.store.DeleteProfile(ctx, p.ID); err != nil {
 		return err
 	}
-	s.audit(c, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileDeleted,
+	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileDeleted,
 		Connection: p.Name, Subject: p.ID,
 		Details: fmt.Sprintf("provider %s, directory %s (its users stay)", p.Provider, p.DirectoryKey)})
-	c.Status(http.StatusNoContent)
 	return nil
 }
 
@@ -243,22 +277,32 @@ func (s *server) syncProfile(c *gin.Context) error {
 	if err := readOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	p, err := s.store.GetProfile(ctx, c.Param("id"))
+	run, err := s.syncNow(ctx, c.Param("id"), req.DryRun)
 	if err != nil {
 		return err
 	}
-	if !p.Enabled {
-		return errInvalidField("enabled", "the profile is disabled; enable it to sync")
-	}
-	return s.startRun(c, p, TriggerManual, req.DryRun)
+	c.JSON(http.StatusAccepted, s.runJSON(run))
+	return nil
 }
 
-// startRun starts a run and answers 202 with it, or 409 with the run that
-// is already going.
-func (s *server) startRun(c *gin.Context, p *directory.Profile, trigger string, dryRun bool) error {
-	ctx := c.Request.Context()
+// syncNow starts a manual run of an enabled profile: POST
+// /profiles/{id}/sync and the admin page's "Save and sync".
+func (s *server) syncNow(ctx context.Context, id string, dryRun bool) (*directory.Run, error) {
+	p, err := s.store.GetProfile(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Enabled {
+		return nil, errInvalidField("enabled", "the profile is disabled; enable it to sync")
+	}
+	return s.startRun(ctx, p, TriggerManual, dryRun)
+}
+
+// startRun starts a run and returns it as stored, or a 409 error with the
+// run that is already going.
+func (s *server) startRun(ctx context.Context, p *directory.Profile, trigger string, dryRun bool) (*directory.Run, error) {
 	if s.runner == nil {
-		return errors.New("start run: no runner configured")
+		return nil, errors.New("start run: no runner configured")
 	}
 	run, err := s.runner.Start(ctx, p, trigger, dryRun)
 	var busy RunInProgress
@@ -269,45 +313,70 @@ func (s *server) startRun(c *gin.Context, p *directory.Profile, trigger string, 
 			j := s.runJSON(r)
 			e.run = &j
 		}
-		return e
+		return nil, e
 	}
 	if err != nil {
-		return fmt.Errorf("start run of profile %s: %w", p.ID, err)
+		return nil, fmt.Errorf("start run of profile %s: %w", p.ID, err)
 	}
 	// The stored row is the run as everyone else will read it (its start
 	// time is the store's).
 	if stored, err := s.store.GetRun(ctx, run.ID); err == nil {
 		run = stored
 	}
-	c.JSON(http.StatusAccepted, s.runJSON(run))
-	return nil
+	return run, nil
 }
 
 func (s *server) testProfile(c *gin.Context) error {
-	ctx := c.Request.Context()
-	p, err := s.store.GetProfile(ctx, c.Param("id"))
+	res, err := s.testConnection(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
-	}
-	cfg, err := s.openProfile(p)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	terr := s.tester(ctx, p, cfg)
-	res := gin.H{"ok": terr == nil, "message": "connection works", "latencyMs": time.Since(start).Milliseconds()}
-	if terr != nil {
-		res["message"] = terr.Error()
 	}
 	c.JSON(http.StatusOK, res)
 	return nil
 }
 
+// TestResult is the answer of "Test connection": the light and why.
+type TestResult struct {
+	OK        bool   `json:"ok"`
+	Message   string `json:"message"`
+	LatencyMs int64  `json:"latencyMs"`
+}
+
+// testConnection tests the stored profile and records the outcome in the
+// audit log, where the admin page reads the last one back for its light:
+// the log is shared by every API replica and survives a restart.
+func (s *server) testConnection(ctx context.Context, id string) (TestResult, error) {
+	if s.tester == nil {
+		return TestResult{}, errors.New("test connection: no tester configured")
+	}
+	p, err := s.store.GetProfile(ctx, id)
+	if err != nil {
+		return TestResult{}, err
+	}
+	cfg, err := s.openProfile(p)
+	if err != nil {
+		return TestResult{}, err
+	}
+	start := time.Now()
+	terr := s.tester(ctx, p, cfg)
+	res := TestResult{OK: terr == nil, Message: "connection works", LatencyMs: time.Since(start).Milliseconds()}
+	if terr != nil {
+		res.Message = terr.Error()
+	}
+	details, _ := json.Marshal(res)
+	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionConnectionTested,
+		Connection: p.Name, Subject: p.ID, Details: string(details)})
+	return res, nil
+}
+
 // audit records an entry. The change it describes is already made, so a
 // failure to record is logged rather than turned into an error answer.
-func (s *server) audit(c *gin.Context, e directory.AuditEntry) {
-	if err := s.store.AddAudit(c.Request.Context(), &e); err != nil {
-		s.log.Error("write audit entry", "error", err, "action", e.Action, "requestId", requestIDOf(c))
+func (s *server) audit(c *gin.Context, e directory.AuditEntry) { s.record(c.Request.Context(), e) }
+
+// record is audit for code that has a context rather than a request.
+func (s *server) record(ctx context.Context, e directory.AuditEntry) {
+	if err := s.store.AddAudit(ctx, &e); err != nil {
+		s.log.Error("write audit entry", "error", err, "action", e.Action, "requestId", requestIDFrom(ctx))
 	}
 }
 

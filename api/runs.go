@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,71 +44,84 @@ func (s *server) getRun(c *gin.Context) error {
 	return nil
 }
 
-// steerRun loads the run, lets check refuse it, applies act through the
-// Runner and answers 202 with the run as it now stands.
-func (s *server) steerRun(c *gin.Context, what string, check func(*directory.Run) error,
-	act func(Runner, *directory.Run) error) error {
-	ctx := c.Request.Context()
-	run, err := s.store.GetRun(ctx, c.Param("id"))
+// steerRun answers 202 with the run a steering call returns.
+func (s *server) steerRun(c *gin.Context, steer func(ctx context.Context, id string) (*directory.Run, error)) error {
+	run, err := steer(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
-	}
-	if err := check(run); err != nil {
-		return err
-	}
-	if s.runner == nil {
-		return errors.New(what + " run: no runner configured")
-	}
-	if err := act(s.runner, run); err != nil {
-		// The run changed state between the check above and the call.
-		var state interface{ Conflict() bool }
-		if errors.As(err, &state) && state.Conflict() {
-			return errConflict("cannot %s run %s: %v", what, run.ID, err)
-		}
-		return fmt.Errorf("%s run %s: %w", what, run.ID, err)
-	}
-	if fresh, err := s.store.GetRun(ctx, run.ID); err == nil {
-		run = fresh
 	}
 	c.JSON(http.StatusAccepted, s.runJSON(run))
 	return nil
 }
 
-func (s *server) approveRun(c *gin.Context) error {
-	return s.steerRun(c, "approve", func(r *directory.Run) error {
+// steer loads the run, lets check refuse it, applies act through the
+// Runner and returns the run as it now stands.
+func (s *server) steer(ctx context.Context, id, what string, check func(*directory.Run) error,
+	act func(Runner, *directory.Run) error) (*directory.Run, error) {
+	run, err := s.store.GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(run); err != nil {
+		return nil, err
+	}
+	if s.runner == nil {
+		return nil, errors.New(what + " run: no runner configured")
+	}
+	if err := act(s.runner, run); err != nil {
+		// The run changed state between the check above and the call.
+		var state interface{ Conflict() bool }
+		if errors.As(err, &state) && state.Conflict() {
+			return nil, errConflict("cannot %s run %s: %v", what, run.ID, err)
+		}
+		return nil, fmt.Errorf("%s run %s: %w", what, run.ID, err)
+	}
+	if fresh, err := s.store.GetRun(ctx, run.ID); err == nil {
+		run = fresh
+	}
+	return run, nil
+}
+
+func (s *server) approveRun(c *gin.Context) error { return s.steerRun(c, s.approve) }
+
+func (s *server) approve(ctx context.Context, id string) (*directory.Run, error) {
+	return s.steer(ctx, id, "approve", func(r *directory.Run) error {
 		if r.Status != directory.RunAwaitingApproval {
 			return errConflict("run is %s; only a run awaiting approval can be approved", r.Status)
 		}
 		return nil
-	}, func(rn Runner, r *directory.Run) error { return rn.Approve(c.Request.Context(), r) })
+	}, func(rn Runner, r *directory.Run) error { return rn.Approve(ctx, r) })
 }
 
-func (s *server) cancelRun(c *gin.Context) error {
-	return s.steerRun(c, "cancel", func(r *directory.Run) error {
+func (s *server) cancelRun(c *gin.Context) error { return s.steerRun(c, s.cancel) }
+
+func (s *server) cancel(ctx context.Context, id string) (*directory.Run, error) {
+	return s.steer(ctx, id, "cancel", func(r *directory.Run) error {
 		if directory.IsFinalRunStatus(r.Status) {
 			return errConflict("run has already ended (%s)", r.Status)
 		}
 		return nil
-	}, func(rn Runner, r *directory.Run) error { return rn.Cancel(c.Request.Context(), r) })
+	}, func(rn Runner, r *directory.Run) error { return rn.Cancel(ctx, r) })
 }
 
-// retryRun starts a new run of the run's profile, dry or not as the run was.
-func (s *server) retryRun(c *gin.Context) error {
-	ctx := c.Request.Context()
-	run, err := s.store.GetRun(ctx, c.Param("id"))
+func (s *server) retryRun(c *gin.Context) error { return s.steerRun(c, s.retry) }
+
+// retry starts a new run of the run's profile, dry or not as the run was.
+func (s *server) retry(ctx context.Context, id string) (*directory.Run, error) {
+	run, err := s.store.GetRun(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p, err := s.store.GetProfile(ctx, run.ProfileID)
 	if errors.Is(err, directory.ErrNotFound) {
-		return errNotFound("the profile of run %s no longer exists", run.ID)
+		return nil, errNotFound("the profile of run %s no longer exists", run.ID)
 	} else if err != nil {
-		return err
+		return nil, err
 	}
 	if !p.Enabled {
-		return errInvalidField("enabled", "the profile is disabled; enable it to sync")
+		return nil, errInvalidField("enabled", "the profile is disabled; enable it to sync")
 	}
-	return s.startRun(c, p, TriggerRetry, run.DryRun)
+	return s.startRun(ctx, p, TriggerRetry, run.DryRun)
 }
 
 func (s *server) listChanges(c *gin.Context) error {

@@ -1,0 +1,165 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+)
+
+// Service is what the API does, without HTTP: the admin page (package web)
+// calls it, so that a profile saved, a run started or a document uploaded
+// there is decoded, validated, sealed, audited and handed to the Runner by
+// the very code the JSON API runs, not by a copy that drifts from it.
+// Plain reads (users, groups, runs, audit) need no rules and go straight to
+// the directory.Store.
+//
+// Errors are the API's: Explain turns one into what the API would answer.
+type Service struct{ s *server }
+
+// NewService returns the service of the API with these options (Admin is
+// not used). It holds no state, so it may live beside the handler New
+// returns for the same options.
+func NewService(o Options) *Service { return &Service{s: newServer(o)} }
+
+// CreateProfile creates a profile from a JSON body as POST /profiles takes
+// it: a new directory key, sealed secrets, an audit entry.
+func (v *Service) CreateProfile(ctx context.Context, body []byte) (*directory.Profile, error) {
+	return v.s.addProfile(ctx, body)
+}
+
+// UpdateProfile replaces a profile with a JSON body as PUT /profiles/{id}
+// takes it: a secret the body omits keeps its stored value.
+func (v *Service) UpdateProfile(ctx context.Context, id string, body []byte) (*directory.Profile, error) {
+	return v.s.saveProfile(ctx, id, body)
+}
+
+// DeleteProfile deletes a profile that has no run going.
+func (v *Service) DeleteProfile(ctx context.Context, id string) error {
+	return v.s.removeProfile(ctx, id)
+}
+
+// ProfileView is the profile as GET /profiles/{id} shows it: redacted
+// (secrets only as "<field>Set"), with id, directoryKey, times, lastRun and
+// nextRunAt.
+func (v *Service) ProfileView(ctx context.Context, p *directory.Profile) (map[string]any, error) {
+	return v.s.profileView(ctx, p)
+}
+
+// CanTest reports whether "Test connection" is configured (Options.Tester).
+func (v *Service) CanTest() bool { return v.s.tester != nil }
+
+// TestConnection tests the stored profile, as POST /profiles/{id}/test,
+// and records the outcome in the audit log.
+func (v *Service) TestConnection(ctx context.Context, id string) (TestResult, error) {
+	return v.s.testConnection(ctx, id)
+}
+
+// TestRecord is a past "Test connection".
+type TestRecord struct {
+	TestResult
+	At time.Time
+}
+
+// LastTest is the newest recorded "Test connection" of the profile, nil
+// when it was never tested.
+func (v *Service) LastTest(ctx context.Context, profileID string) (*TestRecord, error) {
+	page, err := v.s.store.ListAudit(ctx, directory.AuditFilter{Category: directory.CategorySyncConfig,
+		Action: actionConnectionTested, Subject: profileID}, directory.ListOptions{Limit: 1})
+	if err != nil || len(page.Items) == 0 {
+		return nil, err
+	}
+	e := page.Items[0]
+	rec := &TestRecord{At: e.At}
+	if err := json.Unmarshal([]byte(e.Details), &rec.TestResult); err != nil {
+		// The entry is ours; unreadable means it was written by a version
+		// with another shape, which is no reason to fail a page.
+		return nil, nil
+	}
+	return rec, nil
+}
+
+// Sync starts a manual run of an enabled profile, as POST
+// /profiles/{id}/sync. A run already going is a 409 whose Problem names it.
+func (v *Service) Sync(ctx context.Context, profileID string, dryRun bool) (*directory.Run, error) {
+	return v.s.syncNow(ctx, profileID, dryRun)
+}
+
+// ApproveRun lets a run held by the accidental-delete guard apply.
+func (v *Service) ApproveRun(ctx context.Context, id string) (*directory.Run, error) {
+	return v.s.approve(ctx, id)
+}
+
+// CancelRun stops a run that has not ended.
+func (v *Service) CancelRun(ctx context.Context, id string) (*directory.Run, error) {
+	return v.s.cancel(ctx, id)
+}
+
+// RetryRun starts a new run of the run's profile.
+func (v *Service) RetryRun(ctx context.Context, id string) (*directory.Run, error) {
+	return v.s.retry(ctx, id)
+}
+
+// TemporalURL is the run's page in the Temporal Web UI, "" without one.
+func (v *Service) TemporalURL(run *directory.Run) string {
+	if v.s.runner == nil {
+		return ""
+	}
+	return v.s.runner.UIURL(run)
+}
+
+// MaxDocument is the largest document UploadDocument accepts, in bytes.
+func (v *Service) MaxDocument() int64 { return v.s.maxDocument }
+
+// UploadDocument stores a file (a CSV) in the document store, as POST
+// /documents; over MaxDocument bytes is an error that Explain calls 413.
+func (v *Service) UploadDocument(ctx context.Context, name, contentType string, r io.Reader) (*directory.Document, error) {
+	return v.s.saveDocument(ctx, name, contentType, r)
+}
+
+// DeleteDocument deletes a document, as DELETE /documents/{id}.
+func (v *Service) DeleteDocument(ctx context.Context, id string) error {
+	return v.s.removeDocument(ctx, id)
+}
+
+// SetLicenceLimit sets the licence limit (0 = unlimited), as PUT
+// /settings/licence.
+func (v *Service) SetLicenceLimit(ctx context.Context, limit int) error {
+	return v.s.setLicence(ctx, limit)
+}
+
+// Problem is an error as the API would answer it.
+type Problem struct {
+	Status  int
+	Code    string
+	Message string
+	// Fields are the invalid fields by dotted path ("csv.url").
+	Fields profile.FieldErrors
+	// RunID is the run already going, for a refused start (409).
+	RunID string
+}
+
+// Explain maps an error of a Service method (or of the store) onto its
+// Problem. An error the API would not show a client is logged here, with
+// the request id of ctx, and explained as internal.
+func (v *Service) Explain(ctx context.Context, err error) Problem {
+	e := v.s.known(err)
+	if e == nil {
+		id := requestIDFrom(ctx)
+		v.s.log.ErrorContext(ctx, "admin request failed", "error", err, "requestId", id)
+		e = errInternal(id)
+	}
+	return Problem{Status: e.Status, Code: e.Code, Message: e.Message, Fields: e.Details, RunID: e.RunID}
+}
+
+// IsNotFound reports whether err means that the thing asked for does not
+// exist (a 404).
+func IsNotFound(err error) bool {
+	var ae *apiError
+	return errors.Is(err, directory.ErrNotFound) || (errors.As(err, &ae) && ae.Status == http.StatusNotFound)
+}
