@@ -37,6 +37,10 @@ type Store interface {
 	// SetUserStatus enables or disables a user by hand.
 	SetUserStatus(ctx context.Context, id, status string, at time.Time) error
 	DeleteUser(ctx context.Context, id string) error
+	// SwitchDirectory moves local users, by username, to a profile's
+	// directory (crud_switch.go): one result per username, in order; a
+	// directory no profile owns is ErrNotFound.
+	SwitchDirectory(ctx context.Context, directoryKey string, usernames []string) ([]SwitchResult, error)
 
 	// Groups. CreateGroup makes a local group.
 	CreateGroup(ctx context.Context, g *Group) error

@@ -33,6 +33,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		{"Users", testUsers},
 		{"UserFilters", testUserFilters},
 		{"UserPaging", testUserPaging},
+		{"SwitchDirectory", testSwitchDirectory},
 		{"Groups", testGroups},
 		{"Roles", testRoles},
 		{"Documents", testDocuments},
