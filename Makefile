@@ -9,7 +9,7 @@ BIN              := $(CURDIR)/bin
 VERSION          ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS          := -X main.version=$(VERSION)
 
-.PHONY: all build run test bench tools lint fmt clean help
+.PHONY: all build run test bench fuzz tools lint fmt clean help
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make run    build and start Temporal dev server + usersync dev (API on :8080, UI on :8233)"
 	@echo "make test   run all tests (needs Postgres on 127.0.0.1:5432 and bin/temporal)"
 	@echo "make bench  run the benchmarks"
+	@echo "make fuzz   run each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make build  build bin/usersync"
 	@echo "make tools  build bin/temporal ($(TEMPORAL_VERSION))"
 	@echo "make lint   gofmt check and go vet"
@@ -41,6 +42,14 @@ test: tools
 
 bench: tools
 	$(GO) test -run XXX -bench . ./...
+
+## fuzz: each fuzz target in turn (go test -fuzz takes one target and one
+## package at a time). Their seed corpora (testdata/fuzz) run in `make test`;
+## a crash found here lands in testdata/fuzz as a new seed: commit it.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run XXX -fuzz '^FuzzUsers$$' -fuzztime $(FUZZTIME) ./provider/csv
+	$(GO) test -run XXX -fuzz '^FuzzProfile$$' -fuzztime $(FUZZTIME) ./profile
 
 lint:
 	@out="$$(gofmt -l .)"; \

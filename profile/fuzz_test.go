@@ -1,0 +1,107 @@
+package profile
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/usersync/usersync/secret"
+)
+
+// fuzzBox seals in FuzzProfile; one key for the whole run keeps it cheap.
+var fuzzBox = func() *secret.Box {
+	b, err := secret.NewBox(secret.GenerateKey())
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// FuzzProfile runs an arbitrary request body through what the API does
+// with it: Decode, Normalize, Validate, Seal for storage, Open for a run,
+// Redacted for a read. None may panic; a body Decode refuses is a
+// *DecodeError (the API's 400); Normalize is stable; storage loses nothing;
+// and a read shows no secret, only that it is set.
+//
+// The seed corpus in testdata/fuzz/FuzzProfile runs with every `go test`;
+// `make fuzz` explores beyond it.
+func FuzzProfile(f *testing.F) {
+	for _, seed := range []string{
+		`{"name":"People","provider":"csv","csv":{"source":"document","documentId":"d1","password":"pw-1","defaultPassword":"Welcome-1"}}`,
+		`{"name":"Entra","provider":"azure","azure":{"tenantId":"t","clientId":"c","clientSecret":"s3cret"},"groups":["g"],"groupSync":{"mode":"regex","pattern":"^(a"}}`,
+		`{"name":"Okta","provider":"okta","okta":{"orgUrl":"http://10.0.0.1","apiToken":"tok"},"schedule":{"frequency":"daily","time":"25:00","timezone":"Mars/Base"}}`,
+		`{"name":"x","provider":"csv","csv":{"Password":"case"},"attributeMap":{"a":"b"},"safety":{"maxDisables":-1}}`,
+		`{"name":"x","azure":{"tenantID":"typo"}}`,
+		`[1,2]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		cfg, err := Decode(body)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Message == "" {
+				t.Fatalf("Decode: %T %v, want a *DecodeError with a message", err, err)
+			}
+			return
+		}
+		cfg.Normalize()
+		once := mustJSON(t, cfg)
+		cfg.Normalize()
+		if twice := mustJSON(t, cfg); twice != once {
+			t.Fatalf("Normalize is not stable:\n%s\n%s", once, twice)
+		}
+		errs := cfg.Validate()
+		for _, fe := range errs {
+			if fe.Field == "" || fe.Message == "" {
+				t.Fatalf("field error without field or message: %+v", fe)
+			}
+		}
+		if again := cfg.Validate(); !reflect.DeepEqual(errs, again) {
+			t.Fatalf("Validate is not deterministic: %v then %v", errs, again)
+		}
+
+		clear, sealed, err := Seal(fuzzBox, cfg)
+		if err != nil {
+			t.Fatalf("Seal: %v", err)
+		}
+		opened, err := Open(fuzzBox, clear, sealed)
+		if err != nil {
+			t.Fatalf("Open of what Seal made: %v", err)
+		}
+		if got := mustJSON(t, opened); got != once {
+			t.Fatalf("Seal/Open lost something:\n got %s\nwant %s", got, once)
+		}
+
+		// What a read shows must not depend on the secrets' values: the
+		// same profile with every secret replaced reads the same.
+		other := cfg.clone()
+		secretFields(other, func(_ string, v reflect.Value) {
+			if v.String() != "" {
+				v.SetString(v.String() + "-changed")
+			}
+		})
+		if a, b := mustJSON(t, cfg.Redacted()), mustJSON(t, other.Redacted()); a != b {
+			t.Fatalf("a read shows secrets:\n%s\n%s", a, b)
+		}
+		var stored map[string]any
+		if err := json.Unmarshal(clear, &stored); err != nil {
+			t.Fatalf("stored clear part is not JSON: %v", err)
+		}
+		withoutSecrets := cfg.clone()
+		secretFields(withoutSecrets, func(_ string, v reflect.Value) { v.SetString("") })
+		if got, want := string(clear), mustJSON(t, withoutSecrets); got != want {
+			t.Fatalf("the clear part stores secrets:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
+	return string(b)
+}
