@@ -23,7 +23,10 @@ import (
 	"github.com/usersync/usersync/secret"
 )
 
-// Runner starts and steers sync runs; workflows.Client implements it.
+// Runner starts and steers sync runs; workflows.Client implements it. A
+// Runner that also implements Scheduler gets each profile a Temporal
+// schedule, and one that implements Reconciler keeps run reads in step
+// with workflows ended in the Temporal UI (schedules.go).
 type Runner interface {
 	// Start starts a run of the profile and records it in the store. When
 	// a run of it is already going, the error satisfies
@@ -131,6 +134,7 @@ func (s *server) routes() http.Handler {
 	v1.PUT("/profiles/:id", h(s.updateProfile))
 	v1.DELETE("/profiles/:id", h(s.deleteProfile))
 	v1.POST("/profiles/:id/sync", h(s.syncProfile))
+	v1.POST("/profiles/:id/reset-last-run", h(s.resetLastRun))
 	if s.tester != nil {
 		v1.POST("/profiles/:id/test", h(s.testProfile))
 	}

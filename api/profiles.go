@@ -80,7 +80,10 @@ func (s *server) profileView(ctx context.Context, p *directory.Profile) (map[str
 	v["createdAt"] = p.CreatedAt.UTC()
 	v["updatedAt"] = p.UpdatedAt.UTC()
 	v["lastRun"] = nil
-	v["nextRunAt"] = nil // filled once schedules are wired
+	v["nextRunAt"] = nil
+	if next := s.nextRunAt(ctx, p, cfg); next != nil {
+		v["nextRunAt"] = next.UTC()
+	}
 	last, err := s.store.LastRun(ctx, p.ID)
 	switch {
 	case err == nil:
@@ -150,6 +153,9 @@ func (s *server) addProfile(ctx context.Context, body []byte) (*directory.Profil
 	if err := s.store.CreateProfile(ctx, p); err != nil {
 		return nil, nameTaken(err)
 	}
+	if err := s.scheduleCreated(ctx, p); err != nil {
+		return nil, err
+	}
 	details, _ := json.Marshal(cfg.Redacted())
 	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileCreated,
 		Connection: p.Name, Subject: p.ID, Details: string(details)})
@@ -215,6 +221,7 @@ func (s *server) saveProfile(ctx context.Context, id string, body []byte) (*dire
 	if err != nil {
 		return nil, err
 	}
+	prev := *p // to put back if Temporal refuses the schedule
 	old, err := s.openProfile(p)
 	if err != nil {
 		return nil, err
@@ -228,6 +235,9 @@ func (s *server) saveProfile(ctx context.Context, id string, body []byte) (*dire
 	}
 	if err := s.store.UpdateProfile(ctx, p); err != nil {
 		return nil, nameTaken(err)
+	}
+	if err := s.scheduleSaved(ctx, p, &prev); err != nil {
+		return nil, err
 	}
 	details := "no field changed"
 	if changed := changedFields(old, cfg); len(changed) > 0 {
@@ -260,7 +270,11 @@ func (s *server) removeProfile(ctx context.Context, id string) error {
 	} else if err != nil && !errors.Is(err, directory.ErrNotFound) {
 		return err
 	}
+	if err := s.unschedule(ctx, p); err != nil {
+		return err
+	}
 	if err := s.store.DeleteProfile(ctx, p.ID); err != nil {
+		s.reschedule(ctx, p)
 		return err
 	}
 	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileDeleted,

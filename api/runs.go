@@ -31,6 +31,9 @@ func (s *server) listRuns(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	for i := range page.Items {
+		page.Items[i] = *s.reconciled(c.Request.Context(), &page.Items[i])
+	}
 	c.JSON(http.StatusOK, mapPage(page, s.runJSON))
 	return nil
 }
@@ -40,6 +43,7 @@ func (s *server) getRun(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	run = s.reconciled(c.Request.Context(), run)
 	c.JSON(http.StatusOK, s.runJSON(run))
 	return nil
 }
