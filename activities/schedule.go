@@ -106,9 +106,9 @@ func (a *Activities) RecordSkippedRun(ctx context.Context, in SkippedRunInput) e
 	}
 	reason := in.Reason
 	if in.Busy {
-		if last, err := a.Store.LastRun(ctx, p.ID); err == nil && last.ID != in.RunID && !directory.IsFinalRunStatus(last.Status) {
-			reason += " (run " + last.ID + ")"
-		} else if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		if open, err := a.Store.OpenRun(ctx, p.ID); err == nil {
+			reason += " (run " + open.ID + ")"
+		} else if !errors.Is(err, directory.ErrNotFound) {
 			return fmt.Errorf("find the running run: %w", err)
 		}
 	}

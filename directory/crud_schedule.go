@@ -32,3 +32,19 @@ func (s *SQLStore) LastManualSuccess(ctx context.Context, profileID string, notA
 	}
 	return &r, nil
 }
+
+// OpenRun is the newest run of the profile that has not ended (running or
+// awaiting approval), or ErrNotFound. It is not LastRun: a scheduled tick
+// skipped because a run was going is newer than that run, and final.
+func (s *SQLStore) OpenRun(ctx context.Context, profileID string) (*Run, error) {
+	var r Run
+	if err := s.get(ctx, s.db, &r, `SELECT `+runCols+` FROM sync_runs
+		WHERE profile_id = ? AND status NOT IN (`+finalStatusList()+`)
+		ORDER BY started_at DESC, id DESC LIMIT 1`, profileID); err != nil {
+		return nil, dbErr(fmt.Sprintf("open run of profile %s", profileID), err)
+	}
+	if err := fixRun(&r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

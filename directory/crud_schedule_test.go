@@ -69,3 +69,37 @@ func TestLastManualSuccess(t *testing.T) {
 		assert.Equal(t, "others", got.ID)
 	})
 }
+
+// TestOpenRun: the run still going is found behind newer final rows (the
+// ticks its schedule skipped meanwhile), and no open run is ErrNotFound.
+func TestOpenRun(t *testing.T) {
+	ctx := context.Background()
+	dbtest.Each(t, func(t *testing.T, db *directory.DB) {
+		s := directory.NewSQLStore(db)
+		p := &directory.Profile{Name: "People", Provider: "csv", Enabled: true, DirectoryKey: "p-people"}
+		require.NoError(t, s.CreateProfile(ctx, p))
+		base := time.Date(2030, 3, 10, 12, 0, 0, 0, time.UTC)
+		add := func(id, status string, at time.Time) {
+			t.Helper()
+			require.NoError(t, s.CreateRun(ctx, &directory.Run{ID: id, ProfileID: p.ID, ProfileName: "People",
+				Provider: "csv", DirectoryKey: "k", Trigger: "manual", Status: status, StartedAt: at}))
+		}
+		_, err := s.OpenRun(ctx, p.ID)
+		assert.ErrorIs(t, err, directory.ErrNotFound)
+
+		add("done", directory.RunSucceeded, base)
+		add("held", directory.RunAwaitingApproval, base.Add(time.Minute))
+		add("tick-1", directory.RunSkipped, base.Add(2*time.Minute))
+		add("tick-2", directory.RunSkipped, base.Add(3*time.Minute))
+		got, err := s.OpenRun(ctx, p.ID)
+		require.NoError(t, err)
+		assert.Equal(t, "held", got.ID)
+		last, err := s.LastRun(ctx, p.ID)
+		require.NoError(t, err)
+		assert.Equal(t, "tick-2", last.ID, "LastRun is the newest, final or not")
+
+		require.NoError(t, s.SetRunStatus(ctx, "held", directory.RunSucceeded, "", "", base.Add(4*time.Minute)))
+		_, err = s.OpenRun(ctx, p.ID)
+		assert.ErrorIs(t, err, directory.ErrNotFound)
+	})
+}

@@ -83,6 +83,9 @@ type Store interface {
 	// not started by its schedule and finished at or before notAfter, or
 	// ErrNotFound (the daily schedule's skip rule).
 	LastManualSuccess(ctx context.Context, profileID string, notAfter time.Time) (*Run, error)
+	// OpenRun is the newest run of the profile not yet ended, or
+	// ErrNotFound. (The newest run may be a skipped tick newer than it.)
+	OpenRun(ctx context.Context, profileID string) (*Run, error)
 
 	// Sync engine (sync.go): staging, plan and apply for one run.
 	SyncEngine

@@ -97,14 +97,21 @@ func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string
 		StaticSummary: runSummary(p.Name, p.Provider, trigger, dryRun),
 		StaticDetails: runDetails(p.Name, p.ID, p.Provider, trigger, runID, dryRun),
 	}
-	we, err := c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, SyncInput{
-		RunID:     runID,
-		ProfileID: p.ID,
-		Trigger:   trigger,
-		DryRun:    dryRun,
-	})
+	in := SyncInput{RunID: runID, ProfileID: p.ID, Trigger: trigger, DryRun: dryRun}
+	we, err := c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	// A run records its end just before its workflow closes: a start in
+	// between (a retry clicked as soon as the run shows failed) would be
+	// refused with a run that has ended. Wait out that moment.
+	for wait := closingWait; errors.As(err, &started) && wait > 0 && c.lastRunEnded(ctx, p.ID); wait -= closingPoll {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("start sync of profile %q: %w", p.Name, ctx.Err())
+		case <-time.After(closingPoll):
+		}
+		we, err = c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, in)
+	}
 	if err != nil {
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
 			return nil, &RunningError{RunID: c.runningRunID(ctx, p.ID, started.RunId)}
 		}
@@ -133,13 +140,26 @@ func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string
 	return run, nil
 }
 
+// How long Start waits for the workflow of a run that has recorded its end
+// to close, and how often it tries again meanwhile.
+const (
+	closingWait = 3 * time.Second
+	closingPoll = 100 * time.Millisecond
+)
+
+// lastRunEnded reports whether every run row of the profile is final.
+func (c *Client) lastRunEnded(ctx context.Context, profileID string) bool {
+	_, err := c.Store.OpenRun(ctx, profileID)
+	return errors.Is(err, directory.ErrNotFound)
+}
+
 // runningRunID finds our id of the run a refused start collided with: the
-// newest run row when it is still going, else (a run started by a schedule
+// profile's open run row, else (a run started by a schedule
 // whose StartRun has not recorded it yet) the workflow's own answer, else
 // Temporal's run id, which is our id for runs started without one.
 func (c *Client) runningRunID(ctx context.Context, profileID, temporalRunID string) string {
-	if last, err := c.Store.LastRun(ctx, profileID); err == nil && !directory.IsFinalRunStatus(last.Status) {
-		return last.ID
+	if open, err := c.Store.OpenRun(ctx, profileID); err == nil {
+		return open.ID
 	}
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
