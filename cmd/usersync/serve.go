@@ -122,6 +122,15 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 			UIBaseURL: cfg.TemporalUIURL,
 			Store:     store,
 		}
+		// Mend what a save whose schedule step failed, profiles older than
+		// schedules, or a Temporal server that lost its schedules left out
+		// of step. Not fatal: the API serves anyway, and the next save of
+		// a profile tries its schedule again.
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if err := wf.SyncAllSchedules(sctx); err != nil {
+			log.Warn("bring the profiles' Temporal schedules in line", "error", err)
+		}
+		cancel()
 		ready := func(ctx context.Context) error {
 			if err := db.PingContext(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
