@@ -70,9 +70,9 @@ func newFaultEnv(t *testing.T, tc client.Client, address string) *faultEnv {
 	return e
 }
 
-// csvProfile is the CSV profile of the fault tests: the crash test's
+// faultProfile is the CSV profile of the fault tests: the crash test's
 // columns, group sync on, org chart on.
-func csvProfile(name string) *profile.Config {
+func faultProfile(name string) *profile.Config {
 	cfg := &profile.Config{Name: name, Provider: profile.ProviderCSV,
 		CSV: &profile.CSV{Source: "document", DocumentID: "set-below", UserMatchField: "username",
 			ManagerField: "manager", DefaultPassword: "Welcome-1", GroupsField: "groups",

@@ -53,7 +53,7 @@ func TestFaultWorkerSIGTERMMidRun(t *testing.T) {
 	}
 	tmp := testenv.StartDevServer(t)
 	e := newFaultEnv(t, tmp.Client, tmp.Address)
-	e.createProfile(csvProfile("Graceful"))
+	e.createProfile(faultProfile("Graceful"))
 	s := scenario{initial: 3000, total: 5000, removed: 50, changed: 200}
 	e.firstSync(s)
 

@@ -44,7 +44,7 @@ func TestFaultFetchWorkerKilledOtherWorkerFinishes(t *testing.T) {
 	}
 	tmp := testenv.StartDevServer(t)
 	e := newFaultEnv(t, tmp.Client, tmp.Address)
-	e.createProfile(csvProfile("Two workers"))
+	e.createProfile(faultProfile("Two workers"))
 	s := scenario{initial: 3000, total: 5000, removed: 50, changed: 200}
 	e.firstSync(s)
 
