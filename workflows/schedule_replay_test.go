@@ -1,0 +1,103 @@
+package workflows
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/profile"
+)
+
+// Recorded ticks live apart from the SyncProfile histories (TestReplay
+// registers SyncProfile alone).
+const tickHistories = "testdata/ticks"
+
+// tickFakes answer the tick's steps without a database: profile "p-skip"
+// has a manual success an hour ago on a daily schedule, any other a day
+// and a half ago.
+type tickFakes struct{}
+
+func (tickFakes) CheckScheduledRun(_ context.Context, in activities.ScheduledCheckInput) (activities.ScheduledCheck, error) {
+	ago := 36 * time.Hour
+	if in.ProfileID == "p-skip" {
+		ago = time.Hour
+	}
+	return activities.ScheduledCheck{Found: true, ProfileName: "Contoso Entra", Provider: "azure",
+		Frequency: profile.ScheduleDaily, LastManualRunID: "manual-1", LastManualAt: in.ScheduledAt.Add(-ago)}, nil
+}
+
+func (tickFakes) RecordSkippedRun(context.Context, activities.SkippedRunInput) error { return nil }
+
+// TestRecordTickHistories records ScheduledSync ticks started by a real
+// schedule (so with TemporalScheduledStartTime) for TestReplayTicks:
+//
+//	USERSYNC_RECORD_HISTORY=1 go test ./workflows -run TestRecordTickHistories
+func TestRecordTickHistories(t *testing.T) {
+	if os.Getenv("USERSYNC_RECORD_HISTORY") != "1" {
+		t.Skip("set USERSYNC_RECORD_HISTORY=1 to record testdata tick histories")
+	}
+	c := startDevServer(t)
+	const queue = "usersync-record-ticks"
+	w := worker.New(c, queue, worker.Options{})
+	w.RegisterWorkflowWithOptions(SyncProfile, workflow.RegisterOptions{Name: WorkflowName})
+	w.RegisterWorkflowWithOptions(ScheduledSync, workflow.RegisterOptions{Name: ScheduledWorkflowName})
+	w.RegisterActivity(newFakeActivities())
+	w.RegisterActivity(&tickFakes{})
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
+	require.NoError(t, os.MkdirAll(tickHistories, 0o755))
+
+	tick := func(profileID, name string) {
+		t.Helper()
+		h, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+			ID:   ScheduleID(profileID),
+			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
+			Action: &client.ScheduleWorkflowAction{ID: scheduledWorkflowID(profileID), Workflow: ScheduledWorkflowName,
+				Args: []any{ScheduledInput{ProfileID: profileID}}, TaskQueue: queue},
+			TriggerImmediately: true,
+		})
+		require.NoError(t, err)
+		var wid string
+		require.Eventually(t, func() bool {
+			d, err := h.Describe(ctx)
+			if err != nil || len(d.Info.RecentActions) == 0 {
+				return false
+			}
+			wid = d.Info.RecentActions[0].StartWorkflowResult.WorkflowID
+			return true
+		}, time.Minute, 100*time.Millisecond)
+		var res ScheduledResult
+		require.NoError(t, c.GetWorkflow(ctx, wid, "").Get(ctx, &res))
+		require.Equal(t, profileID == "p-skip", res.Skipped != "", "tick result %+v", res)
+		record(t, ctx, c, wid, "", filepath.Join("ticks", name))
+		require.NoError(t, h.Delete(ctx))
+	}
+	tick("p-run", "started.json")
+	tick("p-skip", "skipped.json")
+}
+
+// TestReplayTicks replays the recorded ticks against the current code: a
+// change to ScheduledSync that would break ticks in flight fails here.
+func TestReplayTicks(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(tickHistories, "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "no recorded tick histories in %s", tickHistories)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(ScheduledSync, workflow.RegisterOptions{Name: ScheduledWorkflowName})
+			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), f))
+		})
+	}
+}
