@@ -113,8 +113,9 @@ func TestCreateProfileErrors(t *testing.T) {
 
 	e.createProfile(csvProfile)
 	er = e.do(http.MethodPost, "/api/v1/profiles", strings.Replace(csvProfile, "People file", "PEOPLE FILE", 1)).
-		apiErr(http.StatusUnprocessableEntity, "validation_failed")
+		apiErr(http.StatusConflict, "conflict")
 	assert.Equal(t, "name: a profile with this name exists", er["message"])
+	assert.Equal(t, "name", er["details"].([]any)[0].(map[string]any)["field"])
 }
 
 func TestUpdateProfileKeepsSecrets(t *testing.T) {
@@ -165,7 +166,7 @@ func TestUpdateProfileErrors(t *testing.T) {
 		apiErr(http.StatusUnprocessableEntity, "validation_failed")
 	assert.Contains(t, er["message"], "provider: cannot change the provider")
 	er = e.do(http.MethodPut, "/api/v1/profiles/"+id, strings.Replace(csvProfile, "People file", "other", 1)).
-		apiErr(http.StatusUnprocessableEntity, "validation_failed")
+		apiErr(http.StatusConflict, "conflict")
 	assert.Equal(t, "name: a profile with this name exists", er["message"])
 	er = e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"x","provider":"csv","csv":{"url":"http://files.example.com/a.csv"}}`).
 		apiErr(http.StatusUnprocessableEntity, "validation_failed")
