@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
@@ -62,6 +63,16 @@ type Options struct {
 	// the admin page (package web), on the API's origin so that its
 	// cookies and forms never cross origins.
 	Admin http.Handler
+
+	// ProviderGroups lists a profile's provider groups for
+	// GET /profiles/{id}/provider-groups (the picker); nil leaves it out.
+	ProviderGroups ProviderGroupsFunc
+	// Progress asks a running run's workflow for its live phase and
+	// counts, shown by GET /runs and /runs/{id}; nil shows the stored ones.
+	Progress ProgressFunc
+	// Metrics, when set, is served on /metrics (no token) and receives the
+	// API's HTTP request metrics.
+	Metrics *prometheus.Registry
 }
 
 // Trigger values a run records.
@@ -79,6 +90,7 @@ type server struct {
 	ready  func(ctx context.Context) error
 	tester func(ctx context.Context, p *directory.Profile, c *profile.Config) error
 	admin  http.Handler
+	extras extras // extras.go
 
 	maxDocument int64 // maxDocument, lowered by tests
 }
@@ -92,7 +104,7 @@ func newServer(o Options) *server {
 		panic("api: Options.Store is required")
 	}
 	s := &server{store: o.Store, runner: o.Runner, box: o.Box, token: o.Token,
-		log: o.Logger, ready: o.Ready, tester: o.Tester, admin: o.Admin, maxDocument: maxDocument}
+		log: o.Logger, ready: o.Ready, tester: o.Tester, admin: o.Admin, extras: newExtras(o), maxDocument: maxDocument}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -104,6 +116,7 @@ func (s *server) routes() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.Use(s.requestID, s.logRequests, s.recover)
+	s.useExtras(r)
 	r.NoRoute(func(c *gin.Context) {
 		if s.admin != nil && c.Request.URL.Path != "/api/v1" && !strings.HasPrefix(c.Request.URL.Path, "/api/v1/") {
 			// Gin has set 404 for the unmatched route; a handler that
@@ -168,9 +181,10 @@ func (s *server) routes() http.Handler {
 	v1.GET("/settings/licence", h(s.getLicence))
 	v1.PUT("/settings/licence", h(s.putLicence))
 
-	v1.POST("/documents", h(s.uploadDocument))
+	v1.POST("/documents", longBody, h(s.uploadDocument))
 	v1.GET("/documents", h(s.listDocuments))
 	v1.DELETE("/documents/:id", h(s.deleteDocument))
+	s.extraRoutes(r, v1)
 	return r
 }
 

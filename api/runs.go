@@ -34,6 +34,7 @@ func (s *server) listRuns(c *gin.Context) error {
 	for i := range page.Items {
 		page.Items[i] = *s.reconciled(c.Request.Context(), &page.Items[i])
 	}
+	s.withProgressPage(c.Request.Context(), page.Items)
 	c.JSON(http.StatusOK, mapPage(page, s.runJSON))
 	return nil
 }
@@ -44,6 +45,7 @@ func (s *server) getRun(c *gin.Context) error {
 		return err
 	}
 	run = s.reconciled(c.Request.Context(), run)
+	s.withProgress(c.Request.Context(), run)
 	c.JSON(http.StatusOK, s.runJSON(run))
 	return nil
 }

@@ -1,0 +1,132 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
+)
+
+// defaultPickerLimit is the page size of the picker when ?limit= is absent
+// (the API's default page).
+const defaultPickerLimit = 100
+
+// listProviderGroups is GET /profiles/{id}/provider-groups: one page of
+// the provider's groups for the picker, read live with the stored profile's
+// credentials.
+func (s *server) listProviderGroups(c *gin.Context) error {
+	ctx := c.Request.Context()
+	opt, err := listOptions(c)
+	if err != nil {
+		return err
+	}
+	if opt.Limit == 0 {
+		opt.Limit = defaultPickerLimit
+	}
+	p, err := s.store.GetProfile(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	cfg, err := s.openProfile(p)
+	if err != nil {
+		return err
+	}
+	page, err := s.extras.providerGroups(ctx, p, cfg, strings.TrimSpace(c.Query("search")), opt.Cursor, opt.Limit)
+	if err != nil {
+		var thr *provider.ThrottledError
+		if errors.As(err, &thr) && thr.RetryAfter > 0 {
+			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(thr.RetryAfter.Seconds()))))
+		}
+		return s.providerError(ctx, err, cfg)
+	}
+	out := directory.Page[provider.Group]{Items: page.Items, NextCursor: page.Next}
+	if out.Items == nil {
+		out.Items = []provider.Group{}
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// errProvider is the 502 of a provider that failed a live request.
+func errProvider(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadGateway, Code: "provider_error", Message: fmt.Sprintf(format, args...)}
+}
+
+// providerError says why the provider failed, in words an admin can act
+// on: refused credentials, a missing permission, an unreachable host,
+// throttling. Typed provider errors carry messages written for people (the
+// provider's own explanation), which are passed on with every secret of
+// the profile taken out; anything else is logged and answered without its
+// text, which may describe the server rather than the provider.
+func (s *server) providerError(ctx context.Context, err error, cfg *profile.Config) error {
+	msg := scrubSecrets(err.Error(), cfg)
+	var (
+		thr    *provider.ThrottledError
+		netErr net.Error
+	)
+	switch {
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return err // the caller went away; nobody reads the answer
+	case errors.As(err, &thr):
+		return errProvider("throttled: the provider asks to wait %s before the next request (%s)", thr.RetryAfter, msg)
+	case errors.Is(err, provider.ErrAuth):
+		return errProvider("authentication failed: the provider refused the profile's credentials (%s)", msg)
+	case errors.Is(err, provider.ErrPermission):
+		return errProvider("permission denied: the profile's credentials lack a permission or admin consent (%s)", msg)
+	case errors.Is(err, provider.ErrUnreachable), errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr):
+		return errProvider("unreachable: the provider could not be reached (%s)", msg)
+	case errors.Is(err, provider.ErrCursorExpired):
+		return errBadRequest("the provider no longer accepts this cursor; start again without one")
+	case errors.Is(err, provider.ErrInvalidData):
+		return errProvider("the provider's answer cannot be used (%s)", msg)
+	case errors.Is(err, provider.ErrNotFound):
+		return errProvider("not found at the provider (%s)", msg)
+	case errors.Is(err, directory.ErrNotFound) && cfg.Provider == profile.ProviderCSV:
+		return errInvalidField("csv.documentId", "the profile's document no longer exists; upload the file again")
+	}
+	id := requestIDFrom(ctx)
+	s.log.ErrorContext(ctx, "provider groups failed", "error", msg, "requestId", id)
+	return errProvider("the provider request failed (request id %s)", id)
+}
+
+// minSecretLen is the shortest secret value scrubSecrets replaces: a
+// shorter one (a test's "x") would cut words out of every message.
+const minSecretLen = 4
+
+// scrubSecrets replaces every secret value of cfg found in msg, since a
+// provider or SDK error may quote what it was sent.
+func scrubSecrets(msg string, cfg *profile.Config) string {
+	if cfg == nil {
+		return msg
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return msg
+	}
+	var doc map[string]any
+	if json.Unmarshal(raw, &doc) != nil {
+		return msg
+	}
+	for _, path := range profile.SecretPaths() {
+		var v any = doc
+		for _, k := range strings.Split(path, ".") {
+			m, _ := v.(map[string]any)
+			v = m[k]
+		}
+		if sv, _ := v.(string); len(sv) >= minSecretLen {
+			msg = strings.ReplaceAll(msg, sv, "[redacted]")
+		}
+	}
+	return msg
+}
