@@ -61,6 +61,7 @@ func (s *server) useExtras(r *gin.Engine) {
 // group; the OpenAPI document and /metrics need no token, like the probes.
 func (s *server) extraRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
 	open := r.Group("/api/v1")
+	open.GET("/openapi.json", s.openAPI)
 	if s.extras.registry != nil {
 		// At the root, where Prometheus looks by default, and under the
 		// base path, like the probes.
