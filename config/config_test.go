@@ -63,6 +63,7 @@ func TestEveryVariableHasAFlag(t *testing.T) {
 		"TEMPORAL_TASK_QUEUE":     {"q2", func(c *Config) string { return c.TemporalTaskQueue }},
 		"TEMPORAL_UI_URL":         {"https://temporal.example.com", func(c *Config) string { return c.TemporalUIURL }},
 		"USERSYNC_LISTEN":         {":9090", func(c *Config) string { return c.Listen }},
+		"USERSYNC_METRICS_LISTEN": {"0.0.0.0:9100", func(c *Config) string { return c.MetricsListen }},
 		"USERSYNC_API_TOKEN":      {"tok", func(c *Config) string { return c.APIToken }},
 		"USERSYNC_SECRET_KEY":     {"key", func(c *Config) string { return c.SecretKey }},
 		"USERSYNC_SECRET_KEY_OLD": {"old1,old2", func(c *Config) string { return c.SecretKeyOld }},
