@@ -145,8 +145,26 @@ func TestSchedulesFollowProfiles(t *testing.T) {
 	require.Equal(t, 200, s.api.do("PUT", "/profiles/"+daily.ID, body, &got))
 	assert.Equal(t, 30*time.Minute, mustDescribe(daily.ID).Schedule.Spec.Intervals[0].Every)
 	lose()
+	// And a schedule whose profile is gone is deleted then.
+	_, err = s.tmp.Client.ScheduleClient().Create(ctx, client.ScheduleOptions{ID: workflows.ScheduleID("gone"),
+		Spec:   client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: time.Hour}}},
+		Action: &client.ScheduleWorkflowAction{Workflow: workflows.ScheduledWorkflowName, TaskQueue: s.client.TaskQueue}})
+	require.NoError(t, err)
+	waitFor(t, "the orphan schedule to be listed", func() bool {
+		iter, err := s.tmp.Client.ScheduleClient().List(ctx, client.ScheduleListOptions{})
+		require.NoError(t, err)
+		for iter.HasNext() {
+			e, err := iter.Next()
+			require.NoError(t, err)
+			if e.ID == workflows.ScheduleID("gone") {
+				return true
+			}
+		}
+		return false
+	})
 	require.NoError(t, s.client.SyncAllSchedules(ctx))
 	assert.Equal(t, 30*time.Minute, mustDescribe(daily.ID).Schedule.Spec.Intervals[0].Every)
+	gone("gone")
 }
 
 // TestResetLastRunStartsAScheduledRun: reset-last-run makes the schedule

@@ -224,10 +224,11 @@ func (c *Client) TriggerSchedule(ctx context.Context, p *directory.Profile) erro
 	return nil
 }
 
-// SyncAllSchedules brings every profile's schedule in line with the store
-// and returns the errors of those it could not. Run at start, it mends a
-// save whose schedule step failed, profiles saved before schedules
-// existed, and a Temporal server that lost its schedules.
+// SyncAllSchedules brings every profile's schedule in line with the store,
+// deletes the schedules of profiles that no longer exist, and returns the
+// errors of what it could not do. Run at start, it mends a save whose
+// schedule step failed, profiles saved before schedules existed, and a
+// Temporal server that lost its schedules or kept one too many.
 func (c *Client) SyncAllSchedules(ctx context.Context) error {
 	var errs []error
 	opt := directory.ListOptions{Limit: 1000}
@@ -242,10 +243,43 @@ func (c *Client) SyncAllSchedules(ctx context.Context) error {
 			}
 		}
 		if page.NextCursor == "" {
-			return errors.Join(errs...)
+			break
 		}
 		opt.Cursor = page.NextCursor
 	}
+	if err := c.pruneSchedules(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// pruneSchedules deletes usersync schedules whose profile is gone (deleted
+// while a schedule was restored, or by hand in the database). Only the
+// store's "not found" deletes one: the listing may lag, the store does not.
+func (c *Client) pruneSchedules(ctx context.Context) error {
+	iter, err := c.Temporal.ScheduleClient().List(ctx, client.ScheduleListOptions{})
+	if err != nil {
+		return fmt.Errorf("list schedules: %w", err)
+	}
+	var errs []error
+	for iter.HasNext() {
+		entry, err := iter.Next()
+		if err != nil {
+			return fmt.Errorf("list schedules: %w", err)
+		}
+		profileID, ok := strings.CutPrefix(entry.ID, ScheduleID(""))
+		if !ok {
+			continue
+		}
+		_, err = c.Store.GetProfile(ctx, profileID)
+		switch {
+		case errors.Is(err, directory.ErrNotFound):
+			errs = append(errs, c.DeleteSchedule(ctx, profileID))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("profile of schedule %s: %w", entry.ID, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func isNotFound(err error) bool {
