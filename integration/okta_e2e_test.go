@@ -236,7 +236,7 @@ func TestOktaEndToEnd(t *testing.T) {
 		must(t, sim.Unsuspend(id))
 	}
 	for _, id := range deactivated[:10] {
-		must(t, sim.Activate(id))
+		must(t, sim.Reactivate(id))
 	}
 	for _, id := range movedOut[:5] {
 		must(t, sim.MoveUser(id, e.group("Legal"), e.group("Marketing")))

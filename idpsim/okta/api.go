@@ -150,7 +150,11 @@ func page(ids []string, l listing, keep func(string) bool) (out []string, next s
 // headers: the SDK loops on self when both share one header.
 func (s *Server) links(w http.ResponseWriter, r *http.Request, l listing, next string) {
 	base := origin(r) + r.URL.Path
-	w.Header().Add("Link", "<"+base+"?"+r.URL.RawQuery+`>; rel="self"`)
+	self := base
+	if r.URL.RawQuery != "" {
+		self += "?" + r.URL.RawQuery
+	}
+	w.Header().Add("Link", "<"+self+`>; rel="self"`)
 	if next == "" {
 		return
 	}

@@ -124,6 +124,10 @@ func (s *Server) Unsuspend(id string) error { return s.SetStatus(id, StatusActiv
 // Activate activates a STAGED or DEPROVISIONED user (lifecycle/activate).
 func (s *Server) Activate(id string) error { return s.SetStatus(id, StatusActive) }
 
+// Reactivate returns a deprovisioned or suspended user to ACTIVE, whichever
+// lifecycle call Okta would need for it (activate or unsuspend).
+func (s *Server) Reactivate(id string) error { return s.SetStatus(id, StatusActive) }
+
 // SetProfile sets one profile attribute; nil removes it.
 func (s *Server) SetProfile(id, attr string, value any) error {
 	if attr == "login" {

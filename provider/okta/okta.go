@@ -205,6 +205,8 @@ func (c Config) Open() (*Source, error) {
 		mode, s.oauth = "PrivateKey", true
 	case c.ClientID != "":
 		return nil, errors.New("okta: a service app needs its private key (okta.privateKey)")
+	case c.PrivateKey != "":
+		return nil, errors.New("okta: a private key needs its service app's client id (okta.clientId)")
 	default:
 		return nil, errors.New("okta: no credentials: set an API token, or a service app's client id and private key")
 	}

@@ -174,6 +174,7 @@ func TestOpenChecksTheConfiguration(t *testing.T) {
 		{"no org", Config{APIToken: "t"}, "no org URL"},
 		{"no credentials", Config{OrgURL: "example.okta.com"}, "no credentials"},
 		{"client without key", Config{OrgURL: "example.okta.com", ClientID: "0oa1"}, "private key"},
+		{"key without client", Config{OrgURL: "example.okta.com", PrivateKey: "x"}, "client id"},
 		{"key not PEM", Config{OrgURL: "example.okta.com", ClientID: "0oa1", PrivateKey: "MIIEvQIBADANBg..."}, "not PEM"},
 		{"key garbage in PEM", Config{OrgURL: "example.okta.com", ClientID: "0oa1",
 			PrivateKey: "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"}, "cannot be parsed"},

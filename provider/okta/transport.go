@@ -168,7 +168,8 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // attempt sends the request once, bounded by the attempt timeout; the
-// timeout ends when the body is closed.
+// timeout ends when the body is read to its end or closed (the SDK reads
+// a token answer to the end but never closes it).
 func (p *pacer) attempt(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(req.Context(), p.attemptTimeout)
 	resp, err := p.next.RoundTrip(req.Clone(ctx))
@@ -183,6 +184,14 @@ func (p *pacer) attempt(req *http.Request) (*http.Response, error) {
 type cancelBody struct {
 	io.ReadCloser
 	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.cancel()
+	}
+	return n, err
 }
 
 func (b *cancelBody) Close() error {
