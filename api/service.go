@@ -51,6 +51,12 @@ func (v *Service) ProfileView(ctx context.Context, p *directory.Profile) (map[st
 	return v.s.profileView(ctx, p)
 }
 
+// OpenProfile is the stored profile with its secrets, for a call to its
+// provider (the admin page's group picker); never for display.
+func (v *Service) OpenProfile(p *directory.Profile) (*profile.Config, error) {
+	return v.s.openProfile(p)
+}
+
 // CanTest reports whether "Test connection" is configured (Options.Tester).
 func (v *Service) CanTest() bool { return v.s.tester != nil }
 
@@ -88,6 +94,28 @@ func (v *Service) LastTest(ctx context.Context, profileID string) (*TestRecord, 
 // /profiles/{id}/sync. A run already going is a 409 whose Problem names it.
 func (v *Service) Sync(ctx context.Context, profileID string, dryRun bool) (*directory.Run, error) {
 	return v.s.syncNow(ctx, profileID, dryRun)
+}
+
+// Run is the run as GET /runs/{id} shows it: brought in line with its
+// workflow when that ended outside usersync (in the Temporal UI).
+func (v *Service) Run(ctx context.Context, id string) (*directory.Run, error) {
+	run, err := v.s.store.GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return v.s.reconciled(ctx, run), nil
+}
+
+// Runs is a page of runs as GET /runs shows them.
+func (v *Service) Runs(ctx context.Context, f directory.RunFilter, opt directory.ListOptions) (directory.Page[directory.Run], error) {
+	page, err := v.s.store.ListRuns(ctx, f, opt)
+	if err != nil {
+		return page, err
+	}
+	for i := range page.Items {
+		page.Items[i] = *v.s.reconciled(ctx, &page.Items[i])
+	}
+	return page, nil
 }
 
 // ApproveRun lets a run held by the accidental-delete guard apply.

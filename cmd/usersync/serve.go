@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -87,10 +88,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 	}
 	defer db.Close()
 
-	// One registry for the whole process: the API's requests, the runs the
-	// worker ends, provider calls and the Temporal SDK's own metrics.
-	obs := newObservability()
-	tc, err := dialTemporal(ctx, cfg, log, obs.temporalOptions(store, log, s.worker))
+	tc, err := dialTemporal(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -101,17 +99,8 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 
 	errc := make(chan error, 1)
 
-	if cfg.MetricsListen != "" {
-		stop, err := serveMetrics(cfg.MetricsListen, obs.reg, log, errc)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-
 	if s.worker {
-		acts := activities.New(activities.Deps{Store: store, Box: box, Logger: log, PageDelay: cfg.FaultPageDelay,
-			HTTPClient: obs.providerHTTP})
+		acts := activities.New(activities.Deps{Store: store, Box: box, Logger: log, PageDelay: cfg.FaultPageDelay})
 		if cfg.FaultPageDelay > 0 {
 			log.Warn("fault injection: every fetched page is delayed", "pageDelay", cfg.FaultPageDelay.String())
 		}
@@ -152,30 +141,37 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 			}
 			return nil
 		}
-		var handler http.Handler = api.New(api.Options{
+		opts := api.Options{
 			Store:  store,
 			Runner: wf,
 			Box:    box,
 			Token:  cfg.APIToken,
 			Logger: log,
 			Ready:  ready,
-			// Test connection and the group picker need the sources, not
-			// the worker: the api builds its own activities for them.
-			Tester:         obs.tester(store, box, log),
-			ProviderGroups: obs.providerGroups(store, box, log),
-			Progress:       progress(wf),
-			Metrics:        obs.reg,
-		})
+			// Test connection needs the sources, not the worker: the api
+			// builds its own activities value just for that.
+			Tester: activities.New(activities.Deps{Store: store, Box: box, Logger: log}).TestConnection,
+		}
+		// The admin page (package web) at "/": same options, so it runs
+		// the API's own service layer.
+		if opts.Admin, err = newAdmin(cfg, opts, store, box, log); err != nil {
+			return err
+		}
+		var handler http.Handler = api.New(opts)
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			return fmt.Errorf("listen on %s (USERSYNC_LISTEN): %w", cfg.Listen, err)
 		}
 		apiURL := "http://" + displayAddr(ln.Addr().String()) + "/api/v1"
-		log.Info("api listening", "url", apiURL)
+		log.Info("api listening", "url", apiURL, "admin", strings.TrimSuffix(apiURL, "api/v1"))
 		if s.banner != nil {
 			s.banner(apiURL)
 		}
-		srv := newHTTPServer(handler, log)
+		srv := &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("http server: %w", err)
@@ -218,16 +214,12 @@ func openDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 }
 
 // dialTemporal connects to the Temporal frontend, retrying while it is not
-// up yet (compose starts it alongside us), for at most temporalDialTimeout;
-// tune, when set, adds to the client options (metrics, interceptors).
-func dialTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*client.Options)) (client.Client, error) {
+// up yet (compose starts it alongside us), for at most temporalDialTimeout.
+func dialTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger) (client.Client, error) {
 	opts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal-sdk")),
-	}
-	if tune != nil {
-		tune(&opts)
 	}
 	deadline := time.Now().Add(temporalDialTimeout)
 	wait := 500 * time.Millisecond

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/api"
+	"github.com/usersync/usersync/config"
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/secret"
+	"github.com/usersync/usersync/web"
+)
+
+// newAdmin builds the admin page over the API's own service, so that it
+// validates, seals, audits and schedules exactly as the API does. Its
+// session cookies are signed with a key derived from the secret key and
+// the API token: every replica with the same two reads them, and a new
+// token signs everyone out.
+func newAdmin(cfg *config.Config, opts api.Options, store directory.Store, box *secret.Box, log *slog.Logger) (http.Handler, error) {
+	key, err := web.SessionKey(cfg.SecretKey, cfg.APIToken)
+	if err != nil {
+		return nil, fmt.Errorf("USERSYNC_SECRET_KEY: %w", err)
+	}
+	h, err := web.New(web.Options{
+		Service:    api.NewService(opts),
+		Store:      store,
+		Token:      cfg.APIToken,
+		SessionKey: key,
+		Groups:     activities.New(activities.Deps{Store: store, Box: box, Logger: log}).ProviderGroups,
+		Logger:     log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admin page: %w", err)
+	}
+	return h, nil
+}

@@ -1,0 +1,369 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usersync/usersync/directory"
+)
+
+// directoryName names directory keys after their profiles.
+type directoryName struct {
+	Key, Name string
+}
+
+// directories lists "local" and every profile's directory.
+func (a *admin) directories(ctx context.Context) ([]directoryName, error) {
+	out := []directoryName{{Key: directory.LocalDirectory, Name: "Local accounts"}}
+	opt := directory.ListOptions{Limit: 1000}
+	for {
+		page, err := a.store.ListProfiles(ctx, opt)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range page.Items {
+			out = append(out, directoryName{Key: p.DirectoryKey, Name: p.Name})
+		}
+		if page.NextCursor == "" {
+			return out, nil
+		}
+		opt.Cursor = page.NextCursor
+	}
+}
+
+func nameOf(dirs []directoryName, key string) string {
+	for _, d := range dirs {
+		if d.Key == key {
+			return d.Name
+		}
+	}
+	return key // a deleted profile's directory keeps its users
+}
+
+type usersView struct {
+	Users       []directory.User
+	Next        string
+	Query       string
+	Status      string
+	Directory   string
+	Directories []directoryName
+	DirName     func(key string) string
+	Paged       bool // not the first page
+}
+
+func (a *admin) listUsers(q *request) error {
+	ctx := q.ctx()
+	v := q.r.URL.Query()
+	view := usersView{Query: strings.TrimSpace(v.Get("q")), Status: v.Get("status"), Directory: v.Get("directory"),
+		Paged: v.Get("cursor") != ""}
+	if view.Status != "" && view.Status != directory.StatusActive && view.Status != directory.StatusDisabled {
+		return errBadForm("status", "must be active or disabled")
+	}
+	dirs, err := a.directories(ctx)
+	if err != nil {
+		return err
+	}
+	view.Directories, view.DirName = dirs, func(k string) string { return nameOf(dirs, k) }
+	page, err := a.store.ListUsers(ctx, directory.UserFilter{Status: view.Status, Directory: view.Directory, Query: view.Query},
+		directory.ListOptions{Limit: 50, Cursor: v.Get("cursor")})
+	if err != nil {
+		return err
+	}
+	view.Users, view.Next = page.Items, page.NextCursor
+	return q.render(http.StatusOK, "users", "Users", "users", view)
+}
+
+type userView struct {
+	User       *directory.User
+	Manager    *directory.User
+	Directory  string
+	Attributes []mapRow
+}
+
+func (a *admin) showUser(q *request) error {
+	ctx := q.ctx()
+	u, err := a.store.GetUser(ctx, pathID(q.r))
+	if err != nil {
+		return err
+	}
+	dirs, err := a.directories(ctx)
+	if err != nil {
+		return err
+	}
+	view := userView{User: u, Directory: nameOf(dirs, u.DirectoryKey)}
+	if u.ManagerID != nil && *u.ManagerID != "" {
+		// A manager deleted since is shown by id only.
+		if m, err := a.store.GetUser(ctx, *u.ManagerID); err == nil {
+			view.Manager = m
+		} else if !errors.Is(err, directory.ErrNotFound) {
+			return err
+		}
+	}
+	for k, val := range u.Attributes {
+		view.Attributes = append(view.Attributes, mapRow{From: k, To: val})
+	}
+	slices.SortFunc(view.Attributes, func(x, y mapRow) int { return strings.Compare(x.From, y.From) })
+	return q.render(http.StatusOK, "user", u.Username, "users", view)
+}
+
+type groupsView struct {
+	Groups  []directory.Group
+	Next    string
+	Query   string
+	DirName func(key string) string
+}
+
+func (a *admin) listGroups(q *request) error {
+	ctx := q.ctx()
+	v := q.r.URL.Query()
+	dirs, err := a.directories(ctx)
+	if err != nil {
+		return err
+	}
+	view := groupsView{Query: strings.TrimSpace(v.Get("q")), DirName: func(k string) string { return nameOf(dirs, k) }}
+	page, err := a.store.ListGroups(ctx, view.Query, directory.ListOptions{Limit: 50, Cursor: v.Get("cursor")})
+	if err != nil {
+		return err
+	}
+	view.Groups, view.Next = page.Items, page.NextCursor
+	return q.render(http.StatusOK, "groups", "Groups", "groups", view)
+}
+
+type groupView struct {
+	Group     *directory.Group
+	Directory string
+	Members   []directory.User
+	Next      string
+}
+
+func (a *admin) showGroup(q *request) error {
+	ctx := q.ctx()
+	g, err := a.store.GetGroup(ctx, pathID(q.r))
+	if err != nil {
+		return err
+	}
+	dirs, err := a.directories(ctx)
+	if err != nil {
+		return err
+	}
+	page, err := a.store.ListGroupMembers(ctx, g.ID, directory.ListOptions{Limit: 100, Cursor: q.r.URL.Query().Get("cursor")})
+	if err != nil {
+		return err
+	}
+	return q.render(http.StatusOK, "group", g.Name, "groups",
+		groupView{Group: g, Directory: nameOf(dirs, g.DirectoryKey), Members: page.Items, Next: page.NextCursor})
+}
+
+// auditCategories are the categories of the audit log.
+var auditCategories = []string{directory.CategorySync, directory.CategorySyncConfig, directory.CategoryDirectory}
+
+type auditView struct {
+	Entries    []directory.AuditEntry
+	Next       string
+	Category   string
+	Profile    string
+	Action     string
+	RunID      string
+	Subject    string
+	Since      string // as the datetime-local input holds it, UTC
+	Categories []string
+	Profiles   []directoryName
+}
+
+// sinceLayout is the value of a datetime-local input.
+const sinceLayout = "2006-01-02T15:04"
+
+func (a *admin) listAudit(q *request) error {
+	ctx := q.ctx()
+	v := q.r.URL.Query()
+	view := auditView{Category: v.Get("category"), Profile: v.Get("profile"), Action: strings.TrimSpace(v.Get("action")),
+		RunID: strings.TrimSpace(v.Get("runId")), Subject: strings.TrimSpace(v.Get("subject")), Since: v.Get("since"),
+		Categories: auditCategories}
+	f := directory.AuditFilter{Category: view.Category, Connection: view.Profile, Action: view.Action, RunID: view.RunID,
+		Subject: view.Subject}
+	if view.Since != "" {
+		t, err := time.Parse(sinceLayout, view.Since)
+		if err != nil {
+			return errBadForm("since", "must be a date and time such as 2024-05-01T09:00")
+		}
+		f.Since = t
+	}
+	dirs, err := a.directories(ctx)
+	if err != nil {
+		return err
+	}
+	view.Profiles = dirs[1:] // the profiles, by name
+	page, err := a.store.ListAudit(ctx, f, directory.ListOptions{Limit: 100, Cursor: v.Get("cursor")})
+	if err != nil {
+		return err
+	}
+	view.Entries, view.Next = page.Items, page.NextCursor
+	return q.render(http.StatusOK, "audit", "Audit log", "audit", view)
+}
+
+type licenceView struct {
+	Limit  int
+	Active int
+	Error  string
+	Value  string
+}
+
+func (a *admin) licenceView(ctx context.Context) (licenceView, error) {
+	limit, err := a.store.GetLicenceLimit(ctx)
+	if err != nil {
+		return licenceView{}, err
+	}
+	active, err := a.store.CountActiveUsers(ctx)
+	if err != nil {
+		return licenceView{}, err
+	}
+	return licenceView{Limit: limit, Active: active, Value: strconv.Itoa(limit)}, nil
+}
+
+func (a *admin) showLicence(q *request) error {
+	v, err := a.licenceView(q.ctx())
+	if err != nil {
+		return err
+	}
+	return q.render(http.StatusOK, "licence", "Licence", "licence", v)
+}
+
+func (a *admin) setLicence(q *request) error {
+	ctx := q.ctx()
+	raw := strings.TrimSpace(q.r.PostForm.Get("limit"))
+	n, perr := strconv.Atoi(raw)
+	err := perr
+	if perr == nil {
+		err = a.svc.SetLicenceLimit(ctx, n)
+	}
+	if err == nil {
+		return q.redirect(withNotice("/licence", "licence", ""))
+	}
+	v, verr := a.licenceView(ctx)
+	if verr != nil {
+		return verr
+	}
+	v.Value = raw
+	if perr != nil {
+		v.Error = "must be a whole number (0 = unlimited)"
+	} else {
+		pr := a.svc.Explain(ctx, err)
+		if pr.Status != http.StatusUnprocessableEntity {
+			return err
+		}
+		v.Error = pr.Message
+		if len(pr.Fields) > 0 {
+			v.Error = pr.Fields[0].Message
+		}
+	}
+	return q.render(http.StatusUnprocessableEntity, "licence", "Licence", "licence", v)
+}
+
+type documentsView struct {
+	Documents []directory.Document
+	Next      string
+	MaxSize   int64
+	Error     string
+}
+
+func (a *admin) documentsView(ctx context.Context, cursor string) (documentsView, error) {
+	page, err := a.store.ListDocuments(ctx, directory.ListOptions{Limit: 100, Cursor: cursor})
+	if err != nil {
+		return documentsView{}, err
+	}
+	return documentsView{Documents: page.Items, Next: page.NextCursor, MaxSize: a.svc.MaxDocument()}, nil
+}
+
+func (a *admin) listDocuments(q *request) error {
+	v, err := a.documentsView(q.ctx(), q.r.URL.Query().Get("cursor"))
+	if err != nil {
+		return err
+	}
+	return q.render(http.StatusOK, "documents", "Documents", "documents", v)
+}
+
+// uploadDocument streams the form's file into the document store. The
+// CSRF token is the form's first part (the hidden input comes before the
+// file input, and browsers send parts in order), so it is checked before
+// any of the file is read.
+func (a *admin) uploadDocument(q *request) error {
+	ctx := q.ctx()
+	fail := func(status int, msg string) error {
+		v, err := a.documentsView(ctx, "")
+		if err != nil {
+			return err
+		}
+		v.Error = msg
+		return q.render(status, "documents", "Documents", "documents", v)
+	}
+	q.r.Body = http.MaxBytesReader(q.w, q.r.Body, a.svc.MaxDocument()+maxFormBody)
+	mr, err := q.r.MultipartReader()
+	if err != nil {
+		return fail(http.StatusBadRequest, "The upload was not a file form.")
+	}
+	csrfOK := false
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return fail(http.StatusBadRequest, "Choose a file to upload.")
+		}
+		if err != nil {
+			return fail(http.StatusBadRequest, "The upload was cut short or malformed.")
+		}
+		switch part.FormName() {
+		case "csrf":
+			tok, _ := io.ReadAll(io.LimitReader(part, 256))
+			csrfOK = tokenEqual(string(tok), q.se.CSRF)
+		case "file":
+			if !csrfOK {
+				a.render(q.w, q.r, q.se, http.StatusForbidden, "error", "Refused", "",
+					errorView{Message: "The upload was refused: it did not carry this session's security token. Reload the page and try again."})
+				return nil
+			}
+			return a.storeUpload(q, part, fail)
+		}
+		_ = part.Close()
+	}
+}
+
+func (a *admin) storeUpload(q *request, part *multipart.Part, fail func(int, string) error) error {
+	name := part.FileName()
+	if name == "" {
+		return fail(http.StatusBadRequest, "Choose a file to upload.")
+	}
+	d, err := a.svc.UploadDocument(q.ctx(), name, part.Header.Get("Content-Type"), part)
+	if err != nil {
+		pr := a.svc.Explain(q.ctx(), err)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) || pr.Status == http.StatusRequestEntityTooLarge {
+			return fail(http.StatusRequestEntityTooLarge, "The file is larger than "+humanBytes(a.svc.MaxDocument())+".")
+		}
+		return err
+	}
+	return q.redirect(withNotice("/documents", "uploaded", "") + "#doc-" + d.ID)
+}
+
+func (a *admin) confirmDeleteDocument(q *request) error {
+	d, err := a.store.GetDocument(q.ctx(), pathID(q.r))
+	if err != nil {
+		return err
+	}
+	return q.render(http.StatusOK, "confirm", "Delete document", "documents", confirmView{
+		Question: "Delete the document “" + d.Name + "”?",
+		Detail:   "A CSV profile that reads this document cannot sync until it is given another one.",
+		Action:   "/documents/" + escape(d.ID) + "/delete", Button: "Delete document", Back: "/documents"})
+}
+
+func (a *admin) deleteDocument(q *request) error {
+	if err := a.svc.DeleteDocument(q.ctx(), pathID(q.r)); err != nil {
+		return err
+	}
+	return q.redirect(withNotice("/documents", "docdeleted", ""))
+}

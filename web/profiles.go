@@ -1,0 +1,465 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"slices"
+
+	"github.com/usersync/usersync/api"
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
+)
+
+// profileRow is one line of the profiles list.
+type profileRow struct {
+	ID, Name, Provider string
+	Enabled            bool
+	LastRun            *directory.Run
+	NextRunAt          string
+	LastTest           *api.TestRecord
+}
+
+type profilesView struct {
+	Rows []profileRow
+	Next string
+}
+
+func (a *admin) listProfiles(q *request) error {
+	ctx := q.ctx()
+	page, err := a.store.ListProfiles(ctx, directory.ListOptions{Cursor: q.r.URL.Query().Get("cursor")})
+	if err != nil {
+		return err
+	}
+	v := profilesView{Next: page.NextCursor}
+	for i := range page.Items {
+		p := &page.Items[i]
+		row := profileRow{ID: p.ID, Name: p.Name, Provider: p.Provider, Enabled: p.Enabled}
+		view, err := a.svc.ProfileView(ctx, p)
+		if err != nil {
+			return err
+		}
+		row.NextRunAt, _ = view["nextRunAt"].(string)
+		if row.LastRun, err = a.store.LastRun(ctx, p.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
+			return err
+		}
+		if row.LastTest, err = a.svc.LastTest(ctx, p.ID); err != nil {
+			return err
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	return q.render(http.StatusOK, "profiles", "Profiles", "profiles", v)
+}
+
+// editorView is the profile editor page.
+type editorView struct {
+	Form       *profileForm
+	Providers  []string
+	Attributes []string // the provider's attribute catalogue; nil = free text
+	AttrLabel  string   // what the attribute map's left column holds
+	AttrList   string   // id of the datalist of Attributes, "" for none
+	Documents  []directory.Document
+	CanTest    bool
+	CanGroups  bool
+	LastTest   *api.TestRecord
+	LastRun    *directory.Run
+	NextRunAt  string
+	Picker     *groupPicker
+	Preview    *patternPreview
+	Zones      []string
+	Action     string // the form's URL
+}
+
+// groupPicker is the Directory settings' list of provider groups.
+type groupPicker struct {
+	Search string
+	Items  []pickGroup
+	// Extra are selected group ids not on the page shown (another page,
+	// another search, or gone from the provider).
+	Extra []string
+	Next  string
+	Error string
+}
+
+type pickGroup struct {
+	provider.Group
+	Selected bool
+}
+
+// zones offered for a daily schedule; any IANA name may be typed.
+var zones = []string{"UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "Europe/Madrid", "Europe/Rome",
+	"Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "Europe/Athens", "America/New_York",
+	"America/Chicago", "America/Denver", "America/Los_Angeles", "America/Sao_Paulo", "America/Toronto",
+	"Asia/Dubai", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland"}
+
+func (a *admin) newProfile(q *request) error {
+	prov := q.r.URL.Query().Get("provider")
+	if !slices.Contains([]string{profile.ProviderCSV, profile.ProviderAzure, profile.ProviderOkta}, prov) {
+		return q.render(http.StatusOK, "choose", "New profile", "profiles", nil)
+	}
+	return a.showEditor(q, http.StatusOK, newForm(prov), nil)
+}
+
+// showEditor renders the editor of form; preview is the pattern check the
+// admin asked for, if any.
+func (a *admin) showEditor(q *request, status int, form *profileForm, preview *patternPreview) error {
+	ctx := q.ctx()
+	v := editorView{Form: form, CanTest: a.svc.CanTest(), CanGroups: a.groups != nil, Preview: preview, Zones: zones,
+		Action: "/profiles/new"}
+	v.AttrLabel, v.AttrList = "Provider attribute", "attr-list"
+	switch form.Cfg.Provider {
+	case profile.ProviderAzure:
+		v.Attributes = profile.AzureAttributes
+	case profile.ProviderOkta:
+		v.Attributes = profile.OktaAttributes
+	case profile.ProviderCSV:
+		v.AttrLabel, v.AttrList = "CSV column", ""
+		docs, err := a.store.ListDocuments(ctx, directory.ListOptions{Limit: 1000})
+		if err != nil {
+			return err
+		}
+		v.Documents = docs.Items
+	}
+	title := "New " + providerName(form.Cfg.Provider) + " profile"
+	if !form.New {
+		title = form.Cfg.Name
+		v.Action = "/profiles/" + escape(form.ID)
+		var err error
+		if v.LastTest, err = a.svc.LastTest(ctx, form.ID); err != nil {
+			return err
+		}
+		if v.LastRun, err = a.store.LastRun(ctx, form.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
+			return err
+		}
+		if form.Cfg.Provider != profile.ProviderCSV && a.groups != nil {
+			qv := q.r.URL.Query()
+			v.Picker = a.pickGroups(ctx, form, qv.Get("groupSearch"), qv.Get("groupCursor"))
+		}
+	}
+	if v.Picker == nil && form.Cfg.Provider != profile.ProviderCSV {
+		v.Picker = &groupPicker{Extra: form.Cfg.Groups}
+	}
+	return q.render(status, "profile", title, "profiles", v)
+}
+
+func providerName(p string) string {
+	switch p {
+	case profile.ProviderAzure:
+		return "Entra ID"
+	case profile.ProviderOkta:
+		return "Okta"
+	case profile.ProviderCSV:
+		return "CSV"
+	}
+	return p
+}
+
+// pickGroups loads one page of the stored profile's provider groups. A
+// provider that fails leaves the picker with its message and the groups
+// already selected, so the rest of the page still works.
+func (a *admin) pickGroups(ctx context.Context, form *profileForm, search, cursor string) *groupPicker {
+	gp := &groupPicker{Search: search}
+	page, err := a.providerGroups(ctx, form.ID, search, cursor)
+	if err != nil {
+		_, gp.Error = a.explain(ctx, err)
+		gp.Extra = form.Cfg.Groups
+		return gp
+	}
+	gp.Next = page.Next
+	shown := map[string]bool{}
+	for _, g := range page.Items {
+		gp.Items = append(gp.Items, pickGroup{Group: g, Selected: slices.Contains(form.Cfg.Groups, g.ID)})
+		shown[g.ID] = true
+	}
+	for _, id := range form.Cfg.Groups {
+		if !shown[id] {
+			gp.Extra = append(gp.Extra, id)
+		}
+	}
+	return gp
+}
+
+// providerGroups is a page of a stored profile's provider groups, through the
+// profile's own credentials.
+func (a *admin) providerGroups(ctx context.Context, id, search, cursor string) (provider.Page[provider.Group], error) {
+	if a.groups == nil {
+		return provider.Page[provider.Group]{}, errors.New("no group lister configured")
+	}
+	p, err := a.store.GetProfile(ctx, id)
+	if err != nil {
+		return provider.Page[provider.Group]{}, err
+	}
+	cfg, err := a.svc.OpenProfile(p)
+	if err != nil {
+		return provider.Page[provider.Group]{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, providerTimeout)
+	defer cancel()
+	page, err := a.groups(ctx, p, cfg, search, cursor)
+	if err != nil {
+		return page, providerError{err}
+	}
+	return page, nil
+}
+
+// providerError is a provider's refusal (bad credentials, no consent, a
+// CSV that cannot be read): its message is for the admin, as the API's
+// test connection shows it, so it is shown rather than hidden as internal.
+type providerError struct{ err error }
+
+func (e providerError) Error() string { return e.err.Error() }
+func (e providerError) Unwrap() error { return e.err }
+
+// explain is the status and message of an error for the admin: the API's,
+// except that a provider's refusal is shown as the provider gave it (502).
+func (a *admin) explain(ctx context.Context, err error) (int, string) {
+	var pe providerError
+	if errors.As(err, &pe) {
+		return http.StatusBadGateway, pe.Error()
+	}
+	p := a.svc.Explain(ctx, err)
+	return p.Status, p.Message
+}
+
+func (a *admin) editProfile(q *request) error {
+	p, err := a.store.GetProfile(q.ctx(), pathID(q.r))
+	if err != nil {
+		return err
+	}
+	form, err := a.storedForm(q.ctx(), p)
+	if err != nil {
+		return err
+	}
+	return a.showEditor(q, http.StatusOK, form, nil)
+}
+
+func (a *admin) storedForm(ctx context.Context, p *directory.Profile) (*profileForm, error) {
+	view, err := a.svc.ProfileView(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return formFromView(view)
+}
+
+// Buttons of the editor's form (name "action").
+const (
+	actSave    = "save"
+	actSync    = "sync"
+	actTest    = "test"
+	actPreview = "preview"
+)
+
+func (a *admin) createProfile(q *request) error {
+	prov := q.r.PostForm.Get("provider")
+	if !slices.Contains([]string{profile.ProviderCSV, profile.ProviderAzure, profile.ProviderOkta}, prov) {
+		return errBadForm("provider", "must be one of azure, okta, csv")
+	}
+	return a.submitProfile(q, newForm(prov))
+}
+
+func (a *admin) saveProfile(q *request) error {
+	p, err := a.store.GetProfile(q.ctx(), pathID(q.r))
+	if err != nil {
+		return err
+	}
+	base, err := a.storedForm(q.ctx(), p)
+	if err != nil {
+		return err
+	}
+	return a.submitProfile(q, base)
+}
+
+// submitProfile handles the editor's buttons: save, save and sync, save
+// and test, or check the group pattern (which saves nothing).
+func (a *admin) submitProfile(q *request, base *profileForm) error {
+	ctx := q.ctx()
+	action := q.r.PostForm.Get("action")
+	posted, errs := readProfileForm(base, q.r.PostForm)
+	form := posted.form
+	if action == actPreview {
+		pv := a.previewPattern(ctx, form.ID, form.Cfg.GroupSync.Pattern)
+		return a.showEditor(q, http.StatusOK, form, pv)
+	}
+	if len(errs) > 0 {
+		form.setErrors(errs)
+		return a.showEditor(q, http.StatusUnprocessableEntity, form, nil)
+	}
+	var p *directory.Profile
+	var err error
+	if form.New {
+		p, err = a.svc.CreateProfile(ctx, posted.body)
+	} else {
+		p, err = a.svc.UpdateProfile(ctx, form.ID, posted.body)
+	}
+	if err != nil {
+		// Anything the API would answer with field details (422, or the
+		// 409 of a name taken) or a body it could not read goes back to
+		// the form; the rest is the error page.
+		pr := a.svc.Explain(ctx, err)
+		if len(pr.Fields) > 0 || pr.Status == http.StatusUnprocessableEntity || pr.Status == http.StatusBadRequest {
+			if len(pr.Fields) > 0 {
+				form.setErrors(pr.Fields)
+			} else {
+				form.Unplaced = append(form.Unplaced, profile.FieldError{Message: pr.Message})
+			}
+			return a.showEditor(q, pr.Status, form, nil)
+		}
+		return err
+	}
+	to := "/profiles/" + escape(p.ID)
+	switch action {
+	case actTest:
+		if _, err := a.svc.TestConnection(ctx, p.ID); err != nil {
+			return err
+		}
+		return q.redirect(withNotice(to, "tested", "") + "#connection")
+	case actSync:
+		run, err := a.svc.Sync(ctx, p.ID, false)
+		if err != nil {
+			pr := a.svc.Explain(ctx, err)
+			if pr.RunID != "" {
+				return q.redirect(withNotice(to, "busy", pr.RunID))
+			}
+			return err
+		}
+		return q.redirect(withNotice(to, "sync", run.ID))
+	}
+	if form.New {
+		return q.redirect(withNotice(to, "created", ""))
+	}
+	return q.redirect(withNotice(to, "saved", ""))
+}
+
+// setEnabled enables or disables a profile: a save of the stored profile
+// with only that changed, so that the schedule and the audit follow as on
+// any save.
+func (a *admin) setEnabled(q *request) error {
+	ctx := q.ctx()
+	p, err := a.store.GetProfile(ctx, pathID(q.r))
+	if err != nil {
+		return err
+	}
+	form, err := a.storedForm(ctx, p)
+	if err != nil {
+		return err
+	}
+	enabled := q.r.PostForm.Get("enabled") == "true"
+	form.Cfg.Enabled = &enabled
+	body, err := profileBody(&form.Cfg, nil, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := a.svc.UpdateProfile(ctx, p.ID, body); err != nil {
+		return err
+	}
+	notice := "disabled"
+	if enabled {
+		notice = "enabled"
+	}
+	return q.redirect(withNotice(localPath(q.r.PostForm.Get("back")), notice, ""))
+}
+
+// confirmView is the confirmation step of a destructive action.
+type confirmView struct {
+	Question string
+	Detail   string
+	Action   string
+	Button   string
+	Back     string
+}
+
+func (a *admin) confirmDeleteProfile(q *request) error {
+	p, err := a.store.GetProfile(q.ctx(), pathID(q.r))
+	if err != nil {
+		return err
+	}
+	return q.render(http.StatusOK, "confirm", "Delete profile", "profiles", confirmView{
+		Question: "Delete the profile “" + p.Name + "”?",
+		Detail: "Its schedule stops and it can no longer sync. The users and groups it synced stay in the " +
+			"directory (directory " + p.DirectoryKey + "); its runs and audit entries stay too.",
+		Action: "/profiles/" + escape(p.ID) + "/delete", Button: "Delete profile", Back: "/profiles/" + escape(p.ID)})
+}
+
+func (a *admin) deleteProfile(q *request) error {
+	if err := a.svc.DeleteProfile(q.ctx(), pathID(q.r)); err != nil {
+		return err
+	}
+	return q.redirect(withNotice("/profiles", "deleted", ""))
+}
+
+// groupsJSON is a page of the group picker for admin.js.
+func (a *admin) groupsJSON(q *request) (any, error) {
+	v := q.r.URL.Query()
+	page, err := a.providerGroups(q.ctx(), pathID(q.r), v.Get("search"), v.Get("cursor"))
+	if err != nil {
+		return nil, err
+	}
+	if page.Items == nil {
+		page.Items = []provider.Group{}
+	}
+	return map[string]any{"items": page.Items, "next": page.Next}, nil
+}
+
+// patternPreview is the group-sync pattern checked against the provider's
+// group names.
+type patternPreview struct {
+	Pattern   string   `json:"pattern"`
+	Error     string   `json:"error,omitempty"`
+	Matches   []string `json:"matches"`
+	Matched   int      `json:"matched"`
+	Total     int      `json:"total"`
+	Truncated bool     `json:"truncated"` // more groups than were checked
+}
+
+// Bounds of the pattern check: it reads at most previewGroups groups and
+// lists at most previewMatches of the names that match.
+const (
+	previewGroups  = 2000
+	previewMatches = 50
+)
+
+func (a *admin) patternJSON(q *request) (any, error) {
+	return a.previewPattern(q.ctx(), pathID(q.r), q.r.URL.Query().Get("pattern")), nil
+}
+
+// previewPattern compiles the pattern as the sync does (Go RE2) and runs
+// it over the names of the profile's provider groups.
+func (a *admin) previewPattern(ctx context.Context, id, pattern string) *patternPreview {
+	pv := &patternPreview{Pattern: pattern, Matches: []string{}}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		pv.Error = "the pattern does not compile: " + err.Error()
+		return pv
+	}
+	if id == "" {
+		pv.Error = "save the profile first: the check reads the groups with the saved connection"
+		return pv
+	}
+	cursor := ""
+	for {
+		page, err := a.providerGroups(ctx, id, "", cursor)
+		if err != nil {
+			_, msg := a.explain(ctx, err)
+			pv.Error = "could not read the provider's groups: " + msg
+			return pv
+		}
+		for _, g := range page.Items {
+			pv.Total++
+			if re.MatchString(g.Name) {
+				pv.Matched++
+				if len(pv.Matches) < previewMatches {
+					pv.Matches = append(pv.Matches, g.Name)
+				}
+			}
+		}
+		if cursor = page.Next; cursor == "" {
+			return pv
+		}
+		if pv.Total >= previewGroups {
+			pv.Truncated = true
+			return pv
+		}
+	}
+}
