@@ -1,6 +1,7 @@
 package okta
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -73,12 +74,18 @@ func (s *Server) AppGroups() []string {
 	return append([]string{}, s.org.appGroups...)
 }
 
+// Errors of the mutation methods.
+var (
+	ErrNoSuchUser  = errors.New("okta sim: no such user")
+	ErrNoSuchGroup = errors.New("okta sim: no such group")
+)
+
 func (s *Server) touch() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 
 func (s *Server) user(id string) (*user, error) {
 	u := s.org.lookupUser(id)
 	if u == nil {
-		return nil, fmt.Errorf("okta sim: no user %q", id)
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchUser, id)
 	}
 	return u, nil
 }
@@ -86,7 +93,7 @@ func (s *Server) user(id string) (*user, error) {
 func (s *Server) group(id string) (*group, error) {
 	g := s.org.groups[id]
 	if g == nil {
-		return nil, fmt.Errorf("okta sim: no group %q", id)
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchGroup, id)
 	}
 	return g, nil
 }

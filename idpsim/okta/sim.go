@@ -51,12 +51,17 @@ var DefaultRateLimits = map[string]int{FamilyUsers: 600, FamilyGroups: 500, Fami
 
 // OAuth scopes the simulator knows, and what each endpoint family needs.
 const (
-	ScopeUsersRead  = "okta.users.read"
-	ScopeGroupsRead = "okta.groups.read"
-	ScopeAppsRead   = "okta.apps.read"
+	ScopeUsersRead    = "okta.users.read"
+	ScopeGroupsRead   = "okta.groups.read"
+	ScopeAppsRead     = "okta.apps.read"
+	ScopeUsersManage  = "okta.users.manage"
+	ScopeGroupsManage = "okta.groups.manage"
 )
 
-var familyScope = map[string]string{FamilyUsers: ScopeUsersRead, FamilyGroups: ScopeGroupsRead, FamilyApps: ScopeAppsRead}
+var (
+	familyScope = map[string]string{FamilyUsers: ScopeUsersRead, FamilyGroups: ScopeGroupsRead, FamilyApps: ScopeAppsRead}
+	manageScope = map[string]string{FamilyUsers: ScopeUsersManage, FamilyGroups: ScopeGroupsManage, FamilyApps: "okta.apps.manage"}
+)
 
 // DefaultAPIToken is the SSWS token of a Config without one.
 const DefaultAPIToken = "00sim-okta-api-token"
@@ -102,6 +107,7 @@ type Server struct {
 	ttl    time.Duration
 
 	mu         sync.Mutex
+	apiToken   string
 	org        *org
 	rng        *rand.Rand // for mutations that need new ids
 	generation int        // bumped by ExpireCursors
@@ -149,7 +155,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{now: cfg.Now, window: cfg.Window, ttl: cfg.TokenTTL,
+	s := &Server{now: cfg.Now, window: cfg.Window, ttl: cfg.TokenTTL, apiToken: cfg.APIToken,
 		org:      generate(cfg.Seed, cfg.Users, cfg.Domain),
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed)+1, 7)),
 		limits:   map[string]int{},
@@ -169,6 +175,9 @@ func New(cfg Config) *Server {
 	}
 	return s
 }
+
+// APIToken is the SSWS token allowed everything.
+func (s *Server) APIToken() string { return s.apiToken }
 
 // AppID is the id of the usersync app whose assigned groups fill the picker.
 func (s *Server) AppID() string { return s.org.appID }
@@ -298,6 +307,10 @@ func family(path string) string {
 // ServeHTTP answers one request: latency, the rate limit, faults, then
 // authentication and the endpoint, in the order a real org applies them.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_sim/") {
+		s.admin(w, r)
+		return
+	}
 	fam := family(r.URL.Path)
 	s.mu.Lock()
 	latency := s.latency
@@ -351,14 +364,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, codeNotFound, "Not found: Resource not found: "+r.URL.Path+" (Resource)")
 		return
 	}
-	if r.Method != http.MethodGet {
+	switch r.Method {
+	case http.MethodGet:
+		if s.authorize(w, r, familyScope[fam], now) {
+			s.api(w, r)
+		}
+	case http.MethodPost, http.MethodPut, http.MethodDelete:
+		if s.authorize(w, r, manageScope[fam], now) {
+			s.write(w, r)
+		}
+	default:
 		s.writeError(w, http.StatusMethodNotAllowed, codeMethod, "The endpoint does not support the provided HTTP method")
-		return
 	}
-	if !s.authorize(w, r, fam, now) {
-		return
-	}
-	s.api(w, r)
 }
 
 // spend counts a request against its family's budget. limit is -1 for
@@ -388,9 +405,8 @@ func (s *Server) spend(fam string, now time.Time) (limit, remaining int, reset i
 
 // authorize checks the SSWS token or OAuth access token and the scope the
 // family needs, answering 401 or 403 as Okta does when they are wrong.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, fam string, now time.Time) bool {
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need string, now time.Time) bool {
 	h := r.Header.Get("Authorization")
-	need := familyScope[fam]
 	s.mu.Lock()
 	var scopes []string
 	known, bearer := false, false
@@ -398,7 +414,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, fam string, n
 	case strings.HasPrefix(h, "SSWS "):
 		scopes, known = s.tokens[strings.TrimPrefix(h, "SSWS ")]
 		if known && scopes == nil {
-			scopes = []string{ScopeUsersRead, ScopeGroupsRead, ScopeAppsRead}
+			scopes = []string{ScopeUsersRead, ScopeGroupsRead, ScopeAppsRead, ScopeUsersManage, ScopeGroupsManage}
 		}
 	case strings.HasPrefix(h, "Bearer "):
 		bearer = true

@@ -371,3 +371,79 @@ func TestMutations(t *testing.T) {
 	_, ok := sim.User(id)
 	assert.False(t, ok)
 }
+
+func send(t *testing.T, srv *httptest.Server, method, path, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", ssws)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, b}
+}
+
+// TestWriteCallsAsOktaTakesThem: a script changes the simulated org with
+// the requests it would send to a real one.
+func TestWriteCallsAsOktaTakesThem(t *testing.T) {
+	sim, srv := start(t, Config{Seed: 6, Users: 20})
+	eng, _ := sim.GroupByName("Engineering")
+	a := send(t, srv, "POST", "/api/v1/users?activate=false",
+		`{"profile":{"login":"x@example.com","firstName":"X","lastName":"Y","email":"x@example.com"},"groupIds":["`+eng.ID+`"]}`)
+	require.Equal(t, http.StatusOK, a.status, string(a.body))
+	var u struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	a.json(t, &u)
+	assert.Equal(t, StatusStaged, u.Status)
+	assert.Contains(t, sim.Members(eng.ID), u.ID)
+
+	assert.Equal(t, http.StatusBadRequest, send(t, srv, "POST", "/api/v1/users/"+u.ID+"/lifecycle/suspend", "").status,
+		"a STAGED user cannot be suspended")
+	assert.Equal(t, http.StatusOK, send(t, srv, "POST", "/api/v1/users/"+u.ID+"/lifecycle/activate", "").status)
+	assert.Equal(t, http.StatusOK, send(t, srv, "POST", "/api/v1/users/"+u.ID+"/lifecycle/suspend", "").status)
+	got, _ := sim.User(u.ID)
+	assert.Equal(t, StatusSuspended, got.Status)
+
+	a = send(t, srv, "POST", "/api/v1/users/"+u.ID, `{"profile":{"login":"z@example.com","title":null,"city":"Oslo"}}`)
+	require.Equal(t, http.StatusOK, a.status, string(a.body))
+	got, _ = sim.User("z@example.com")
+	assert.Equal(t, "Oslo", got.Profile["city"])
+
+	assert.Equal(t, http.StatusNoContent, send(t, srv, "DELETE", "/api/v1/groups/"+eng.ID+"/users/"+u.ID, "").status)
+	assert.NotContains(t, sim.Members(eng.ID), u.ID)
+	assert.Equal(t, http.StatusNoContent, send(t, srv, "DELETE", "/api/v1/users/"+u.ID, "").status)
+	got, _ = sim.User(u.ID)
+	assert.Equal(t, StatusDeprovisioned, got.Status, "the first DELETE deactivates")
+	assert.Equal(t, http.StatusNoContent, send(t, srv, "DELETE", "/api/v1/users/"+u.ID, "").status)
+	_, ok := sim.User(u.ID)
+	assert.False(t, ok, "the second deletes")
+	assert.Equal(t, http.StatusNotFound, send(t, srv, "PUT", "/api/v1/groups/"+eng.ID+"/users/"+u.ID, "").status)
+
+	sim.AddAPIToken("reader", ScopeUsersRead)
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/users/"+sim.Users()[0].ID+"/lifecycle/deactivate", nil)
+	req.Header.Set("Authorization", "SSWS reader")
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "writes need the manage permission")
+
+	// The simulator's own knobs.
+	a = send(t, srv, "GET", "/_sim/org", "")
+	var info struct {
+		APIToken string `json:"apiToken"`
+		AppID    string `json:"appId"`
+		OrgURL   string `json:"orgUrl"`
+	}
+	a.json(t, &info)
+	assert.Equal(t, DefaultAPIToken, info.APIToken)
+	assert.Equal(t, sim.AppID(), info.AppID)
+	assert.Equal(t, srv.URL, info.OrgURL)
+	assert.Equal(t, http.StatusOK, send(t, srv, "PUT", "/_sim/faults", `{"failNext":1}`).status)
+	assert.Equal(t, http.StatusInternalServerError, get(t, srv, ssws, "/api/v1/users").status)
+	assert.Equal(t, http.StatusOK, send(t, srv, "PUT", "/_sim/rate-limits", `{"users":0}`).status)
+	assert.Equal(t, http.StatusTooManyRequests, get(t, srv, ssws, "/api/v1/users").status)
+}
