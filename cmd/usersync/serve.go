@@ -88,7 +88,10 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 	}
 	defer db.Close()
 
-	tc, err := dialTemporal(ctx, cfg, log)
+	// One registry for the whole process: the API's requests, the runs the
+	// worker ends, provider calls and the Temporal SDK's own metrics.
+	obs := newObservability()
+	tc, err := dialTemporal(ctx, cfg, log, obs.temporalOptions(store, log, s.worker))
 	if err != nil {
 		return err
 	}
@@ -99,8 +102,17 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 
 	errc := make(chan error, 1)
 
+	if cfg.MetricsListen != "" {
+		stop, err := serveMetrics(cfg.MetricsListen, obs.reg, log, errc)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	if s.worker {
-		acts := activities.New(activities.Deps{Store: store, Box: box, Logger: log, PageDelay: cfg.FaultPageDelay})
+		acts := activities.New(activities.Deps{Store: store, Box: box, Logger: log, PageDelay: cfg.FaultPageDelay,
+			HTTPClient: obs.providerHTTP})
 		if cfg.FaultPageDelay > 0 {
 			log.Warn("fault injection: every fetched page is delayed", "pageDelay", cfg.FaultPageDelay.String())
 		}
@@ -148,9 +160,12 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 			Token:  cfg.APIToken,
 			Logger: log,
 			Ready:  ready,
-			// Test connection needs the sources, not the worker: the api
-			// builds its own activities value just for that.
-			Tester: activities.New(activities.Deps{Store: store, Box: box, Logger: log}).TestConnection,
+			// Test connection and the group picker need the sources, not
+			// the worker: the api builds its own activities for them.
+			Tester:         obs.tester(store, box, log),
+			ProviderGroups: obs.providerGroups(store, box, log),
+			Progress:       progress(wf),
+			Metrics:        obs.reg,
 		}
 		// The admin page (package web) at "/": same options, so it runs
 		// the API's own service layer.
@@ -167,11 +182,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 		if s.banner != nil {
 			s.banner(apiURL)
 		}
-		srv := &http.Server{
-			Handler:           handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		}
+		srv := newHTTPServer(handler, log)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("http server: %w", err)
@@ -214,12 +225,16 @@ func openDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 }
 
 // dialTemporal connects to the Temporal frontend, retrying while it is not
-// up yet (compose starts it alongside us), for at most temporalDialTimeout.
-func dialTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger) (client.Client, error) {
+// up yet (compose starts it alongside us), for at most temporalDialTimeout;
+// tune, when set, adds to the client options (metrics, interceptors).
+func dialTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*client.Options)) (client.Client, error) {
 	opts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+	}
+	if tune != nil {
+		tune(&opts)
 	}
 	deadline := time.Now().Add(temporalDialTimeout)
 	wait := 500 * time.Millisecond
