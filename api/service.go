@@ -10,6 +10,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
 )
 
 // Service is what the API does, without HTTP: the admin page (package web)
@@ -57,6 +58,34 @@ func (v *Service) OpenProfile(p *directory.Profile) (*profile.Config, error) {
 	return v.s.openProfile(p)
 }
 
+// CanListGroups reports whether the group picker is configured
+// (Options.ProviderGroups).
+func (v *Service) CanListGroups() bool { return v.s.extras.providerGroups != nil }
+
+// ProviderGroups is one page of profile id's provider groups, read live
+// with its stored credentials, as GET /profiles/{id}/provider-groups: a
+// provider's failure is a 502 whose message says what to fix, with the
+// profile's secrets taken out.
+func (v *Service) ProviderGroups(ctx context.Context, id, search, cursor string, limit int) (provider.Page[provider.Group], error) {
+	s := v.s
+	if s.extras.providerGroups == nil {
+		return provider.Page[provider.Group]{}, errors.New("provider groups: no lister configured")
+	}
+	p, err := s.store.GetProfile(ctx, id)
+	if err != nil {
+		return provider.Page[provider.Group]{}, err
+	}
+	cfg, err := s.openProfile(p)
+	if err != nil {
+		return provider.Page[provider.Group]{}, err
+	}
+	page, err := s.extras.providerGroups(ctx, p, cfg, search, cursor, limit)
+	if err != nil {
+		return provider.Page[provider.Group]{}, s.providerError(ctx, err, cfg)
+	}
+	return page, nil
+}
+
 // CanTest reports whether "Test connection" is configured (Options.Tester).
 func (v *Service) CanTest() bool { return v.s.tester != nil }
 
@@ -97,13 +126,16 @@ func (v *Service) Sync(ctx context.Context, profileID string, dryRun bool) (*dir
 }
 
 // Run is the run as GET /runs/{id} shows it: brought in line with its
-// workflow when that ended outside usersync (in the Temporal UI).
+// workflow when that ended outside usersync (in the Temporal UI), with
+// live counts while it runs.
 func (v *Service) Run(ctx context.Context, id string) (*directory.Run, error) {
 	run, err := v.s.store.GetRun(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return v.s.reconciled(ctx, run), nil
+	run = v.s.reconciled(ctx, run)
+	v.s.withProgress(ctx, run)
+	return run, nil
 }
 
 // Runs is a page of runs as GET /runs shows them.
@@ -115,6 +147,7 @@ func (v *Service) Runs(ctx context.Context, f directory.RunFilter, opt directory
 	for i := range page.Items {
 		page.Items[i] = *v.s.reconciled(ctx, &page.Items[i])
 	}
+	v.s.withProgressPage(ctx, page.Items)
 	return page, nil
 }
 

@@ -119,11 +119,12 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, db: db, store: store, box: box, runner: &fakeRunner{store: store},
 		clock: &clock{t: time.Date(2030, 1, 2, 9, 0, 0, 0, time.UTC)}}
 	opts := api.Options{Store: store, Runner: e.runner, Box: box, Token: testToken, Logger: e.logger(),
-		Tester: func(context.Context, *directory.Profile, *profile.Config) error { return e.testErr }}
+		Tester:         func(context.Context, *directory.Profile, *profile.Config) error { return e.testErr },
+		ProviderGroups: e.listGroups}
 	key, err := SessionKey(secret.GenerateKey(), testToken)
 	require.NoError(t, err)
 	admin, err := New(Options{Service: api.NewService(opts), Store: store, Token: testToken, SessionKey: key,
-		Now: e.clock.now, Groups: e.listGroups, Logger: opts.Logger})
+		Now: e.clock.now, Logger: opts.Logger})
 	require.NoError(t, err)
 	opts.Admin = admin
 	e.srv = httptest.NewServer(api.New(opts))
@@ -140,7 +141,7 @@ func (e *env) logger() *slog.Logger {
 }
 
 // listGroups is the fake provider's picker: a substring search, pages of 2.
-func (e *env) listGroups(_ context.Context, _ *directory.Profile, cfg *profile.Config, search, cursor string) (provider.Page[provider.Group], error) {
+func (e *env) listGroups(_ context.Context, _ *directory.Profile, cfg *profile.Config, search, cursor string, _ int) (provider.Page[provider.Group], error) {
 	if e.groupsErr != nil {
 		return provider.Page[provider.Group]{}, e.groupsErr
 	}

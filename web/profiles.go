@@ -106,7 +106,7 @@ func (a *admin) newProfile(q *request) error {
 // admin asked for, if any.
 func (a *admin) showEditor(q *request, status int, form *profileForm, preview *patternPreview) error {
 	ctx := q.ctx()
-	v := editorView{Form: form, CanTest: a.svc.CanTest(), CanGroups: a.groups != nil, Preview: preview, Zones: zones,
+	v := editorView{Form: form, CanTest: a.svc.CanTest(), CanGroups: a.svc.CanListGroups(), Preview: preview, Zones: zones,
 		Action: "/profiles/new"}
 	v.AttrLabel, v.AttrList = "Provider attribute", "attr-list"
 	switch form.Cfg.Provider {
@@ -133,7 +133,7 @@ func (a *admin) showEditor(q *request, status int, form *profileForm, preview *p
 		if v.LastRun, err = a.store.LastRun(ctx, form.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
 			return err
 		}
-		if form.Cfg.Provider != profile.ProviderCSV && a.groups != nil {
+		if form.Cfg.Provider != profile.ProviderCSV && v.CanGroups {
 			qv := q.r.URL.Query()
 			v.Picker = a.pickGroups(ctx, form, qv.Get("groupSearch"), qv.Get("groupCursor"))
 		}
@@ -161,9 +161,9 @@ func providerName(p string) string {
 // already selected, so the rest of the page still works.
 func (a *admin) pickGroups(ctx context.Context, form *profileForm, search, cursor string) *groupPicker {
 	gp := &groupPicker{Search: search}
-	page, err := a.providerGroups(ctx, form.ID, search, cursor)
+	page, err := a.providerGroups(ctx, form.ID, search, cursor, pickerPage)
 	if err != nil {
-		_, gp.Error = a.explain(ctx, err)
+		gp.Error = a.svc.Explain(ctx, err).Message
 		gp.Extra = form.Cfg.Groups
 		return gp
 	}
@@ -181,46 +181,20 @@ func (a *admin) pickGroups(ctx context.Context, form *profileForm, search, curso
 	return gp
 }
 
-// providerGroups is a page of a stored profile's provider groups, through the
-// profile's own credentials.
-func (a *admin) providerGroups(ctx context.Context, id, search, cursor string) (provider.Page[provider.Group], error) {
-	if a.groups == nil {
-		return provider.Page[provider.Group]{}, errors.New("no group lister configured")
-	}
-	p, err := a.store.GetProfile(ctx, id)
-	if err != nil {
-		return provider.Page[provider.Group]{}, err
-	}
-	cfg, err := a.svc.OpenProfile(p)
-	if err != nil {
-		return provider.Page[provider.Group]{}, err
-	}
+// Page sizes asked of the provider: the picker shows a screenful, the
+// pattern check reads as much as a page may hold.
+const (
+	pickerPage  = 100
+	previewPage = 1000
+)
+
+// providerGroups is a page of a stored profile's provider groups, through
+// the API's picker (its own credentials, its error messages), bounded in
+// time so that a slow tenant cannot hang the page.
+func (a *admin) providerGroups(ctx context.Context, id, search, cursor string, limit int) (provider.Page[provider.Group], error) {
 	ctx, cancel := context.WithTimeout(ctx, providerTimeout)
 	defer cancel()
-	page, err := a.groups(ctx, p, cfg, search, cursor)
-	if err != nil {
-		return page, providerError{err}
-	}
-	return page, nil
-}
-
-// providerError is a provider's refusal (bad credentials, no consent, a
-// CSV that cannot be read): its message is for the admin, as the API's
-// test connection shows it, so it is shown rather than hidden as internal.
-type providerError struct{ err error }
-
-func (e providerError) Error() string { return e.err.Error() }
-func (e providerError) Unwrap() error { return e.err }
-
-// explain is the status and message of an error for the admin: the API's,
-// except that a provider's refusal is shown as the provider gave it (502).
-func (a *admin) explain(ctx context.Context, err error) (int, string) {
-	var pe providerError
-	if errors.As(err, &pe) {
-		return http.StatusBadGateway, pe.Error()
-	}
-	p := a.svc.Explain(ctx, err)
-	return p.Status, p.Message
+	return a.svc.ProviderGroups(ctx, id, search, cursor, limit)
 }
 
 func (a *admin) editProfile(q *request) error {
@@ -392,7 +366,7 @@ func (a *admin) deleteProfile(q *request) error {
 // groupsJSON is a page of the group picker for admin.js.
 func (a *admin) groupsJSON(q *request) (any, error) {
 	v := q.r.URL.Query()
-	page, err := a.providerGroups(q.ctx(), pathID(q.r), v.Get("search"), v.Get("cursor"))
+	page, err := a.providerGroups(q.ctx(), pathID(q.r), v.Get("search"), v.Get("cursor"), pickerPage)
 	if err != nil {
 		return nil, err
 	}
@@ -439,10 +413,9 @@ func (a *admin) previewPattern(ctx context.Context, id, pattern string) *pattern
 	}
 	cursor := ""
 	for {
-		page, err := a.providerGroups(ctx, id, "", cursor)
+		page, err := a.providerGroups(ctx, id, "", cursor, previewPage)
 		if err != nil {
-			_, msg := a.explain(ctx, err)
-			pv.Error = "could not read the provider's groups: " + msg
+			pv.Error = "could not read the provider's groups: " + a.svc.Explain(ctx, err).Message
 			return pv
 		}
 		for _, g := range page.Items {

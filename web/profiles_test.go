@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -425,12 +426,15 @@ func TestGroupPickerAndPatternCheck(t *testing.T) {
 	assert.Equal(t, profile.GroupSyncOff, cfg.GroupSync.Mode)
 
 	// A provider that fails: the picker says why, the selection stays.
-	e.groupsErr = errors.New("authentication failed: AADSTS7000215 invalid client secret")
+	e.groupsErr = fmt.Errorf("%w: AADSTS7000215 invalid client secret "+azureSecret, provider.ErrAuth)
 	page = b.get("/profiles/" + id)
 	assert.Equal(t, http.StatusOK, page.status)
-	assert.Contains(t, page.body, "Could not list the provider's groups: authentication failed")
+	assert.Contains(t, page.body, "Could not list the provider's groups: authentication failed: the provider refused the profile&#39;s credentials")
+	assert.Contains(t, page.body, "AADSTS7000215")
+	assert.NotContains(t, page.body, azureSecret, "the API's picker takes secrets out of provider messages")
 	assert.Contains(t, page.body, `id="gx-g1" name="groups" value="g1" checked>`)
 	page = b.get("/profiles/" + id + "/groups.json")
 	assert.Equal(t, http.StatusBadGateway, page.status)
 	assert.True(t, strings.Contains(page.body, "AADSTS7000215"))
+	assert.NotContains(t, page.body, azureSecret)
 }

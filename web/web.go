@@ -28,7 +28,6 @@ import (
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
-	"github.com/usersync/usersync/provider"
 )
 
 //go:embed templates/*.html
@@ -36,10 +35,6 @@ var templateFS embed.FS
 
 //go:embed static
 var staticFS embed.FS
-
-// GroupLister is one page of a profile's provider groups (the group picker
-// and the group-sync pattern check); activities.ProviderGroups is one.
-type GroupLister func(ctx context.Context, p *directory.Profile, cfg *profile.Config, search, cursor string) (provider.Page[provider.Group], error)
 
 // Options configures the admin page.
 type Options struct {
@@ -49,9 +44,6 @@ type Options struct {
 	Token string
 	// SessionKey signs the session cookies (SessionKey derives it).
 	SessionKey []byte
-	// Groups lists provider groups; nil leaves the group picker and the
-	// pattern check out.
-	Groups GroupLister
 	Logger *slog.Logger
 	// IdleTimeout ends an unused session; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
@@ -67,7 +59,6 @@ type admin struct {
 	svc      *api.Service
 	store    directory.Store
 	token    string
-	groups   GroupLister
 	log      *slog.Logger
 	sessions *sessions
 	pages    map[string]*pageTemplate
@@ -81,7 +72,7 @@ func New(o Options) (http.Handler, error) {
 	if len(o.SessionKey) < 16 {
 		return nil, errors.New("web: Options.SessionKey must be at least 16 bytes")
 	}
-	a := &admin{svc: o.Service, store: o.Store, token: o.Token, groups: o.Groups, log: o.Logger,
+	a := &admin{svc: o.Service, store: o.Store, token: o.Token, log: o.Logger,
 		sessions: &sessions{key: o.SessionKey, idle: o.IdleTimeout, now: o.Now}}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -255,8 +246,8 @@ func (a *admin) json(h func(q *request) (any, error)) http.Handler {
 		q := &request{w: w, r: r, se: se, a: a}
 		v, err := h(q)
 		if err != nil {
-			status, msg := a.explain(r.Context(), err)
-			writeJSON(w, status, map[string]string{"error": msg})
+			p := a.svc.Explain(r.Context(), err)
+			writeJSON(w, p.Status, map[string]string{"error": p.Message})
 			return
 		}
 		writeJSON(w, http.StatusOK, v)

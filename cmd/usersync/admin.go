@@ -5,11 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/config"
 	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/secret"
 	"github.com/usersync/usersync/web"
 )
 
@@ -18,7 +16,7 @@ import (
 // session cookies are signed with a key derived from the secret key and
 // the API token: every replica with the same two reads them, and a new
 // token signs everyone out.
-func newAdmin(cfg *config.Config, opts api.Options, store directory.Store, box *secret.Box, log *slog.Logger) (http.Handler, error) {
+func newAdmin(cfg *config.Config, opts api.Options, store directory.Store, log *slog.Logger) (http.Handler, error) {
 	key, err := web.SessionKey(cfg.SecretKey, cfg.APIToken)
 	if err != nil {
 		return nil, fmt.Errorf("USERSYNC_SECRET_KEY: %w", err)
@@ -28,7 +26,6 @@ func newAdmin(cfg *config.Config, opts api.Options, store directory.Store, box *
 		Store:      store,
 		Token:      cfg.APIToken,
 		SessionKey: key,
-		Groups:     activities.New(activities.Deps{Store: store, Box: box, Logger: log}).ProviderGroups,
 		Logger:     log,
 	})
 	if err != nil {

@@ -169,7 +169,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 		}
 		// The admin page (package web) at "/": same options, so it runs
 		// the API's own service layer.
-		if opts.Admin, err = newAdmin(cfg, opts, store, box, log); err != nil {
+		if opts.Admin, err = newAdmin(cfg, opts, store, log); err != nil {
 			return err
 		}
 		var handler http.Handler = api.New(opts)
