@@ -191,6 +191,7 @@ func generate(seed int64, n int, domain string) *org {
 	ids := make([]string, n)
 	logins := make([]string, n)
 	hasReports := make([]bool, n)
+	seen := map[string]int{} // login local part -> users named so far
 	mgrOf := make([]int, n)
 	for i := range n {
 		mgrOf[i] = -1
@@ -216,9 +217,10 @@ func generate(seed int64, n int, domain string) *org {
 		first, last := firstNames[rng.IntN(len(firstNames))], lastNames[rng.IntN(len(lastNames))]
 		local := strings.ToLower(first + "." + last)
 		login := local + "@" + domain
-		for k := 2; o.logins[strings.ToLower(login)] != ""; k++ {
-			login = fmt.Sprintf("%s%d@%s", local, k, domain)
+		if n := seen[local]; n > 0 {
+			login = fmt.Sprintf("%s%d@%s", local, n+1, domain)
 		}
+		seen[local]++
 		id := o.freshUserID(rng)
 		ids[i], logins[i] = id, login
 		dept := rng.IntN(len(Departments))
