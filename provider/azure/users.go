@@ -1,0 +1,264 @@
+package azure
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"github.com/microsoftgraph/msgraph-sdk-go/groups"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	graphusers "github.com/microsoftgraph/msgraph-sdk-go/users"
+
+	"github.com/usersync/usersync/provider"
+)
+
+// usersCursor is where a Users listing stands: the selected group being
+// read and Graph's nextLink inside it ("" = its first page).
+type usersCursor struct {
+	Group string `json:"g"`
+	Next  string `json:"n,omitempty"`
+}
+
+func (c usersCursor) encode() string {
+	b, _ := json.Marshal(c) //nolint:errchkjson // two strings
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeUsersCursor(s string) (usersCursor, error) {
+	var c usersCursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.Group == "" {
+		return c, fmt.Errorf("%w: unreadable users cursor", provider.ErrCursorExpired)
+	}
+	return c, nil
+}
+
+// selectedGroups is the scope without blanks and repeats, in profile order.
+func selectedGroups(scope provider.Scope) []string {
+	out := make([]string, 0, len(scope.GroupIDs))
+	for _, g := range scope.GroupIDs {
+		if g = strings.TrimSpace(g); g != "" && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// managerExpand asks for the manager's object id only: that is what the
+// engine matches against external ids.
+var managerExpand = []string{"manager($select=id)"}
+
+// Users returns one page of the transitive user members of the selected
+// groups, group after group. A user in several selected groups comes once
+// per group; the engine keeps the first. A selected group that no longer
+// exists is logged and skipped so that the others still sync.
+func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cursor) (provider.Page[provider.User], error) {
+	sel := selectedGroups(scope)
+	idx, cur := 0, usersCursor{}
+	if c != "" {
+		var err error
+		if cur, err = decodeUsersCursor(c); err != nil {
+			return provider.Page[provider.User]{}, err
+		}
+		if idx = slices.Index(sel, cur.Group); idx < 0 {
+			return provider.Page[provider.User]{}, fmt.Errorf("%w: group %s is no longer selected on the profile", provider.ErrCursorExpired, cur.Group)
+		}
+	}
+	for ; idx < len(sel); idx, cur = idx+1, (usersCursor{}) {
+		gid := sel[idx]
+		b := s.client.Groups().ByGroupId(gid).TransitiveMembers().GraphUser()
+		var (
+			resp models.UserCollectionResponseable
+			err  error
+		)
+		kind := firstPage
+		if cur.Next != "" {
+			kind = nextPage
+			resp, err = b.WithUrl(cur.Next).Get(ctx, nil)
+		} else {
+			top := s.pageSize
+			resp, err = b.Get(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{
+				QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{
+					Select: s.listSelect, Expand: managerExpand, Top: &top}})
+		}
+		if err != nil {
+			err = s.graphError(ctx, err, "the members of group "+gid, kind)
+			if errors.Is(err, provider.ErrNotFound) {
+				s.log.Warn("a group selected on the profile no longer exists in Entra ID: its members are not synced; remove it from the profile",
+					"group", gid)
+				continue
+			}
+			return provider.Page[provider.User]{}, err
+		}
+		users := s.mapUsers(resp.GetValue())
+		if len(s.perUserAttrs) > 0 && len(users) > 0 {
+			if err := s.fillPerUser(ctx, users); err != nil {
+				return provider.Page[provider.User]{}, err
+			}
+		}
+		var next string
+		switch {
+		case deref(resp.GetOdataNextLink()) != "":
+			next = usersCursor{Group: gid, Next: *resp.GetOdataNextLink()}.encode()
+		case idx+1 < len(sel):
+			next = usersCursor{Group: sel[idx+1]}.encode()
+		}
+		return provider.Page[provider.User]{Items: users, Next: next}, nil
+	}
+	return provider.Page[provider.User]{}, nil
+}
+
+// mapUsers turns a Graph page into provider users, once each.
+func (s *Source) mapUsers(in []models.Userable) []provider.User {
+	out := make([]provider.User, 0, len(in))
+	seen := make(map[string]bool, len(in))
+	username := getters[s.usernameAttr]
+	for _, u := range in {
+		id := deref(u.GetId())
+		if id == "" || seen[id] {
+			continue
+		}
+		seen[id] = true
+		pu := provider.User{ExternalID: id, FirstName: deref(u.GetGivenName()), LastName: deref(u.GetSurname()),
+			Email: deref(u.GetMail()),
+			// Graph leaves accountEnabled null only for an app limited to
+			// User.ReadBasic.All; disabling everyone on that would be the
+			// worst reading of an unknown.
+			Active: u.GetAccountEnabled() == nil || *u.GetAccountEnabled()}
+		pu.Username, _ = username(u)
+		if m := u.GetManager(); m != nil {
+			pu.ManagerRef = deref(m.GetId())
+		}
+		if len(s.listAttrs)+len(s.perUserAttrs) > 0 {
+			pu.Attributes = make(map[string]string, len(s.listAttrs)+len(s.perUserAttrs))
+			for _, a := range s.listAttrs {
+				if v, ok := a.get(u); ok {
+					pu.Attributes[a.field] = v
+				}
+			}
+		}
+		out = append(out, pu)
+	}
+	return out
+}
+
+// maxBatch is Graph's limit of requests in one $batch.
+const maxBatch = 20
+
+// fillPerUser reads the mapped per-user-only properties of users with
+// $batch, 20 users a request. An inner 429 or 5xx is retried after its
+// Retry-After within the request budget; a user deleted since the page was
+// read (404) keeps no per-user attributes and leaves with the next run.
+func (s *Source) fillPerUser(ctx context.Context, users []provider.User) error {
+	sel := append([]string{"id"}, s.perUserSelect...)
+	for start := 0; start < len(users); start += maxBatch {
+		pending := make([]int, 0, maxBatch)
+		for i := start; i < min(start+maxBatch, len(users)); i++ {
+			pending = append(pending, i)
+		}
+		var waited float64 // seconds slept for this chunk
+		for attempt := 0; len(pending) > 0; attempt++ {
+			retry, wait, err := s.batchOnce(ctx, users, pending, sel)
+			if err != nil {
+				return err
+			}
+			if len(retry) == 0 {
+				break
+			}
+			if attempt >= s.retry.MaxRetries || waited+wait.Seconds() > s.retry.MaxWait.Seconds() {
+				return &provider.ThrottledError{RetryAfter: wait,
+					Message: fmt.Sprintf("Microsoft Graph kept throttling the per-user reads of %d users", len(retry))}
+			}
+			if err := sleep(ctx, wait); err != nil {
+				return err
+			}
+			waited += wait.Seconds()
+			pending = retry
+		}
+	}
+	return nil
+}
+
+// batchOnce sends one $batch for users[pending] and fills what came back;
+// it returns the users to ask again and how long to wait first.
+func (s *Source) batchOnce(ctx context.Context, users []provider.User, pending []int, sel []string) ([]int, time.Duration, error) {
+	batch := msgraphcore.NewBatchRequest(s.adapter)
+	step := make(map[string]int, len(pending))
+	for _, i := range pending {
+		ri, err := s.client.Users().ByUserId(users[i].ExternalID).ToGetRequestInformation(ctx,
+			&graphusers.UserItemRequestBuilderGetRequestConfiguration{
+				QueryParameters: &graphusers.UserItemRequestBuilderGetQueryParameters{Select: sel}})
+		if err != nil {
+			return nil, 0, fmt.Errorf("azure: build per-user request: %w", err)
+		}
+		item, err := batch.AddBatchRequestStep(*ri)
+		if err != nil {
+			return nil, 0, fmt.Errorf("azure: build $batch: %w", err)
+		}
+		step[deref(item.GetId())] = i
+	}
+	resp, err := batch.Send(ctx, s.adapter)
+	if err != nil {
+		return nil, 0, s.graphError(ctx, err, "per-user properties ($batch)", firstPage)
+	}
+	var retry []int
+	var wait time.Duration
+	answered := make(map[string]bool, len(step))
+	for _, item := range resp.GetResponses() {
+		id := deref(item.GetId())
+		i, ok := step[id]
+		if !ok {
+			continue
+		}
+		answered[id] = true
+		status := int(deref(item.GetStatus()))
+		switch {
+		case status >= 200 && status < 300:
+			u, err := msgraphcore.GetBatchResponseById[models.Userable](resp, id, models.CreateUserFromDiscriminatorValue)
+			if err != nil {
+				return nil, 0, &provider.InvalidDataError{Object: "user " + users[i].ExternalID, Reason: "unreadable per-user properties: " + err.Error()}
+			}
+			for _, a := range s.perUserAttrs {
+				if v, ok := a.get(u); ok {
+					users[i].Attributes[a.field] = v
+				}
+			}
+		case status == http.StatusNotFound:
+		case retryableStatus(status):
+			retry = append(retry, i)
+			d := retryAfter(itemHeader(item.GetHeaders()), s.retry.BaseDelay)
+			wait = max(wait, d)
+		default:
+			f := innerFailure(status, item.GetBody())
+			return nil, 0, s.graphError(ctx, f, "the per-user properties of user "+users[i].ExternalID, firstPage)
+		}
+	}
+	for id, i := range step {
+		if !answered[id] {
+			retry = append(retry, i) // a batch answer missing a step: ask again
+		}
+	}
+	slices.Sort(retry)
+	if len(retry) > 0 && wait == 0 {
+		wait = s.retry.BaseDelay
+	}
+	return retry, wait, nil
+}
+
+func itemHeader(h msgraphcore.RequestHeader) http.Header {
+	out := http.Header{}
+	for k, v := range h {
+		out.Set(k, v)
+	}
+	return out
+}
