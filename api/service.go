@@ -194,6 +194,13 @@ func (v *Service) SetLicenceLimit(ctx context.Context, limit int) error {
 	return v.s.setLicence(ctx, limit)
 }
 
+// SwitchDirectory moves local users, by username, to a profile's
+// directory, as POST /users/switch-directory: one result per username,
+// each move audited.
+func (v *Service) SwitchDirectory(ctx context.Context, directoryKey string, usernames []string) (*SwitchOutcome, error) {
+	return v.s.switchUsers(ctx, directoryKey, usernames)
+}
+
 // Problem is an error as the API would answer it.
 type Problem struct {
 	Status  int

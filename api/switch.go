@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,7 +23,6 @@ const maxSwitchUsernames = 1000
 // profile owns is a 422 on directoryKey, as a body naming a missing thing
 // is elsewhere (csv.documentId).
 func (s *server) switchDirectory(c *gin.Context) error {
-	ctx := c.Request.Context()
 	var req struct {
 		Usernames    []string `json:"usernames"`
 		DirectoryKey string   `json:"directoryKey"`
@@ -30,7 +30,27 @@ func (s *server) switchDirectory(c *gin.Context) error {
 	if err := readJSON(c, &req); err != nil {
 		return err
 	}
-	key := strings.TrimSpace(req.DirectoryKey)
+	out, err := s.switchUsers(c.Request.Context(), req.DirectoryKey, req.Usernames)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"directoryKey": out.DirectoryKey, "profileId": out.ProfileID, "switched": out.Switched,
+		"results": out.Results})
+	return nil
+}
+
+// SwitchOutcome is what a switch-directory did.
+type SwitchOutcome struct {
+	DirectoryKey string
+	ProfileID    string
+	Switched     int
+	Results      []directory.SwitchResult
+}
+
+// switchUsers moves local users to a profile's directory and audits each
+// move: POST /users/switch-directory and the admin's user page.
+func (s *server) switchUsers(ctx context.Context, directoryKey string, usernames []string) (*SwitchOutcome, error) {
+	key := strings.TrimSpace(directoryKey)
 	var errs profile.FieldErrors
 	switch {
 	case key == "":
@@ -40,29 +60,29 @@ func (s *server) switchDirectory(c *gin.Context) error {
 			Message: "must be a profile's directory: switch-directory moves local users out of \"local\""})
 	}
 	switch {
-	case len(req.Usernames) == 0:
+	case len(usernames) == 0:
 		errs = append(errs, profile.FieldError{Field: "usernames", Message: "at least one username"})
-	case len(req.Usernames) > maxSwitchUsernames:
+	case len(usernames) > maxSwitchUsernames:
 		errs = append(errs, profile.FieldError{Field: "usernames", Message: fmt.Sprintf("at most %d per request", maxSwitchUsernames)})
 	}
-	for i, u := range req.Usernames {
+	for i, u := range usernames {
 		if strings.TrimSpace(u) == "" {
 			errs = append(errs, profile.FieldError{Field: fmt.Sprintf("usernames[%d]", i), Message: "empty"})
 		}
 	}
 	if len(errs) > 0 {
-		return errs
+		return nil, errs
 	}
-	owner, err := s.profileOfDirectory(c, key)
+	owner, err := s.profileOfDirectory(ctx, key)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	results, err := s.store.SwitchDirectory(ctx, key, req.Usernames)
+	results, err := s.store.SwitchDirectory(ctx, key, usernames)
 	if errors.Is(err, directory.ErrNotFound) { // the profile was deleted meanwhile
-		return errNoDirectory()
+		return nil, errNoDirectory()
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switched := 0
 	for _, r := range results {
@@ -70,13 +90,12 @@ func (s *server) switchDirectory(c *gin.Context) error {
 			continue
 		}
 		switched++
-		s.audit(c, directory.AuditEntry{Category: directory.CategoryDirectory, Action: "user_directory_switched",
+		s.record(ctx, directory.AuditEntry{Category: directory.CategoryDirectory, Action: "user_directory_switched",
 			Connection: owner.Name, Subject: r.Username,
 			Details: fmt.Sprintf("user %s moved from %s to %s (profile %s); its next sync adopts it", r.UserID,
 				directory.LocalDirectory, key, owner.Name)})
 	}
-	c.JSON(http.StatusOK, gin.H{"directoryKey": key, "profileId": owner.ID, "switched": switched, "results": results})
-	return nil
+	return &SwitchOutcome{DirectoryKey: key, ProfileID: owner.ID, Switched: switched, Results: results}, nil
 }
 
 func errNoDirectory() error {
@@ -86,10 +105,10 @@ func errNoDirectory() error {
 // profileOfDirectory finds the profile that owns a directory key. Profiles
 // are few (one per connection), so a scan is cheap and needs no store
 // method of its own.
-func (s *server) profileOfDirectory(c *gin.Context, key string) (*directory.Profile, error) {
+func (s *server) profileOfDirectory(ctx context.Context, key string) (*directory.Profile, error) {
 	opt := directory.ListOptions{Limit: maxLimit}
 	for {
-		page, err := s.store.ListProfiles(c.Request.Context(), opt)
+		page, err := s.store.ListProfiles(ctx, opt)
 		if err != nil {
 			return nil, err
 		}

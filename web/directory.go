@@ -85,6 +85,8 @@ type userView struct {
 	Manager    *directory.User
 	Directory  string
 	Attributes []mapRow
+	// Profiles are the directories a local user can be moved to.
+	Profiles []directoryName
 }
 
 func (a *admin) showUser(q *request) error {
@@ -98,6 +100,9 @@ func (a *admin) showUser(q *request) error {
 		return err
 	}
 	view := userView{User: u, Directory: nameOf(dirs, u.DirectoryKey)}
+	if u.DirectoryKey == directory.LocalDirectory {
+		view.Profiles = dirs[1:]
+	}
 	if u.ManagerID != nil && *u.ManagerID != "" {
 		// A manager deleted since is shown by id only.
 		if m, err := a.store.GetUser(ctx, *u.ManagerID); err == nil {
@@ -111,6 +116,26 @@ func (a *admin) showUser(q *request) error {
 	}
 	slices.SortFunc(view.Attributes, func(x, y mapRow) int { return strings.Compare(x.From, y.From) })
 	return q.render(http.StatusOK, "user", u.Username, "users", view)
+}
+
+// switchDirectory moves a local user to a profile's directory (the
+// migration step before that profile's first sync), through the API's
+// switch-directory.
+func (a *admin) switchDirectory(q *request) error {
+	ctx := q.ctx()
+	u, err := a.store.GetUser(ctx, pathID(q.r))
+	if err != nil {
+		return err
+	}
+	out, err := a.svc.SwitchDirectory(ctx, q.r.PostForm.Get("directoryKey"), []string{u.Username})
+	if err != nil {
+		return err
+	}
+	notice := "switched"
+	if len(out.Results) != 1 || out.Results[0].Result != directory.SwitchSwitched {
+		notice = "notswitched"
+	}
+	return q.redirect(withNotice("/users/"+escape(u.ID), notice, ""))
 }
 
 type groupsView struct {

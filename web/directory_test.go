@@ -101,6 +101,26 @@ func TestDirectoryPages(t *testing.T) {
 	page = b.get("/users/" + users.Items[0].ID)
 	assert.Contains(t, page.body, `<th scope="row">department</th><td>Sales</td>`)
 	assert.Equal(t, http.StatusNotFound, b.get("/users/nope").status)
+	assert.NotContains(t, page.body, "Move to a profile", "a synced user cannot be moved")
+
+	// A local user can be moved to a profile's directory (switch-directory).
+	users, _ = e.store.ListUsers(ctx, directory.UserFilter{Query: "zoe"}, directory.ListOptions{})
+	zoe := users.Items[0]
+	page = b.get("/users/" + zoe.ID)
+	assert.Contains(t, page.body, `<option value="`+p.DirectoryKey+`">People file</option>`)
+	page = b.follow(b.post("/users/"+zoe.ID+"/switch-directory", url.Values{"directoryKey": {p.DirectoryKey}}))
+	assert.Contains(t, page.body, "User moved")
+	assert.Contains(t, page.body, "People file <code>"+p.DirectoryKey+"</code>")
+	moved, err := e.store.GetUser(ctx, zoe.ID)
+	require.NoError(t, err)
+	assert.Equal(t, p.DirectoryKey, moved.DirectoryKey)
+	audit, _ := e.store.ListAudit(ctx, directory.AuditFilter{Action: "user_directory_switched", Subject: "zoe"}, directory.ListOptions{})
+	assert.Len(t, audit.Items, 1, "audited as through the API")
+	page = b.follow(b.post("/users/"+zoe.ID+"/switch-directory", url.Values{"directoryKey": {p.DirectoryKey}}))
+	assert.Contains(t, page.body, "The user was not moved")
+	page = b.post("/users/"+zoe.ID+"/switch-directory", url.Values{"directoryKey": {"p-nosuchdir0"}})
+	assert.Equal(t, http.StatusUnprocessableEntity, page.status)
+	assert.Contains(t, page.body, "no profile has this directory key")
 
 	// Groups with members.
 	page = b.get("/groups?q=sta")

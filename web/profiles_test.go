@@ -256,6 +256,7 @@ func TestCSRFRefusedOnEveryForm(t *testing.T) {
 		"/runs/" + run.ID + "/approve":    {},
 		"/runs/" + run.ID + "/retry":      {},
 		"/licence":                        {"limit": {"7"}},
+		"/users/nope/switch-directory":    {"directoryKey": {"x"}},
 		"/documents/" + docID + "/delete": {},
 		"/signout":                        {},
 	}

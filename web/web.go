@@ -44,7 +44,7 @@ type Options struct {
 	Token string
 	// SessionKey signs the session cookies (SessionKey derives it).
 	SessionKey []byte
-	Logger *slog.Logger
+	Logger     *slog.Logger
 	// IdleTimeout ends an unused session; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// Now is the clock of the sessions; nil means time.Now (tests move it).
@@ -119,6 +119,7 @@ func (a *admin) routes() http.Handler {
 
 	mux.Handle("GET /users", a.page(a.listUsers))
 	mux.Handle("GET /users/{id}", a.page(a.showUser))
+	mux.Handle("POST /users/{id}/switch-directory", a.page(a.switchDirectory))
 	mux.Handle("GET /groups", a.page(a.listGroups))
 	mux.Handle("GET /groups/{id}", a.page(a.showGroup))
 	mux.Handle("GET /audit", a.page(a.listAudit))
@@ -327,22 +328,24 @@ func (a *admin) signout(q *request) error {
 // show (?notice=saved): a fixed table, so a link cannot make the page say
 // anything else.
 var notices = map[string]string{
-	"created":    "Profile created.",
-	"saved":      "Profile saved.",
-	"sync":       "Profile saved and a sync started.",
-	"synced":     "Sync started.",
-	"busy":       "A run of this profile is already going; no new run was started.",
-	"tested":     "Profile saved and connection tested.",
-	"enabled":    "Profile enabled.",
-	"disabled":   "Profile disabled.",
-	"deleted":    "Profile deleted. The users it synced stay in the directory.",
-	"approve":    "Run approved: it goes on and applies its changes.",
-	"cancel":     "Cancel requested: the run stops after its current step.",
-	"retry":      "A new run started.",
-	"uploaded":   "Document uploaded.",
-	"docdeleted": "Document deleted.",
-	"licence":    "Licence limit saved.",
-	"notsaved":   "Not saved: the profile has errors, shown beside their fields.",
+	"created":     "Profile created.",
+	"saved":       "Profile saved.",
+	"sync":        "Profile saved and a sync started.",
+	"synced":      "Sync started.",
+	"busy":        "A run of this profile is already going; no new run was started.",
+	"tested":      "Profile saved and connection tested.",
+	"enabled":     "Profile enabled.",
+	"disabled":    "Profile disabled.",
+	"deleted":     "Profile deleted. The users it synced stay in the directory.",
+	"approve":     "Run approved: it goes on and applies its changes.",
+	"cancel":      "Cancel requested: the run stops after its current step.",
+	"retry":       "A new run started.",
+	"uploaded":    "Document uploaded.",
+	"docdeleted":  "Document deleted.",
+	"licence":     "Licence limit saved.",
+	"switched":    "User moved: the profile's next sync adopts it by username.",
+	"notswitched": "The user was not moved: only a local account can be moved to a profile's directory.",
+	"notsaved":    "Not saved: the profile has errors, shown beside their fields.",
 }
 
 func (q *request) notice() (string, string) {
