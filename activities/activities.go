@@ -73,7 +73,17 @@ const (
 	ErrTypeLicence     = "Licence"
 	ErrTypeConfig      = "Config"
 	ErrTypeThrottled   = "Throttled"
+	// ErrTypeProviderUnavailable is a provider that kept failing for the
+	// whole retry budget; it is final (see giveUp).
+	ErrTypeProviderUnavailable = "ProviderUnavailable"
 )
+
+// DefaultProviderRetryBudget is how long a step retries a provider that
+// keeps failing (5xx, unreachable, throttled) before the run fails: long
+// enough to ride out an outage or a deploy of the provider, short enough
+// that a provider gone for good ends the run, with the provider's error,
+// rather than holding the profile's runs for ever.
+const DefaultProviderRetryBudget = time.Hour
 
 // classify turns a provider or store error into what Temporal needs to
 // decide on a retry: a final error is non-retryable with a message that
@@ -100,6 +110,43 @@ func classify(err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeConfig, err)
 	}
 	return err
+}
+
+// providerError marks an error of the provider itself (a download, a page
+// request), as opposed to one of the database: only those count against a
+// step's provider retry budget.
+type providerError struct{ err error }
+
+func (e providerError) Error() string { return e.err.Error() }
+func (e providerError) Unwrap() error { return e.err }
+
+// giveUp ends the retries of a step whose provider keeps failing: once the
+// step has been failing on the provider for longer than budget, counted from
+// its first attempt, the retryable error becomes a final one that names the
+// provider's error. Every Fetch call is a new step, so a fetch that makes
+// progress starts its count afresh; a step failing on anything else (the
+// database) keeps retrying as before. err is the classified error.
+func giveUp(ctx context.Context, budget time.Duration, err error) error {
+	var pe providerError
+	if err == nil || ctx.Err() != nil || !errors.As(err, &pe) || !activity.IsActivity(ctx) {
+		return err
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.NonRetryable() {
+		return err
+	}
+	if budget <= 0 {
+		budget = DefaultProviderRetryBudget
+	}
+	info := activity.GetInfo(ctx)
+	failing := timeNow().Sub(info.ScheduledTime)
+	if failing < budget {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("the provider kept failing: gave up after %d attempts over %s (retry budget %s): %v",
+			info.Attempt, failing.Round(time.Second), budget, pe.err),
+		ErrTypeProviderUnavailable, err)
 }
 
 func configError(format string, args ...any) error {

@@ -116,7 +116,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 			continue
 		}
 		if err != nil {
-			return FetchResult{Fetched: fetched}, classify(fmt.Errorf("fetch %s: %w", cur.Stage, err))
+			return FetchResult{Fetched: fetched}, giveUp(ctx, in.ProviderRetryBudget, classify(fmt.Errorf("fetch %s: %w", cur.Stage, err)))
 		}
 		nextStr := ""
 		if next != nil {
@@ -147,7 +147,7 @@ func (s *stager) fetchPage(ctx context.Context, cur fetchCursor, scope provider.
 	case stageUsers:
 		p, err := s.src.Users(ctx, scope, cur.Cursor)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, providerError{err}
 		}
 		page, err := s.stage(ctx, p.Items)
 		if err != nil {
@@ -163,7 +163,7 @@ func (s *stager) fetchPage(ctx context.Context, cur fetchCursor, scope provider.
 	case stageGroups:
 		p, err := s.src.Groups(ctx, provider.GroupQuery{ForSync: true, Scope: scope}, cur.Cursor)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, providerError{err}
 		}
 		page := &directory.FetchedPage{}
 		for _, g := range p.Items {
@@ -188,7 +188,7 @@ func (s *stager) fetchPage(ctx context.Context, cur fetchCursor, scope provider.
 			return &directory.FetchedPage{}, next, err
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, providerError{err}
 		}
 		page := &directory.FetchedPage{}
 		for _, m := range p.Items {

@@ -46,7 +46,7 @@ func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunRe
 	if p.Provider == profile.ProviderCSV && rc.run.SourceDocumentID == "" {
 		doc, err := a.snapshotCSV(ctx, rc)
 		if err != nil {
-			return res, classify(err)
+			return res, giveUp(ctx, in.ProviderRetryBudget, classify(err))
 		}
 		if err := a.Store.SetRunSource(ctx, rc.run.ID, doc); err != nil {
 			return res, err
@@ -75,7 +75,7 @@ func (a *Activities) snapshotCSV(ctx context.Context, rc *runContext) (string, e
 	remote := csv.Remote{URL: c.URL, Username: c.Username, Password: c.Password, Client: a.HTTPClient,
 		AllowHTTPLoopback: a.AllowHTTPLoopback}
 	if _, err := remote.Download(ctx, &buf); err != nil {
-		return "", fmt.Errorf("download csv: %w", err)
+		return "", providerError{fmt.Errorf("download csv: %w", err)}
 	}
 	doc, err := a.Store.CreateDocument(ctx, "run-"+rc.run.ID+".csv", "text/csv", &buf, csv.DefaultMaxSize)
 	if err != nil {

@@ -1,6 +1,10 @@
 package activities
 
-import "github.com/usersync/usersync/directory"
+import (
+	"time"
+
+	"github.com/usersync/usersync/directory"
+)
 
 // Activity inputs and results. They carry ids, cursors and counts only:
 // user data never travels through Temporal history.
@@ -13,6 +17,9 @@ type StartRunInput struct {
 	DryRun        bool
 	WorkflowID    string
 	TemporalRunID string
+	// ProviderRetryBudget bounds the retries of a provider that keeps
+	// failing (the download of a remote CSV); 0 = DefaultProviderRetryBudget.
+	ProviderRetryBudget time.Duration
 }
 
 // StartRunResult describes the run for the workflow's summary.
@@ -27,6 +34,8 @@ type StartRunResult struct {
 // FetchInput fetches the next stretch of pages of a run.
 type FetchInput struct {
 	RunID string
+	// ProviderRetryBudget is StartRunInput's, for the provider's pages.
+	ProviderRetryBudget time.Duration
 }
 
 // FetchResult says how far the fetch got; Fetched is the total staged so far.

@@ -74,6 +74,11 @@ type Options struct {
 	// after which the run continues as new (default 500). The server's
 	// suggestion to continue as new is honoured too.
 	ContinueAsNewAfter int
+	// ProviderRetryBudget is how long a step retries a provider that keeps
+	// failing before the run fails with the provider's error (default
+	// activities.DefaultProviderRetryBudget, an hour). Database and worker
+	// failures are retried without a bound, as before.
+	ProviderRetryBudget time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -85,6 +90,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ContinueAsNewAfter <= 0 {
 		o.ContinueAsNewAfter = DefaultContinueAsNewAfter
+	}
+	if o.ProviderRetryBudget <= 0 {
+		o.ProviderRetryBudget = activities.DefaultProviderRetryBudget
 	}
 	return o
 }
@@ -168,12 +176,13 @@ func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 		info := workflow.GetInfo(ctx)
 		var started activities.StartRunResult
 		err := workflow.ExecuteActivity(r.short(ctx, "start run"), acts.StartRun, activities.StartRunInput{
-			RunID:         r.in.RunID,
-			ProfileID:     r.in.ProfileID,
-			Trigger:       r.in.Trigger,
-			DryRun:        r.in.DryRun,
-			WorkflowID:    info.WorkflowExecution.ID,
-			TemporalRunID: info.WorkflowExecution.RunID,
+			RunID:               r.in.RunID,
+			ProfileID:           r.in.ProfileID,
+			Trigger:             r.in.Trigger,
+			DryRun:              r.in.DryRun,
+			WorkflowID:          info.WorkflowExecution.ID,
+			TemporalRunID:       info.WorkflowExecution.RunID,
+			ProviderRetryBudget: r.opts.ProviderRetryBudget,
 		}).Get(ctx, &started)
 		r.calls++
 		if err != nil {
@@ -190,7 +199,7 @@ func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 		for {
 			var res activities.FetchResult
 			err := workflow.ExecuteActivity(r.long(ctx, "fetch pages"), acts.Fetch,
-				activities.FetchInput{RunID: r.in.RunID}).Get(ctx, &res)
+				activities.FetchInput{RunID: r.in.RunID, ProviderRetryBudget: r.opts.ProviderRetryBudget}).Get(ctx, &res)
 			r.calls++
 			if err != nil {
 				return r.progress.Counts, err
