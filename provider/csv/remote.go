@@ -110,6 +110,11 @@ func (r Remote) Download(ctx context.Context, w io.Writer) (int64, error) {
 	if resp.ContentLength > maxSize {
 		return 0, tooLarge(where, maxSize)
 	}
+	if unframed(resp) {
+		return 0, &provider.InvalidDataError{Object: where, Reason: "the server sent the file without a length " +
+			"(no Content-Length, not chunked), so a download cut short could not be told from the whole file: " +
+			"have the server send a Content-Length"}
+	}
 
 	body := &readErr{r: resp.Body}
 	br := bufio.NewReaderSize(body, 64<<10)
@@ -299,6 +304,16 @@ func formatSize(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// unframed reports a body that simply ends where the connection ends
+// (HTTP/1.x with neither Content-Length nor chunked encoding). Such a body
+// cut short at a line end reads as a whole, smaller CSV, and the users in
+// the missing part would be disabled; with a length or chunks, a cut is a
+// read error instead. A body the transport decompressed is safe either way:
+// gzip's trailer catches a cut.
+func unframed(resp *http.Response) bool {
+	return resp.ProtoMajor == 1 && resp.ContentLength < 0 && len(resp.TransferEncoding) == 0 && !resp.Uncompressed
 }
 
 // readErr remembers the body's read error, so that a failed copy can be

@@ -241,3 +241,35 @@ func TestRemoteIntoSource(t *testing.T) {
 		t.Fatalf("users = %v", users)
 	}
 }
+
+// A response without a length ends where the connection ends, so a cut
+// cannot be seen: it is refused rather than read as a smaller file.
+func TestRemoteRefusesUnframedBody(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nConnection: close\r\n\r\n" + remoteBody)
+		buf.Flush() //nolint:errcheck
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	_, err := Remote{URL: srv.URL + "/people.csv", Client: srv.Client()}.Download(context.Background(), &out)
+	if !errors.Is(err, provider.ErrInvalidData) || !strings.Contains(err.Error(), "without a length") {
+		t.Fatalf("unframed body: %v", err)
+	}
+	// A chunked body of unknown length is framed: it is read.
+	chunked := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/csv")
+		w.Write([]byte(remoteBody)) //nolint:errcheck
+		w.(http.Flusher).Flush()    // headers go out before the end: chunked
+	}))
+	defer chunked.Close()
+	out.Reset()
+	if _, err := (Remote{URL: chunked.URL + "/people.csv", Client: chunked.Client()}).Download(context.Background(), &out); err != nil || out.String() != remoteBody {
+		t.Fatalf("chunked body: %q, %v", out.String(), err)
+	}
+}
