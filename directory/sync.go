@@ -359,6 +359,9 @@ func (s *SQLStore) Plan(ctx context.Context, runID string, in PlanInput) (*PlanO
 		// applied directory would describe another run.
 		started := run.Step != "" && (run.Step != stepCreate || run.Cursor != "")
 		if !started {
+			if err := s.analyze(ctx, tx, "sync_staged_users", "sync_staged_groups", "sync_staged_members"); err != nil {
+				return err
+			}
 			if err := s.buildPlan(ctx, tx, runID, in.DirectoryKey); err != nil {
 				return err
 			}
@@ -420,6 +423,21 @@ func (s *SQLStore) Plan(ctx context.Context, runID string, in PlanInput) (*PlanO
 	return out, nil
 }
 
+// analyze refreshes the planner's statistics of tables a run has just
+// filled in bulk: without it Postgres plans the joins of plan and apply for
+// the nearly empty tables it last saw, and a large run crawls.
+func (s *SQLStore) analyze(ctx context.Context, q querier, tables ...string) error {
+	if s.db.Dialect != schema.Postgres {
+		return nil
+	}
+	for _, t := range tables {
+		if _, err := s.exec(ctx, q, "ANALYZE "+t); err != nil {
+			return fmt.Errorf("analyze %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
 // buildPlan records one plan row per staged user and one per departed user.
 func (s *SQLStore) buildPlan(ctx context.Context, tx *sqlx.Tx, runID, dir string) error {
 	if _, err := s.exec(ctx, tx, `DELETE FROM sync_plan WHERE run_id = ?`, runID); err != nil {
@@ -430,19 +448,23 @@ func (s *SQLStore) buildPlan(ctx context.Context, tx *sqlx.Tx, runID, dir string
 	// username (a local account switched to this directory, adopted).
 	// o is anyone else holding the username; d flags usernames that two
 	// records of the source share.
+	// Plain equi-joins throughout: the planner hash-joins them, where a
+	// correlated subquery per staged row turns into a nested loop on a
+	// large directory. m1 matches by external id, m2 (only without m1) by
+	// username among the directory's users that have no external id.
 	_, err := s.exec(ctx, tx, `
 INSERT INTO sync_plan (run_id, external_id, user_id, action, reason)
-SELECT s.run_id, s.external_id, m.id,
+SELECT s.run_id, s.external_id, COALESCE(m1.id, m2.id),
   CASE
     WHEN s.invalid <> '' THEN 'skipped'
     WHEN d.n IS NOT NULL THEN 'conflict'
     WHEN o.id IS NOT NULL THEN 'conflict'
-    WHEN m.id IS NULL AND NOT s.active THEN 'ignore'
-    WHEN m.id IS NULL THEN 'create'
-    WHEN NOT s.active AND m.status = 'active' THEN 'disable'
+    WHEN COALESCE(m1.id, m2.id) IS NULL AND NOT s.active THEN 'ignore'
+    WHEN COALESCE(m1.id, m2.id) IS NULL THEN 'create'
+    WHEN NOT s.active AND COALESCE(m1.status, m2.status) = 'active' THEN 'disable'
     WHEN NOT s.active THEN 'ignore'
-    WHEN m.status <> 'active' THEN 'reenable'
-    WHEN m.content_hash <> s.content_hash OR m.external_id IS NULL THEN 'update'
+    WHEN COALESCE(m1.status, m2.status) <> 'active' THEN 'reenable'
+    WHEN m1.id IS NULL OR m1.content_hash <> s.content_hash THEN 'update'
     ELSE 'unchanged'
   END,
   CASE
@@ -451,20 +473,23 @@ SELECT s.run_id, s.external_id, m.id,
     WHEN o.id IS NOT NULL AND o.directory_key = 'local' THEN 'username "' || s.username || '" belongs to a local account'
     WHEN o.id IS NOT NULL AND o.directory_key = ? THEN 'username "' || s.username || '" belongs to another user of this directory'
     WHEN o.id IS NOT NULL THEN 'username "' || s.username || '" belongs to a user of another directory (' || o.directory_key || ')'
-    WHEN m.id IS NOT NULL AND NOT s.active AND m.status = 'active' THEN 'inactive in the provider'
+    WHEN NOT s.active AND COALESCE(m1.status, m2.status) = 'active' THEN 'inactive in the provider'
     ELSE ''
   END
 FROM sync_staged_users s
-LEFT JOIN users m ON m.id = COALESCE(
-    (SELECT u.id FROM users u WHERE u.directory_key = ? AND u.external_id = s.external_id),
-    (SELECT u.id FROM users u WHERE u.directory_key = ? AND u.external_id IS NULL AND u.username_lower = s.username_lower))
-LEFT JOIN users o ON o.username_lower = s.username_lower AND (m.id IS NULL OR o.id <> m.id)
+LEFT JOIN users m1 ON m1.directory_key = ? AND m1.external_id = s.external_id
+LEFT JOIN users m2 ON m1.id IS NULL AND m2.directory_key = ? AND m2.external_id IS NULL AND m2.username_lower = s.username_lower
+LEFT JOIN users o ON o.username_lower = s.username_lower AND o.id <> COALESCE(m1.id, m2.id, '')
 LEFT JOIN (SELECT username_lower, COUNT(*) AS n FROM sync_staged_users
            WHERE run_id = ? AND invalid = '' GROUP BY username_lower HAVING COUNT(*) > 1) d
        ON d.username_lower = s.username_lower AND s.invalid = ''
 WHERE s.run_id = ?`, dir, dir, dir, runID, runID)
 	if err != nil {
 		return fmt.Errorf("plan users: %w", err)
+	}
+	// The departures' anti-join reads what was just inserted.
+	if err := s.analyze(ctx, tx, "sync_plan"); err != nil {
+		return err
 	}
 	// Departed: active users of this directory that the complete fetch did
 	// not bring (Plan only runs after a complete fetch).
@@ -731,12 +756,13 @@ WHERE `+fmt.Sprintf(planRange, acts)+` ORDER BY p.external_id`, st.runID, lo, hi
 	return hi, false, nil
 }
 
-// managerMatch finds the manager a staged user s names, in the directory
-// bound twice: by external id (Graph, Okta ids), else by username (a CSV
-// manager column, an Okta login in managerId).
-const managerMatch = `COALESCE(
-    (SELECT mu.id FROM users mu WHERE mu.directory_key = ? AND mu.external_id = s.manager_ref),
-    (SELECT mu.id FROM users mu WHERE mu.directory_key = ? AND mu.username_lower = s.manager_ref_lower))`
+// managerJoins find the manager a staged user s names, in the directory
+// bound twice: m1 by external id (Graph, Okta ids), else m2 by username (a
+// CSV manager column, an Okta login in managerId). Equi-joins, for the
+// same reason as the plan's.
+const managerJoins = `
+LEFT JOIN users m1 ON s.manager_ref <> '' AND m1.directory_key = ? AND m1.external_id = s.manager_ref
+LEFT JOIN users m2 ON s.manager_ref <> '' AND m1.id IS NULL AND m2.directory_key = ? AND m2.username_lower = s.manager_ref_lower`
 
 func (s *SQLStore) applyManagers(ctx context.Context, tx *sqlx.Tx, st *applyState, cursor string) (string, bool, error) {
 	lo, hi, ok, err := s.batchKeys(ctx, tx, st, syncedActions, cursor)
@@ -755,23 +781,21 @@ func (s *SQLStore) applyManagers(ctx context.Context, tx *sqlx.Tx, st *applyStat
 	}
 	if err := s.sel(ctx, tx, &rows, `SELECT u.id AS user_id, u.username, s.manager_ref,
   u.manager_id AS current_id, COALESCE(c.username, '') AS current_name,
-  m.id AS resolved_id, COALESCE(m.username, '') AS resolved_name
+  COALESCE(m1.id, m2.id) AS resolved_id, COALESCE(m1.username, m2.username, '') AS resolved_name
 FROM sync_plan p
 JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id
 JOIN users u ON u.directory_key = ? AND u.external_id = p.external_id
-LEFT JOIN users c ON c.id = u.manager_id
-LEFT JOIN users m ON s.manager_ref <> '' AND m.id = `+managerMatch+`
+LEFT JOIN users c ON c.id = u.manager_id`+managerJoins+`
 WHERE `+fmt.Sprintf(planRange, syncedActions)+` ORDER BY p.external_id`, dir, dir, dir, st.runID, lo, hi); err != nil {
 		return "", false, err
 	}
 	// One statement sets every manager of the batch that differs; an
 	// unresolved reference clears the field rather than keep a guess.
-	if _, err := s.exec(ctx, tx, `UPDATE users SET manager_id = m.id, updated_at = ?
+	if _, err := s.exec(ctx, tx, `UPDATE users SET manager_id = COALESCE(m1.id, m2.id), updated_at = ?
 FROM sync_plan p
-JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id
-LEFT JOIN users m ON s.manager_ref <> '' AND m.id = `+managerMatch+`
+JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id`+managerJoins+`
 WHERE users.directory_key = ? AND users.external_id = p.external_id AND `+fmt.Sprintf(planRange, syncedActions)+`
-  AND users.manager_id IS DISTINCT FROM m.id`, st.at, dir, dir, dir, st.runID, lo, hi); err != nil {
+  AND users.manager_id IS DISTINCT FROM COALESCE(m1.id, m2.id)`, st.at, dir, dir, dir, st.runID, lo, hi); err != nil {
 		return "", false, err
 	}
 	for _, r := range rows {

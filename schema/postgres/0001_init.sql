@@ -131,6 +131,7 @@ CREATE TABLE sync_staged_members (
     user_external_id  TEXT NOT NULL,
     PRIMARY KEY (run_id, group_external_id, user_external_id)
 );
+CREATE INDEX sync_staged_members_user ON sync_staged_members (run_id, user_external_id);
 
 CREATE TABLE sync_plan (
     run_id      TEXT NOT NULL,
