@@ -9,7 +9,7 @@ BIN              := $(CURDIR)/bin
 VERSION          ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS          := -X main.version=$(VERSION)
 
-.PHONY: all build run test bench fuzz tools lint fmt clean help
+.PHONY: all build run test bench fuzz tools browser lint fmt clean help
 
 all: build
 
@@ -20,6 +20,7 @@ help:
 	@echo "make fuzz   run each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make build  build bin/usersync"
 	@echo "make tools  build bin/temporal ($(TEMPORAL_VERSION))"
+	@echo "make browser  install Debian's chromium for the admin page's browser test, when missing (root)"
 	@echo "make lint   gofmt check and go vet"
 
 ## build: the usersync binary. Always rebuilt; go's cache makes it cheap.
@@ -31,6 +32,12 @@ tools: $(BIN)/temporal
 
 $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+## browser: Debian's chromium, which the admin page's browser test drives
+## (integration/admin_browser_test.go), only when missing. Needs root and
+## an apt source; under CI the test fails without it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y chromium; }
 
 run: build tools
 	./scripts/run.sh

@@ -1,0 +1,373 @@
+package integration
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
+
+	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/api"
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/directory/dbtest"
+	"github.com/usersync/usersync/internal/testenv"
+	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/schema"
+	"github.com/usersync/usersync/secret"
+	"github.com/usersync/usersync/web"
+	"github.com/usersync/usersync/worker"
+	"github.com/usersync/usersync/workflows"
+)
+
+// chromiumPath finds Debian's chromium (USERSYNC_CHROMIUM overrides). Under
+// CI a missing browser fails the test: .ci/run installs it.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("USERSYNC_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(path); err != nil {
+		p, lerr := exec.LookPath("chromium")
+		if lerr != nil {
+			testenv.Need(t, "chromium (apt-get install chromium)", err)
+		}
+		path = p
+	}
+	return path
+}
+
+// screenshotDir is where the test leaves its screenshots: USERSYNC_ARTIFACTS
+// when set (CI keeps that folder), else a new folder under $TMPDIR; the
+// test prints it either way, and never deletes it.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("USERSYNC_ARTIFACTS")
+	if dir != "" {
+		dir = filepath.Join(dir, "admin-browser")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		var err error
+		if dir, err = os.MkdirTemp("", "usersync-admin-browser-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
+// TestAdminPageInBrowser is issue 7's walk through the admin page in
+// headless Chromium, against the real API, store, worker and Temporal: sign
+// in, upload a CSV, create a CSV profile, Test connection is green, Save
+// and sync, the run page reaches succeeded, the users page lists the
+// synced people. A screenshot of each step is kept.
+func TestAdminPageInBrowser(t *testing.T) {
+	chromium := chromiumPath(t)
+	ctx := context.Background()
+	db, err := directory.OpenDB(ctx, dbtest.URL(t, schema.Postgres))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store := directory.NewSQLStore(db)
+	secretKey := secret.GenerateKey()
+	box, _ := secret.NewBox(secretKey)
+	tmp := testenv.StartDevServer(t)
+	queue := "admin-" + uuid.NewString()[:8]
+	// Small pages with a pause each: the run lasts long enough for the run
+	// page to show it going.
+	acts := activities.New(activities.Deps{Store: store, Box: box, PageSize: 5, BcryptCost: 4, PageDelay: 300 * time.Millisecond})
+	w := worker.New(tmp.Client, queue, acts, worker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: queue, Namespace: "default", UIBaseURL: "http://localhost:8233", Store: store}
+	const token = "browser-token-0123456789"
+	opts := api.Options{Store: store, Runner: wf, Box: box, Token: token, Tester: acts.TestConnection,
+		ProviderGroups: func(ctx context.Context, p *directory.Profile, cfg *profile.Config, search, cursor string, _ int) (provider.Page[provider.Group], error) {
+			return acts.ProviderGroups(ctx, p, cfg, search, cursor)
+		},
+		Progress: func(ctx context.Context, run *directory.Run) (api.Progress, error) {
+			p, err := wf.Progress(ctx, run)
+			if err != nil {
+				return api.Progress{}, err
+			}
+			return api.Progress{Phase: p.Phase, Counts: p.Counts}, nil
+		}}
+	key, err := web.SessionKey(secretKey, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Admin, err = web.New(web.Options{Service: api.NewService(opts), Store: store, Token: token, SessionKey: key}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(opts))
+	defer srv.Close()
+
+	people := filepath.Join(testenv.RepoRoot(), "examples", "people.csv")
+	usernames := csvColumn(t, people, "username")
+	shots := screenshotDir(t)
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	// The first action starts the browser, and lives as long as it does:
+	// no timeout on it (see chromedp.Run).
+	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium %s: %v", chromium, err)
+	}
+
+	shotN := 0
+	shot := func(name string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(browser, 30*time.Second)
+		defer cancel()
+		// From the top, so the sticky bar is where a person sees it.
+		_, _ = chromedp.Run(sctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+		buf, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		shotN++
+		if err := os.WriteFile(filepath.Join(shots, fmt.Sprintf("%02d-%s.png", shotN, name)), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// do runs the steps of one stage of the walk with a deadline, and on
+	// failure leaves a screenshot of where the page was.
+	do := func(stage string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(browser, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			shot("FAILED-" + stage)
+			loc, _ := chromedp.Run(browser, chromedp.Location())
+			t.Fatalf("%s (at %s): %v", stage, loc, err)
+		}
+	}
+	// submit clicks a button or link that loads another page, and waits
+	// until a new document (after any redirect) has loaded: the old one
+	// carries a marker the new one lacks.
+	submit := func(stage, selector string) {
+		t.Helper()
+		do(stage+": mark", chromedp.Evaluate[chromedp.Void](`window.__usersyncOld = true`))
+		do(stage+": click", chromedp.Click(chromedp.CSS(selector)))
+		deadline := time.Now().Add(time.Minute)
+		for {
+			// Errors are expected while the page changes.
+			fresh, err := chromedp.Run(browser, chromedp.Evaluate[bool](
+				`window.__usersyncOld === undefined && document.readyState === "complete"`))
+			if err == nil && fresh {
+				return
+			}
+			if time.Now().After(deadline) {
+				shot("FAILED-" + stage)
+				t.Fatalf("%s: no new page after clicking %s", stage, selector)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	text := func(selector string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(browser, 30*time.Second)
+		defer cancel()
+		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(selector)))
+		if err != nil {
+			shot("FAILED-text")
+			t.Fatalf("text of %s: %v", selector, err)
+		}
+		return s
+	}
+	html := func() string {
+		t.Helper()
+		s, err := chromedp.Run(browser, chromedp.OuterHTML(chromedp.CSS("html")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	expect := func(what, got, want string) {
+		t.Helper()
+		if !strings.Contains(got, want) {
+			shot("FAILED-" + what)
+			t.Fatalf("%s: %q does not contain %q", what, got, want)
+		}
+	}
+
+	// 1. Sign in with the API token.
+	do("open", chromedp.Navigate(srv.URL+"/profiles"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	shot("signin")
+	do("type token", chromedp.SendKeys(chromedp.CSS("#token"), token))
+	submit("sign in", "main form button[type=submit]")
+	expect("signed in", text("main h1"), "Profiles")
+	shot("profiles-empty")
+
+	// 2. Upload the CSV.
+	do("documents", chromedp.Navigate(srv.URL+"/documents"), chromedp.WaitVisible(chromedp.CSS("#f-file")),
+		chromedp.SetUploadFiles(chromedp.CSS("#f-file"), []string{people}))
+	submit("upload", "form.upload button[type=submit]")
+	expect("uploaded", text(".notice"), "Document uploaded.")
+	expect("document listed", text("main table"), "people.csv")
+	shot("document-uploaded")
+	docs, err := store.ListDocuments(ctx, directory.ListOptions{})
+	if err != nil || len(docs.Items) != 1 {
+		t.Fatalf("documents: %v %+v", err, docs.Items)
+	}
+
+	// 3. Create a CSV profile that reads it.
+	const defaultPassword = "Welcome-2-usersync!"
+	do("new profile", chromedp.Navigate(srv.URL+"/profiles/new"), chromedp.WaitVisible(chromedp.CSS(".choices")))
+	submit("choose csv", `a[href="/profiles/new?provider=csv"]`)
+	do("fill profile",
+		chromedp.WaitVisible(chromedp.CSS("#f-name")),
+		chromedp.SendKeys(chromedp.CSS("#f-name"), "People CSV"),
+		chromedp.SetValue(chromedp.CSS("#f-csv-documentId"), docs.Items[0].ID),
+		chromedp.SendKeys(chromedp.CSS("#f-csv-managerField"), "manager"),
+		chromedp.SendKeys(chromedp.CSS("#f-csv-groupsField"), "groups"),
+		chromedp.SendKeys(chromedp.CSS("#f-csv-defaultPassword"), defaultPassword),
+		chromedp.SendKeys(chromedp.CSS("#attr-from-0"), "department"),
+		chromedp.SendKeys(chromedp.CSS("#attr-to-0"), "department"),
+		chromedp.Click(chromedp.CSS("#f-populateOrgChart")),
+		chromedp.Click(chromedp.CSS("#gs-all")),
+	)
+	shot("new-csv-profile")
+	submit("save profile", `button[name="action"][value="save"]`)
+	expect("created", text(".notice"), "Profile created.")
+	shot("profile-created")
+	if h := html(); strings.Contains(h, defaultPassword) {
+		t.Fatal("the default password is in the editor's HTML")
+	}
+
+	// 4. Test connection: the light is green.
+	submit("test connection", `button[name="action"][value="test"]`)
+	do("green light", chromedp.WaitVisible(chromedp.CSS(".test-result .light.ok")))
+	expect("test message", text(".test-result"), "connection works")
+	shot("test-connection-green")
+
+	// 5. Save and sync: a notice links to the run that started.
+	submit("save and sync", `button[name="action"][value="sync"]`)
+	expect("sync notice", text(".notice"), "a sync started")
+	shot("sync-started")
+	submit("open run", ".notice a")
+
+	// 6. The run page follows the run live, then shows it succeeded.
+	deadline := time.Now().Add(2 * time.Minute)
+	sawLive := false
+	for {
+		status, _ := chromedp.Run(browser, chromedp.Evaluate[string](
+			`(document.querySelector('[data-run-field="status"] .badge') || {}).textContent || ""`))
+		live, _ := chromedp.Run(browser, chromedp.Evaluate[bool](`!!document.querySelector("[data-run-status-url]")`))
+		if live && !sawLive && strings.TrimSpace(status) == "running" {
+			sawLive = true
+			shot("run-live")
+		}
+		// The page reloads itself when the run ends: the final page has
+		// no live marker.
+		if strings.TrimSpace(status) == directory.RunSucceeded && !live {
+			break
+		}
+		if s := strings.TrimSpace(status); s == directory.RunFailed || s == directory.RunBlocked || s == directory.RunCancelled {
+			shot("FAILED-run")
+			t.Fatalf("the run ended %s: %s", s, text(".run-state"))
+		}
+		if time.Now().After(deadline) {
+			shot("FAILED-run-wait")
+			t.Fatalf("the run page did not reach succeeded (status %q)", status)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	expect("created count", text(`[data-count="created"]`), fmt.Sprint(len(usernames)))
+	expect("ledger", text("table.ledger"), "created")
+	expect("temporal link", html(), "http://localhost:8233/namespaces/default/workflows/")
+	shot("run-succeeded")
+	if !sawLive {
+		t.Log("the run ended before the run page showed it running; no live screenshot")
+	}
+
+	// 7. The users page lists the synced people.
+	do("users", chromedp.Navigate(srv.URL+"/users"), chromedp.WaitVisible(chromedp.CSS("main table")))
+	list := text("main table")
+	for _, u := range usernames {
+		expect("users list", list, u)
+	}
+	shot("users")
+
+	// The same pages on a phone-sized window stay usable (no horizontal
+	// page overflow apart from the scrolling tables).
+	do("narrow", chromedp.EmulateViewport(390, 844), chromedp.Navigate(srv.URL+"/profiles"),
+		chromedp.WaitVisible(chromedp.CSS("main table")))
+	shot("profiles-narrow")
+	overflow, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if overflow {
+		shot("FAILED-narrow-overflow")
+		t.Fatal("the profiles page is wider than a 390 px window")
+	}
+	p, err := store.ListProfiles(ctx, directory.ListOptions{})
+	if err != nil || len(p.Items) != 1 {
+		t.Fatalf("profiles: %v", err)
+	}
+	do("narrow editor", chromedp.Navigate(srv.URL+"/profiles/"+p.Items[0].ID), chromedp.WaitVisible(chromedp.CSS("#f-name")))
+	shot("editor-narrow")
+	if h := html(); strings.Contains(h, defaultPassword) {
+		t.Fatal("the default password is in the editor's HTML")
+	}
+}
+
+// csvColumn reads one column of a CSV file.
+func csvColumn(t *testing.T, path, column string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("read %s: %v", path, errors.Join(err, errors.New("no rows")))
+	}
+	col := -1
+	for i, h := range rows[0] {
+		if h == column {
+			col = i
+		}
+	}
+	if col < 0 {
+		t.Fatalf("%s has no column %s", path, column)
+	}
+	var out []string
+	for _, r := range rows[1:] {
+		out = append(out, r[col])
+	}
+	return out
+}
