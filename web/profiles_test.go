@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -278,6 +279,19 @@ func TestCSRFRefusedOnEveryForm(t *testing.T) {
 		f.Set("csrf", good)
 		p := b.postRaw(path, f, map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"})
 		assert.Equal(t, http.StatusForbidden, p.status, "%s cross-site", path)
+	}
+	// A multipart post anywhere but the upload is refused, token or not:
+	// the form parser would not see its token.
+	for _, path := range []string{"/profiles/" + id + "/delete", "/licence", "/runs/" + run.ID + "/cancel"} {
+		var buf strings.Builder
+		mw := multipart.NewWriter(&buf)
+		_ = mw.WriteField("csrf", good)
+		_ = mw.WriteField("limit", "9")
+		_ = mw.Close()
+		req, err := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(buf.String()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		assert.Equal(t, http.StatusForbidden, b.do(req).status, path)
 	}
 	// An upload with the token after the file, or without it.
 	p := b.upload("x.csv", "username\nx\n", good, false)

@@ -126,7 +126,7 @@ func (a *admin) routes() http.Handler {
 	mux.Handle("GET /licence", a.page(a.showLicence))
 	mux.Handle("POST /licence", a.page(a.setLicence))
 	mux.Handle("GET /documents", a.page(a.listDocuments))
-	mux.Handle("POST /documents", a.page(a.uploadDocument))
+	mux.Handle("POST /documents", a.upload(a.uploadDocument))
 	mux.Handle("GET /documents/{id}/delete", a.page(a.confirmDeleteDocument))
 	mux.Handle("POST /documents/{id}/delete", a.page(a.deleteDocument))
 
@@ -190,7 +190,14 @@ func (q *request) render(status int, name, title, nav string, data any) error {
 // page wraps a page handler: it needs a session, and a POST needs the
 // session's CSRF token and must come from this site. Errors are rendered
 // as the error page with the status the API would answer.
-func (a *admin) page(h func(q *request) error) http.Handler {
+func (a *admin) page(h func(q *request) error) http.Handler { return a.wrap(h, false) }
+
+// upload is page for the one form posted as multipart: its handler checks
+// the CSRF token itself, in the body's first part, so that a 100 MB body
+// is not read before the check. Any other handler refuses a multipart post.
+func (a *admin) upload(h func(q *request) error) http.Handler { return a.wrap(h, true) }
+
+func (a *admin) wrap(h func(q *request) error, multipart bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		se := a.sessions.read(r)
 		if se == nil {
@@ -203,7 +210,7 @@ func (a *admin) page(h func(q *request) error) http.Handler {
 			return
 		}
 		q := &request{w: w, r: r, se: se, a: a}
-		if r.Method == http.MethodPost && !a.checkCSRF(q) {
+		if r.Method == http.MethodPost && !a.checkCSRF(q, multipart) {
 			a.render(w, r, se, http.StatusForbidden, "error", "Refused", "",
 				errorView{Message: "The form was refused: it did not carry this session's security token, or came from another site. Reload the page and try again."})
 			return
@@ -215,15 +222,16 @@ func (a *admin) page(h func(q *request) error) http.Handler {
 	})
 }
 
-// checkCSRF compares the form's token with the session's. A multipart
-// upload carries it as its first part; uploadDocument checks it there, so
-// a 100 MB body is not read before the check.
-func (a *admin) checkCSRF(q *request) bool {
+// checkCSRF compares the form's token with the session's; for the
+// upload (multipart), only the origin is checked here.
+func (a *admin) checkCSRF(q *request, multipart bool) bool {
 	if !sameOrigin(q.r) {
 		return false
 	}
-	if strings.HasPrefix(q.r.Header.Get("Content-Type"), "multipart/form-data") {
-		return true
+	if isMultipart := strings.HasPrefix(q.r.Header.Get("Content-Type"), "multipart/form-data"); multipart || isMultipart {
+		// ParseForm does not read a multipart body, so a token in one
+		// would go unseen: only the upload may take one, and checks it.
+		return multipart && isMultipart
 	}
 	q.r.Body = http.MaxBytesReader(q.w, q.r.Body, maxFormBody)
 	if err := q.r.ParseForm(); err != nil {
