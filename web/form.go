@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/usersync/usersync/profile"
 )
@@ -36,6 +37,8 @@ type profileForm struct {
 	// Typed is set when a form came back with errors after secrets were
 	// typed into it: they were not kept and must be typed again.
 	Typed bool
+	// NextRunAt is the schedule's next run of the stored profile.
+	NextRunAt *time.Time
 }
 
 // emptyRows is how many blank rows a map offers for new entries (admin.js

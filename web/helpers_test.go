@@ -77,6 +77,20 @@ func (f *fakeRunner) UIURL(r *directory.Run) string {
 	return "http://localhost:8233/namespaces/default/workflows/" + r.WorkflowID + "/" + r.TemporalRunID + "/history"
 }
 
+// The fake runner keeps schedules too (api.Scheduler): every scheduled,
+// enabled profile's next run is nextRun.
+var nextRun = time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
+
+func (f *fakeRunner) SyncSchedule(context.Context, *directory.Profile) error { return nil }
+func (f *fakeRunner) DeleteSchedule(context.Context, string) error           { return nil }
+func (f *fakeRunner) TriggerSchedule(context.Context, *directory.Profile) error {
+	return nil
+}
+func (f *fakeRunner) NextRunAt(context.Context, string) (*time.Time, error) {
+	t := nextRun
+	return &t, nil
+}
+
 // clock is the sessions' clock, moved by tests.
 type clock struct {
 	mu sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
@@ -18,7 +19,7 @@ type profileRow struct {
 	ID, Name, Provider string
 	Enabled            bool
 	LastRun            *directory.Run
-	NextRunAt          string
+	NextRunAt          *time.Time
 	LastTest           *api.TestRecord
 }
 
@@ -41,7 +42,7 @@ func (a *admin) listProfiles(q *request) error {
 		if err != nil {
 			return err
 		}
-		row.NextRunAt, _ = view["nextRunAt"].(string)
+		row.NextRunAt = nextRunAt(view)
 		if row.LastRun, err = a.store.LastRun(ctx, p.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
 			return err
 		}
@@ -65,7 +66,7 @@ type editorView struct {
 	CanGroups  bool
 	LastTest   *api.TestRecord
 	LastRun    *directory.Run
-	NextRunAt  string
+	NextRunAt  *time.Time
 	Picker     *groupPicker
 	Preview    *patternPreview
 	Zones      []string
@@ -133,6 +134,7 @@ func (a *admin) showEditor(q *request, status int, form *profileForm, preview *p
 		if v.LastRun, err = a.store.LastRun(ctx, form.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
 			return err
 		}
+		v.NextRunAt = form.NextRunAt
 		if form.Cfg.Provider != profile.ProviderCSV && v.CanGroups {
 			qv := q.r.URL.Query()
 			v.Picker = a.pickGroups(ctx, form, qv.Get("groupSearch"), qv.Get("groupCursor"))
@@ -214,7 +216,28 @@ func (a *admin) storedForm(ctx context.Context, p *directory.Profile) (*profileF
 	if err != nil {
 		return nil, err
 	}
-	return formFromView(view)
+	f, err := formFromView(view)
+	if err != nil {
+		return nil, err
+	}
+	f.NextRunAt = nextRunAt(view)
+	return f, nil
+}
+
+// nextRunAt reads the view's nextRunAt (a time, or null without a
+// schedule).
+func nextRunAt(view map[string]any) *time.Time {
+	switch t := view["nextRunAt"].(type) {
+	case time.Time:
+		return &t
+	case *time.Time:
+		return t
+	case string:
+		if p, err := time.Parse(time.RFC3339Nano, t); err == nil {
+			return &p
+		}
+	}
+	return nil
 }
 
 // Buttons of the editor's form (name "action").

@@ -331,13 +331,30 @@ func TestProfilesListEnableDisableDelete(t *testing.T) {
 	assert.Contains(t, page.body, `<span class="badge ok">enabled</span>`)
 	assert.Contains(t, page.body, `<span class="light none">`, "never tested")
 	assert.Contains(t, page.body, "never", "no run yet")
+	assert.NotContains(t, page.body, "2030-01-02 10:00:00 UTC", "no schedule, no next run")
+
+	// A schedule: the next run shows in the list and the editor.
+	p, _ := e.store.GetProfile(ctx, id)
+	cfg, _ := profile.Open(e.box, p.Config, p.Secrets)
+	form := csvForm("People file", cfg.CSV.DocumentID)
+	form.Set("schedule.frequency", "interval")
+	form.Set("schedule.everyMinutes", "30")
+	require.Equal(t, http.StatusSeeOther, b.post("/profiles/"+id, form).status)
+	page = b.get("/profiles")
+	assert.Contains(t, page.body, "<td>2030-01-02 10:00:00 UTC</td>")
+	page = b.get("/profiles/" + id)
+	assert.Contains(t, page.body, "next scheduled run 2030-01-02 10:00:00 UTC")
+	assert.Contains(t, page.body, `id="sch-interval" name="schedule.frequency" value="interval" checked`)
+	assert.Contains(t, page.body, `name="schedule.everyMinutes" value="30"`)
 
 	page = b.follow(b.post("/profiles/"+id+"/enabled", url.Values{"enabled": {"false"}, "back": {"/profiles"}}))
 	assert.Contains(t, page.body, "Profile disabled.")
 	assert.Contains(t, page.body, `<span class="badge muted">disabled</span>`)
-	p, _ := e.store.GetProfile(ctx, id)
+	assert.NotContains(t, page.body, "2030-01-02 10:00:00 UTC", "a disabled profile's schedule is paused")
+	p, _ = e.store.GetProfile(ctx, id)
 	assert.False(t, p.Enabled)
-	cfg, _ := profile.Open(e.box, p.Config, p.Secrets)
+	cfg, _ = profile.Open(e.box, p.Config, p.Secrets)
+	assert.Equal(t, 30, cfg.Schedule.EveryMinutes, "a toggle keeps the rest of the profile")
 	assert.Equal(t, defaultPassword, cfg.CSV.DefaultPassword, "a toggle keeps the secrets")
 	// A disabled profile does not sync: the error is shown.
 	page = b.post("/profiles/"+id, func() url.Values {
@@ -452,4 +469,54 @@ func TestGroupPickerAndPatternCheck(t *testing.T) {
 	assert.Equal(t, http.StatusBadGateway, page.status)
 	assert.True(t, strings.Contains(page.body, "AADSTS7000215"))
 	assert.NotContains(t, page.body, azureSecret)
+}
+
+func TestOktaProfileSecretsWriteOnly(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	const apiToken = "okta-API-TOKEN-00abc"
+	const key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+	b.get("/profiles/new?provider=okta")
+	form := url.Values{"action": {"save"}, "name": {"Okta"}, "enabled": {"on"}, "provider": {"okta"},
+		"okta.orgUrl": {"example.okta.com"}, "okta.apiToken": {apiToken}, "okta.clientId": {"svc-app"},
+		"okta.privateKey": {key}, "okta.keyId": {"kid-1"}, "okta.usernameAttribute": {"login"},
+		"attributeMap.from": {"costCenter", "customAttr_1"}, "attributeMap.to": {"costCenter", "custom"},
+		"groupSync.mode": {"off"}, "schedule.frequency": {"daily"}, "schedule.time": {"06:30"},
+		"schedule.timezone": {"Europe/London"}}
+	page := b.post("/profiles/new", form)
+	require.Equal(t, http.StatusSeeOther, page.status, page.body)
+	id := profileURL.FindStringSubmatch(page.location)[1]
+	p, _ := e.store.GetProfile(context.Background(), id)
+	cfg, _ := profile.Open(e.box, p.Config, p.Secrets)
+	assert.Equal(t, key, cfg.Okta.PrivateKey, "the key keeps its lines")
+	assert.Equal(t, apiToken, cfg.Okta.APIToken)
+	assert.Equal(t, "https://example.okta.com", cfg.Okta.OrgURL)
+	assert.Equal(t, profile.Schedule{Frequency: "daily", Time: "06:30", Timezone: "Europe/London"}, cfg.Schedule)
+
+	page = b.get("/profiles/" + id)
+	assert.Contains(t, page.body, `<textarea id="f-okta-privateKey" name="okta.privateKey" rows="4" autocomplete="off" spellcheck="false" aria-describedby="f-okta-privateKey-state"></textarea>`)
+	assert.Contains(t, page.body, `<option value="costCenter">`, "Okta's catalogue offered")
+	assert.Contains(t, page.body, `value="customAttr_1"`)
+	for _, s := range []string{apiToken, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"} {
+		assert.NotContains(t, page.body, s)
+	}
+
+	// Clearing the API token leaves the service-app pair, which is valid.
+	form.Del("okta.apiToken")
+	form.Del("okta.privateKey")
+	form.Set("okta.apiToken.clear", "on")
+	page = b.post("/profiles/"+id, form)
+	require.Equal(t, http.StatusSeeOther, page.status, page.body)
+	p, _ = e.store.GetProfile(context.Background(), id)
+	cfg, _ = profile.Open(e.box, p.Config, p.Secrets)
+	assert.Empty(t, cfg.Okta.APIToken)
+	assert.Equal(t, key, cfg.Okta.PrivateKey)
+	page = b.get("/profiles/" + id)
+	assert.Contains(t, page.body, `id="f-okta-apiToken-state"><span class="badge muted">not set</span>`)
+	// Clearing the key as well is refused beside the field.
+	form.Set("okta.privateKey.clear", "on")
+	page = b.post("/profiles/"+id, form)
+	assert.Equal(t, http.StatusUnprocessableEntity, page.status)
+	assert.Equal(t, "required with clientId", fieldError(page.body, "okta.privateKey"))
 }

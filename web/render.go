@@ -133,7 +133,9 @@ var funcs = template.FuncMap{
 		return template.HTMLAttr(` aria-invalid="true" aria-describedby="` + fieldID(path) + `-error"`)
 	},
 	"secretField": func(f *profileForm, path, label string) secretInput {
-		return secretInput{Path: path, Label: label, Set: f.Set[path], Error: f.Errors[path]}
+		// A PEM key has lines, which a one-line input would drop.
+		return secretInput{Path: path, Label: label, Set: f.Set[path], Error: f.Errors[path],
+			Multiline: path == "okta.privateKey"}
 	},
 	"mapTable": func(name, prefix, fromLabel, toLabel string, rows []mapRow, list string) mapTable {
 		return mapTable{Name: name, Prefix: prefix, FromLabel: fromLabel, ToLabel: toLabel, Rows: rows, List: list}
@@ -157,6 +159,7 @@ type secretInput struct {
 	Path, Label string
 	Set         bool
 	Error       string
+	Multiline   bool // a textarea, still never filled in
 }
 
 // mapTable is the argument of the "maprows" template.
