@@ -58,6 +58,7 @@ func commands() []command {
 		{"worker", "run the Temporal worker: sync workflows and activities (needs USERSYNC_SECRET_KEY)", runWorker},
 		{"migrate", "apply the database migrations and exit", runMigrate},
 		{"rotate-secrets", "re-encrypt every profile's secrets with USERSYNC_SECRET_KEY (old key in USERSYNC_SECRET_KEY_OLD)", runRotateSecrets},
+		{"idpsim", "serve simulated identity providers (Entra ID tenants) for demos, tests and benchmarks", runIdpsim},
 		{"version", "print the version", runVersion},
 	}
 }
