@@ -305,3 +305,29 @@ func regexpFind(t *testing.T, s, pattern string) string {
 }
 
 func htmlUnescape(s string) string { return html.UnescapeString(s) }
+
+var (
+	controlTag = regexp.MustCompile(`<(input|select|textarea)\b([^>]*)>`)
+	attrID     = regexp.MustCompile(`\bid="([^"]+)"`)
+	attrType   = regexp.MustCompile(`\btype="([^"]+)"`)
+	labelFor   = regexp.MustCompile(`<label[^>]*\bfor="([^"]+)"`)
+)
+
+// assertLabelled checks that every form control of a page has a label
+// (hidden inputs and buttons need none).
+func assertLabelled(t *testing.T, path, body string) {
+	t.Helper()
+	labels := map[string]bool{}
+	for _, m := range labelFor.FindAllStringSubmatch(body, -1) {
+		labels[m[1]] = true
+	}
+	for _, m := range controlTag.FindAllStringSubmatch(body, -1) {
+		if ty := attrType.FindStringSubmatch(m[2]); ty != nil && (ty[1] == "hidden" || ty[1] == "submit") {
+			continue
+		}
+		id := attrID.FindStringSubmatch(m[2])
+		if id == nil || !labels[id[1]] {
+			t.Errorf("%s: a %s without a label: %s", path, m[1], m[0])
+		}
+	}
+}

@@ -158,6 +158,7 @@ func TestCSVProfileCreateEditSyncWithoutSecretsInHTML(t *testing.T) {
 	for _, path := range pages {
 		page := b.get(path)
 		assert.Less(t, page.status, 500, path)
+		assertLabelled(t, path, page.body)
 		for _, s := range []string{csvPassword, defaultPassword, testToken} {
 			assert.NotContains(t, page.body, s, "%s shows a secret", path)
 		}
@@ -411,6 +412,7 @@ func TestGroupPickerAndPatternCheck(t *testing.T) {
 	// attribute catalogue for the mapping.
 	page = b.get("/profiles/" + id)
 	require.Equal(t, http.StatusOK, page.status)
+	assertLabelled(t, "azure editor", page.body)
 	assert.Contains(t, page.body, `name="groups" value="g1">`)
 	assert.Contains(t, page.body, "Intranet Editors")
 	assert.NotContains(t, page.body, "Sales", "second page")
