@@ -111,3 +111,51 @@ func Migrate(ctx context.Context, db *sqlx.DB, dialect string) error {
 	}
 	return nil
 }
+
+// Status is what Check found: the migrations this binary has that the
+// database has not applied, and the versions the database has applied that
+// this binary does not know (a database migrated by a newer usersync).
+type Status struct {
+	Known   int      // migrations this binary has
+	Pending []string // names, in order
+	Unknown []int    // versions
+}
+
+// Check compares the database with the migrations of the dialect without
+// changing anything (usersync doctor); Migrate is what applies them.
+func Check(ctx context.Context, db *sqlx.DB, dialect string) (Status, error) {
+	ms, err := migrations(dialect)
+	if err != nil {
+		return Status{}, err
+	}
+	st := Status{Known: len(ms)}
+	exists := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if dialect == Postgres {
+		exists = `SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'`
+	}
+	var n int
+	if err := db.GetContext(ctx, &n, exists); err != nil {
+		return Status{}, fmt.Errorf("check migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	if n > 0 {
+		var versions []int
+		if err := db.SelectContext(ctx, &versions, `SELECT version FROM schema_migrations ORDER BY version`); err != nil {
+			return Status{}, fmt.Errorf("check migrations: %w", err)
+		}
+		for _, v := range versions {
+			applied[v] = true
+		}
+	}
+	for _, m := range ms {
+		if !applied[m.version] {
+			st.Pending = append(st.Pending, m.name)
+		}
+		delete(applied, m.version)
+	}
+	for v := range applied {
+		st.Unknown = append(st.Unknown, v)
+	}
+	sort.Ints(st.Unknown)
+	return st, nil
+}

@@ -57,6 +57,7 @@ func commands() []command {
 		{"api", "serve the HTTP API (needs USERSYNC_API_TOKEN and USERSYNC_SECRET_KEY)", runAPI},
 		{"worker", "run the Temporal worker: sync workflows and activities (needs USERSYNC_SECRET_KEY)", runWorker},
 		{"migrate", "apply the database migrations and exit", runMigrate},
+		{"doctor", "check configuration, database, Temporal, workers, schedules and connections; say what to fix", runDoctor},
 		{"rotate-secrets", "re-encrypt every profile's secrets with USERSYNC_SECRET_KEY (old key in USERSYNC_SECRET_KEY_OLD)", runRotateSecrets},
 		{"idpsim", "serve simulated identity providers (Entra ID tenants) for demos, tests and benchmarks", runIdpsim},
 		{"version", "print the version", runVersion},

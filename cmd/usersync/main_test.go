@@ -28,12 +28,12 @@ func TestHelpListsCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, name := range []string{"dev", "api", "worker", "migrate", "rotate-secrets", "version"} {
+	for _, name := range []string{"dev", "api", "worker", "migrate", "doctor", "rotate-secrets", "version"} {
 		if !strings.Contains(out, "\n  "+name+" ") {
 			t.Errorf("help does not list %s:\n%s", name, out)
 		}
 	}
-	if got := strings.Join(commandNames(), ","); got != "api,dev,migrate,rotate-secrets,version,worker" {
+	if got := strings.Join(commandNames(), ","); got != "api,dev,doctor,idpsim,migrate,rotate-secrets,version,worker" {
 		t.Errorf("commands = %s", got)
 	}
 }
