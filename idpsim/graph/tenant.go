@@ -65,11 +65,11 @@ type Group struct {
 
 // Client is an app registration that may sign in to a tenant.
 type Client struct {
-	ID     string
-	Secret string
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
 	// NoConsent leaves the app without admin consent: it gets tokens, and
 	// Graph answers 403 Authorization_RequestDenied to everything.
-	NoConsent bool
+	NoConsent bool `json:"noConsent,omitempty"`
 }
 
 // TenantOptions shape a generated tenant. The same options give the same
