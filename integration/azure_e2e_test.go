@@ -333,6 +333,26 @@ func TestAzureTwoTenantsSideBySide(t *testing.T) {
 	b.check("tenant B")
 	bBefore := b.directory()
 
+	// A profile with a wrong secret gets a red light that says why, and
+	// never shows the secret.
+	const wrong = "Wr0ng~secret-for-the-light"
+	bad := s.profile("Wrong secret", ta, []string{ra.ID}, `.`)
+	body := map[string]any{"name": "Wrong secret", "provider": "azure", "groups": []string{ra.ID},
+		"azure": map[string]any{"tenantId": ta.ID, "clientId": ta.Client().ID, "clientSecret": wrong,
+			"authorityUrl": s.gr.URL, "graphBaseUrl": s.gr.URL + "/v1.0"}}
+	if st := s.c.do("PUT", "/profiles/"+bad.profile, body, nil); st != 200 {
+		t.Fatalf("put profile: %d", st)
+	}
+	var light struct {
+		OK      bool   `json:"ok"`
+		Message string `json:"message"`
+	}
+	if st := s.c.do("POST", "/profiles/"+bad.profile+"/test", nil, &light); st != 200 || light.OK ||
+		!strings.Contains(light.Message, "AADSTS7000215") || !strings.Contains(light.Message, "azure.clientSecret") ||
+		strings.Contains(light.Message, wrong) {
+		t.Fatalf("test connection with a wrong secret: %d %+v", st, light)
+	}
+
 	for _, id := range a.picker2(nil)(100) {
 		must(t, ta.DeleteUser(id))
 	}

@@ -834,3 +834,15 @@ func TestEveryCatalogueAttributeIsReadable(t *testing.T) {
 		}
 	}
 }
+
+// TestWrongGraphPathIsNotAnEmptyTenant: a 404 that is not a missing group
+// (a graphBaseUrl with a wrong path) fails the read instead of skipping
+// every group and returning nobody.
+func TestWrongGraphPathIsNotAnEmptyTenant(t *testing.T) {
+	f := newFixture(t, graph.TenantOptions{Seed: 21, Users: 10, Groups: 2})
+	src := f.open(t, func(c *Config) { c.GraphBaseURL = f.srv.URL + "/v2.0" })
+	_, err := src.Users(context.Background(), provider.Scope{GroupIDs: []string{group(t, f.ten, "All Staff")}}, "")
+	if !errors.Is(err, provider.ErrNotFound) || provider.Retryable(err) {
+		t.Fatalf("got %v, want a final not-found error", err)
+	}
+}

@@ -41,6 +41,7 @@ var groupSelect = []string{"id", "displayName", "groupTypes", "mailEnabled", "se
 // ConsistencyLevel header on every page, nextLinks included). The cursor
 // is Graph's nextLink; the query must be the same on every page.
 func (s *Source) Groups(ctx context.Context, q provider.GroupQuery, c provider.Cursor) (provider.Page[provider.Group], error) {
+	ctx = withWaitBudget(ctx, s.retry.MaxWait)
 	search := searchTerm(q.Search)
 	var headers *abstractions.RequestHeaders
 	if search != "" {
@@ -93,6 +94,7 @@ func searchTerm(s string) string {
 // Members lists the transitive user members of a group (group sync). The
 // cursor is Graph's nextLink.
 func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor) (provider.Page[provider.Member], error) {
+	ctx = withWaitBudget(ctx, s.retry.MaxWait)
 	b := s.client.Groups().ByGroupId(groupID).TransitiveMembers().GraphUser()
 	var (
 		resp models.UserCollectionResponseable
@@ -122,6 +124,7 @@ func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor)
 // Test signs in and reads one group and one user: the two permissions a
 // sync needs, each named in the error when it is missing.
 func (s *Source) Test(ctx context.Context) error {
+	ctx = withWaitBudget(ctx, s.retry.MaxWait)
 	if _, err := s.cred.GetToken(ctx, tokenOptions(s.scopes)); err != nil {
 		return s.graphError(ctx, err, "sign-in", firstPage)
 	}

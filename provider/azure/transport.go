@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	khttp "github.com/microsoft/kiota-http-go"
@@ -32,9 +33,43 @@ type RetryPolicy struct {
 	// BaseDelay is the first backoff when the answer has no Retry-After,
 	// doubled on each retry with jitter (default 500ms).
 	BaseDelay time.Duration
-	// MaxWait bounds the total sleep of one request (default 15s); a
-	// Retry-After beyond what is left ends the retries at once.
+	// MaxWait bounds the total sleep of one call of the Source (a page
+	// and the $batch requests behind it), default 15s; a Retry-After beyond
+	// what is left ends the retries at once.
 	MaxWait time.Duration
+}
+
+// waitBudget is what a Source call may still sleep between retries, shared
+// by every request the call makes.
+type waitBudget struct {
+	mu   sync.Mutex
+	left time.Duration
+}
+
+type budgetKey struct{}
+
+// withWaitBudget gives the requests made with ctx one shared budget.
+func withWaitBudget(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, budgetKey{}, &waitBudget{left: d})
+}
+
+// take spends d of the budget, or reports that it cannot.
+func (b *waitBudget) take(d time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if d > b.left {
+		return false
+	}
+	b.left -= d
+	return true
+}
+
+// budgetOf is the call's budget, or a fresh one for a lone request.
+func budgetOf(ctx context.Context, p RetryPolicy) *waitBudget {
+	if b, ok := ctx.Value(budgetKey{}).(*waitBudget); ok {
+		return b
+	}
+	return &waitBudget{left: p.MaxWait}
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -103,7 +138,7 @@ func (m *retryMiddleware) Intercept(pipeline khttp.Pipeline, index int, req *htt
 		body = b
 	}
 	ctx := req.Context()
-	var waited time.Duration
+	budget := budgetOf(ctx, m.policy)
 	for attempt := 0; ; attempt++ {
 		r := req.Clone(ctx)
 		if body != nil {
@@ -118,7 +153,7 @@ func (m *retryMiddleware) Intercept(pipeline khttp.Pipeline, index int, req *htt
 			return resp, err
 		}
 		d := m.policy.delay(resp, attempt+1)
-		if waited+d > m.policy.MaxWait {
+		if !budget.take(d) {
 			return resp, nil
 		}
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) //nolint:errcheck // draining for reuse only
@@ -126,7 +161,6 @@ func (m *retryMiddleware) Intercept(pipeline khttp.Pipeline, index int, req *htt
 		if err := sleep(ctx, d); err != nil {
 			return nil, err
 		}
-		waited += d
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -63,6 +62,7 @@ var managerExpand = []string{"manager($select=id)"}
 // per group; the engine keeps the first. A selected group that no longer
 // exists is logged and skipped so that the others still sync.
 func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cursor) (provider.Page[provider.User], error) {
+	ctx = withWaitBudget(ctx, s.retry.MaxWait)
 	sel := selectedGroups(scope)
 	idx, cur := 0, usersCursor{}
 	if c != "" {
@@ -92,13 +92,12 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 					Select: s.listSelect, Expand: managerExpand, Top: &top}})
 		}
 		if err != nil {
-			err = s.graphError(ctx, err, "the members of group "+gid, kind)
-			if errors.Is(err, provider.ErrNotFound) {
+			if f, ok := asGraphFailure(err); ok && f.status == http.StatusNotFound && f.code == "Request_ResourceNotFound" {
 				s.log.Warn("a group selected on the profile no longer exists in Entra ID: its members are not synced; remove it from the profile",
 					"group", gid)
 				continue
 			}
-			return provider.Page[provider.User]{}, err
+			return provider.Page[provider.User]{}, s.graphError(ctx, err, "the members of group "+gid, kind)
 		}
 		users := s.mapUsers(resp.GetValue())
 		if len(s.perUserAttrs) > 0 && len(users) > 0 {
@@ -166,7 +165,6 @@ func (s *Source) fillPerUser(ctx context.Context, users []provider.User) error {
 		for i := start; i < min(start+maxBatch, len(users)); i++ {
 			pending = append(pending, i)
 		}
-		var waited float64 // seconds slept for this chunk
 		for attempt := 0; len(pending) > 0; attempt++ {
 			retry, wait, err := s.batchOnce(ctx, users, pending, sel)
 			if err != nil {
@@ -175,14 +173,13 @@ func (s *Source) fillPerUser(ctx context.Context, users []provider.User) error {
 			if len(retry) == 0 {
 				break
 			}
-			if attempt >= s.retry.MaxRetries || waited+wait.Seconds() > s.retry.MaxWait.Seconds() {
+			if attempt >= s.retry.MaxRetries || !budgetOf(ctx, s.retry).take(wait) {
 				return &provider.ThrottledError{RetryAfter: wait,
 					Message: fmt.Sprintf("Microsoft Graph kept throttling the per-user reads of %d users", len(retry))}
 			}
 			if err := sleep(ctx, wait); err != nil {
 				return err
 			}
-			waited += wait.Seconds()
 			pending = retry
 		}
 	}
