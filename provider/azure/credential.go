@@ -2,6 +2,7 @@ package azure
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,9 +20,10 @@ import (
 )
 
 // clientSecretCredential is the OAuth 2.0 client credentials grant of
-// Microsoft Entra ID as an azcore.TokenCredential. It keeps the token until
-// shortly before it expires; one request at a time refreshes it, so a burst
-// of parallel Graph calls costs one sign-in.
+// Microsoft Entra ID as an azcore.TokenCredential. Tokens are kept until
+// shortly before they expire, in a cache shared by the process: a Source
+// lives for one activity call, and a long run makes hundreds of those, all
+// happy with the same token. One sign-in at a time refreshes it.
 type clientSecretCredential struct {
 	tokenURL string
 	tenant   string
@@ -30,13 +32,23 @@ type clientSecretCredential struct {
 	cloud    string
 	http     *http.Client
 	now      func() time.Time
-
-	mu    sync.Mutex
-	token azcore.AccessToken
-	scope string
 }
 
 var _ azcore.TokenCredential = (*clientSecretCredential)(nil)
+
+// tokenCache holds the tokens of every credential of the process, by
+// token URL, client, secret (hashed: a new secret signs in anew) and
+// scope. Each entry has its own lock, so that a slow sign-in for one
+// tenant holds up no other.
+var tokenCache = struct {
+	sync.Mutex
+	entries map[[sha256.Size]byte]*cachedToken
+}{entries: map[[sha256.Size]byte]*cachedToken{}}
+
+type cachedToken struct {
+	mu  sync.Mutex
+	tok azcore.AccessToken
+}
 
 // maxTokenBody caps what is read of a token response.
 const maxTokenBody = 1 << 20
@@ -44,16 +56,25 @@ const maxTokenBody = 1 << 20
 // GetToken implements azcore.TokenCredential.
 func (c *clientSecretCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	scope := strings.Join(opts.Scopes, " ")
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.token.Token != "" && c.scope == scope && c.now().Before(c.token.RefreshOn) {
-		return c.token, nil
+	key := sha256.Sum256([]byte(strings.Join([]string{c.tokenURL, c.clientID, c.secret, scope}, "\x00")))
+	tokenCache.Lock()
+	e := tokenCache.entries[key]
+	if e == nil {
+		e = &cachedToken{}
+		tokenCache.entries[key] = e
+	}
+	tokenCache.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.tok.Token != "" && c.now().Before(e.tok.RefreshOn) {
+		return e.tok, nil
 	}
 	tok, err := c.fetch(ctx, scope)
 	if err != nil {
 		return azcore.AccessToken{}, err
 	}
-	c.token, c.scope = tok, scope
+	e.tok = tok
 	return tok, nil
 }
 
