@@ -26,6 +26,7 @@
 package azure
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -234,7 +235,9 @@ func (c Config) Open() (*Source, error) {
 		return nil, fmt.Errorf("azure: %w", err)
 	}
 	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(
-		auth, nil, nil, newHTTPClient(parent, timeout, retry))
+		auth, nil, nil, newHTTPClient(parent, timeout, retry, func(ctx context.Context, stale string) (string, error) {
+			return s.cred.renew(ctx, tokenOptions(scopes), stale)
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("azure: %w", err)
 	}

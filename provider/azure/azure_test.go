@@ -373,7 +373,7 @@ func TestRetryAfterIsHonouredToTheMillisecond(t *testing.T) {
 		w.Write([]byte(`{}`)) //nolint:errcheck
 	}))
 	defer srv.Close()
-	c := newHTTPClient(nil, time.Minute, RetryPolicy{}.withDefaults())
+	c := newHTTPClient(nil, time.Minute, RetryPolicy{}.withDefaults(), nil)
 	resp, err := c.Post(srv.URL, "application/json", strings.NewReader(`{"a":1}`))
 	if err != nil {
 		t.Fatal(err)
@@ -845,5 +845,25 @@ func TestWrongGraphPathIsNotAnEmptyTenant(t *testing.T) {
 	_, err := src.Users(context.Background(), provider.Scope{GroupIDs: []string{group(t, f.ten, "All Staff")}}, "")
 	if !errors.Is(err, provider.ErrNotFound) || provider.Retryable(err) {
 		t.Fatalf("got %v, want a final not-found error", err)
+	}
+}
+
+// TestRefusedTokenIsRenewedOnce: a token Graph stops accepting before its
+// time is replaced by a fresh sign-in, not taken for bad credentials.
+func TestRefusedTokenIsRenewedOnce(t *testing.T) {
+	f := newFixture(t, graph.TenantOptions{Seed: 22, Users: 30, Groups: 2})
+	src := f.open(t, func(c *Config) { c.PageSize = 10 })
+	root := group(t, f.ten, "All Staff")
+	ctx, scope := context.Background(), provider.Scope{GroupIDs: []string{root}}
+	first, err := src.Users(ctx, scope, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sim.ExpireTokens()
+	if _, err := src.Users(ctx, scope, first.Next); err != nil {
+		t.Fatalf("after the token was cut short: %v", err)
+	}
+	if n := f.sim.Stats().Tokens; n != 2 {
+		t.Fatalf("%d sign-ins, want 2", n)
 	}
 }

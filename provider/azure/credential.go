@@ -55,6 +55,18 @@ const maxTokenBody = 1 << 20
 
 // GetToken implements azcore.TokenCredential.
 func (c *clientSecretCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return c.token(ctx, opts, "")
+}
+
+// renew returns a token other than stale, signing in again if the cache
+// still holds stale (which Graph has just refused).
+func (c *clientSecretCredential) renew(ctx context.Context, opts policy.TokenRequestOptions, stale string) (string, error) {
+	tok, err := c.token(ctx, opts, stale)
+	return tok.Token, err
+}
+
+// token is the cached token unless it is due for refresh or is stale.
+func (c *clientSecretCredential) token(ctx context.Context, opts policy.TokenRequestOptions, stale string) (azcore.AccessToken, error) {
 	scope := strings.Join(opts.Scopes, " ")
 	key := sha256.Sum256([]byte(strings.Join([]string{c.tokenURL, c.clientID, c.secret, scope}, "\x00")))
 	tokenCache.Lock()
@@ -67,7 +79,7 @@ func (c *clientSecretCredential) GetToken(ctx context.Context, opts policy.Token
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.tok.Token != "" && c.now().Before(e.tok.RefreshOn) {
+	if e.tok.Token != "" && e.tok.Token != stale && c.now().Before(e.tok.RefreshOn) {
 		return e.tok, nil
 	}
 	tok, err := c.fetch(ctx, scope)

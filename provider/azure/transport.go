@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,6 +122,10 @@ func retryableStatus(code int) bool {
 // retryMiddleware replaces the SDK's RetryHandler (see the package comment).
 type retryMiddleware struct {
 	policy RetryPolicy
+	// renew, when set, drops the cached token and signs in again: a 401
+	// from Graph for a token we still thought valid (revoked, or cut short
+	// by the service) is retried once with a fresh one.
+	renew func(ctx context.Context, stale string) (string, error)
 }
 
 // Intercept implements khttp.Middleware.
@@ -139,6 +144,7 @@ func (m *retryMiddleware) Intercept(pipeline khttp.Pipeline, index int, req *htt
 	}
 	ctx := req.Context()
 	budget := budgetOf(ctx, m.policy)
+	renewed := false
 	for attempt := 0; ; attempt++ {
 		r := req.Clone(ctx)
 		if body != nil {
@@ -149,6 +155,17 @@ func (m *retryMiddleware) Intercept(pipeline khttp.Pipeline, index int, req *htt
 			r.Header.Set("Retry-Attempt", strconv.Itoa(attempt))
 		}
 		resp, err := pipeline.Next(r, index)
+		if err == nil && resp.StatusCode == http.StatusUnauthorized && m.renew != nil && !renewed {
+			renewed = true
+			stale, _ := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+			if tok, rerr := m.renew(ctx, stale); rerr == nil {
+				io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) //nolint:errcheck // draining for reuse only
+				resp.Body.Close()
+				req.Header.Set("Authorization", "Bearer "+tok)
+				attempt--
+				continue
+			}
+		}
 		if err != nil || !retryableStatus(resp.StatusCode) || attempt >= m.policy.MaxRetries {
 			return resp, err
 		}
@@ -177,14 +194,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // newHTTPClient is the SDK's default Graph client with our retry middleware
 // in place of its RetryHandler, over parent (nil: the SDK's transport).
-func newHTTPClient(parent http.RoundTripper, timeout time.Duration, retry RetryPolicy) *http.Client {
+func newHTTPClient(parent http.RoundTripper, timeout time.Duration, retry RetryPolicy, renew func(context.Context, string) (string, error)) *http.Client {
 	opts := msgraphsdk.GetDefaultClientOptions()
 	mws := msgraphcore.GetDefaultMiddlewaresWithOptions(&opts)
 	out := make([]khttp.Middleware, 0, len(mws))
 	for _, mw := range mws {
 		switch mw.(type) {
 		case *khttp.RetryHandler, khttp.RetryHandler:
-			out = append(out, &retryMiddleware{policy: retry})
+			out = append(out, &retryMiddleware{policy: retry, renew: renew})
 		default:
 			out = append(out, mw)
 		}
