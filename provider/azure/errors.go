@@ -152,3 +152,9 @@ func innerFailure(status int, body map[string]any) error {
 	}
 	return &innerError{f: f}
 }
+
+// errEmptyAnswer is a list request answered without a body, which Graph
+// never does: something between us and it did.
+func errEmptyAnswer(what string) error {
+	return &provider.InvalidDataError{Object: "Microsoft Graph answer to " + what, Reason: "no body"}
+}

@@ -68,6 +68,9 @@ func (s *Source) Groups(ctx context.Context, q provider.GroupQuery, c provider.C
 	if err != nil {
 		return provider.Page[provider.Group]{}, s.graphError(ctx, err, "groups", kind)
 	}
+	if resp == nil {
+		return provider.Page[provider.Group]{}, errEmptyAnswer("groups")
+	}
 	page := provider.Page[provider.Group]{Next: deref(resp.GetOdataNextLink())}
 	for _, g := range resp.GetValue() {
 		mail, sec := deref(g.GetMailEnabled()), deref(g.GetSecurityEnabled())
@@ -111,6 +114,9 @@ func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor)
 	}
 	if err != nil {
 		return provider.Page[provider.Member]{}, s.graphError(ctx, err, "the members of group "+groupID, kind)
+	}
+	if resp == nil {
+		return provider.Page[provider.Member]{}, errEmptyAnswer("the members of group " + groupID)
 	}
 	page := provider.Page[provider.Member]{Next: deref(resp.GetOdataNextLink()), Items: make([]provider.Member, 0, len(resp.GetValue()))}
 	for _, u := range resp.GetValue() {

@@ -99,6 +99,9 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 			}
 			return provider.Page[provider.User]{}, s.graphError(ctx, err, "the members of group "+gid, kind)
 		}
+		if resp == nil {
+			return provider.Page[provider.User]{}, errEmptyAnswer("the members of group " + gid)
+		}
 		users := s.mapUsers(resp.GetValue())
 		if len(s.perUserAttrs) > 0 && len(users) > 0 {
 			if err := s.fillPerUser(ctx, users); err != nil {
