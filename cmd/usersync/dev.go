@@ -44,7 +44,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "\nusersync dev is up\n  API          %s\n  API token    %s   (from %s)\n  Temporal UI  %s\n\n",
 			apiURL, cfg.APIToken, tokenFrom, cfg.TemporalUIURL)
 	}
-	return serve(ctx, e, cfg, services{api: true, worker: true, banner: banner})
+	return serve(ctx, e, cfg, services{api: true, worker: true, banner: banner, loopbackHTTP: true})
 }
 
 // loadOrCreateToken reads the API token of dev from path, or generates one

@@ -54,10 +54,18 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 type observability struct {
 	reg          *prometheus.Registry
 	providerHTTP *http.Client
+	// loopbackHTTP lets provider URLs use plain http to loopback hosts:
+	// `usersync dev` only, so that a laptop can sync a simulated tenant.
+	loopbackHTTP bool
 }
 
-func newObservability() *observability {
-	return &observability{reg: metrics.NewRegistry(), providerHTTP: metrics.InstrumentClient(nil)}
+func newObservability(loopbackHTTP bool) *observability {
+	return &observability{reg: metrics.NewRegistry(), providerHTTP: metrics.InstrumentClient(nil), loopbackHTTP: loopbackHTTP}
+}
+
+// deps are the activities' dependencies with the counted provider client.
+func (o *observability) deps(store directory.Store, box *secret.Box, log *slog.Logger) activities.Deps {
+	return activities.Deps{Store: store, Box: box, Logger: log, HTTPClient: o.providerHTTP, AllowHTTPLoopback: o.loopbackHTTP}
 }
 
 // temporalOptions reports the Temporal SDK's metrics on the registry and,
@@ -74,7 +82,7 @@ func (o *observability) temporalOptions(store directory.Store, log *slog.Logger,
 
 // tester is "Test connection" through the counted client.
 func (o *observability) tester(store directory.Store, box *secret.Box, log *slog.Logger) func(context.Context, *directory.Profile, *profile.Config) error {
-	acts := activities.New(activities.Deps{Store: store, Box: box, Logger: log, HTTPClient: o.providerHTTP})
+	acts := activities.New(o.deps(store, box, log))
 	return func(ctx context.Context, p *directory.Profile, cfg *profile.Config) error {
 		return acts.TestConnection(metrics.WithProvider(ctx, p.Provider), p, cfg)
 	}
@@ -84,7 +92,9 @@ func (o *observability) tester(store directory.Store, box *secret.Box, log *slog
 // of its own, since the page size it asks for is a dependency of theirs.
 func (o *observability) providerGroups(store directory.Store, box *secret.Box, log *slog.Logger) api.ProviderGroupsFunc {
 	return func(ctx context.Context, p *directory.Profile, cfg *profile.Config, search, cursor string, limit int) (provider.Page[provider.Group], error) {
-		acts := activities.New(activities.Deps{Store: store, Box: box, Logger: log, HTTPClient: o.providerHTTP, PageSize: limit})
+		d := o.deps(store, box, log)
+		d.PageSize = limit
+		acts := activities.New(d)
 		return acts.ProviderGroups(metrics.WithProvider(ctx, p.Provider), p, cfg, search, cursor)
 	}
 }

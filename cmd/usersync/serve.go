@@ -70,6 +70,9 @@ type services struct {
 	api, worker bool
 	// banner, when set, is printed once the API listens (dev).
 	banner func(apiURL string)
+	// loopbackHTTP allows provider URLs over plain http to loopback hosts
+	// (dev: the simulated tenants of `usersync idpsim`).
+	loopbackHTTP bool
 }
 
 // serve opens the database and Temporal, then runs the API and/or the
@@ -90,7 +93,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 
 	// One registry for the whole process: the API's requests, the runs the
 	// worker ends, provider calls and the Temporal SDK's own metrics.
-	obs := newObservability()
+	obs := newObservability(s.loopbackHTTP)
 	tc, err := dialTemporal(ctx, cfg, log, obs.temporalOptions(store, log, s.worker))
 	if err != nil {
 		return err
@@ -111,8 +114,9 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 	}
 
 	if s.worker {
-		acts := activities.New(activities.Deps{Store: store, Box: box, Logger: log, PageDelay: cfg.FaultPageDelay,
-			HTTPClient: obs.providerHTTP})
+		d := obs.deps(store, box, log)
+		d.PageDelay = cfg.FaultPageDelay
+		acts := activities.New(d)
 		if cfg.FaultPageDelay > 0 {
 			log.Warn("fault injection: every fetched page is delayed", "pageDelay", cfg.FaultPageDelay.String())
 		}
