@@ -28,7 +28,7 @@ type idpSimulator struct {
 }
 
 func idpSimulators() []idpSimulator {
-	return []idpSimulator{graphSimulator()}
+	return []idpSimulator{graphSimulator(), oktaSimulator()}
 }
 
 func runIdpsim(ctx context.Context, e *env, args []string) error {
