@@ -142,9 +142,9 @@ func newID(rng *rand.Rand, prefix string) string {
 	return string(b)
 }
 
-// generate builds the org of a seed. The first len(Statuses) users take
-// each status in turn so that even a tiny org has every status; after that
-// statuses follow a realistic mix. User i reports to a user before it:
+// generate builds the org of a seed. The last len(Statuses) users take
+// each status in turn so that even a tiny org has every status (the last
+// ones, because they manage nobody); the others follow a realistic mix. User i reports to a user before it:
 // managerId holds the manager's id for i%3 == 0 and the manager's login for
 // i%3 == 1, and for i%3 == 2 only "manager" holds the login. User i with
 // i%500 == 9 has no email.
@@ -202,8 +202,8 @@ func generate(seed int64, n int, domain string) *org {
 	}
 	for i := range n {
 		status := ""
-		if i < len(mix) {
-			status = mix[i].status
+		if k := i - (n - len(mix)); k >= 0 {
+			status = mix[k].status
 		} else {
 			w := rng.IntN(100)
 			for _, m := range mix {

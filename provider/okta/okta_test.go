@@ -523,7 +523,7 @@ func TestStatusesAndMissingUsername(t *testing.T) {
 		w, _ := sim.User(u.ExternalID)
 		byStatus[w.Status] = u
 	}
-	assert.Len(t, byStatus, 7, "the generated org's first 8 users hold each status; STAGED is left out")
+	assert.Len(t, byStatus, 7, "the generated org's last 8 users hold each status; STAGED is left out")
 	for st, active := range map[string]bool{oktasim.StatusActive: true, oktasim.StatusProvisioned: true,
 		oktasim.StatusRecovery: true, oktasim.StatusLockedOut: true, oktasim.StatusPasswordExpired: true,
 		oktasim.StatusSuspended: false, oktasim.StatusDeprovisioned: false} {
