@@ -63,8 +63,8 @@ func TestFaultWorkerSIGTERMMidRun(t *testing.T) {
 	// stopping worker would hold the run that long.
 	runID, we := e.start(workflows.Options{})
 
-	e.waitRun(runID, "fetch under way", 2*time.Minute, func(r *directory.Run) bool {
-		return r.Counts.Fetched >= 1000 && !r.FetchDone
+	e.waitRun(runID, "fetch under way on the worker", 2*time.Minute, func(r *directory.Run) bool {
+		return r.Counts.Fetched >= 1000 && !r.FetchDone && e.runningActivity("Fetch") == w.Pid()
 	})
 	took := sigterm(t, w)
 	t.Logf("worker stopped %s after SIGTERM during fetch", took.Round(time.Millisecond))
@@ -83,8 +83,8 @@ func TestFaultWorkerSIGTERMMidRun(t *testing.T) {
 		t.Fatalf("the run waited %s after the restart: the stopped worker abandoned its step", d)
 	}
 
-	e.waitRun(runID, "apply under way", 2*time.Minute, func(r *directory.Run) bool {
-		return r.ApplyStep != "" || r.Status != directory.RunRunning
+	e.waitRun(runID, "apply under way on the worker", 2*time.Minute, func(r *directory.Run) bool {
+		return r.ApplyStep != "" && e.runningActivity("Apply") == w.Pid()
 	})
 	took = sigterm(t, w)
 	t.Logf("worker stopped %s after SIGTERM during apply", took.Round(time.Millisecond))
