@@ -117,7 +117,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// MaxWait bounds one wait for a rate-limit reset (default 20 s).
 	MaxWait time.Duration
-	// RateLimitRetries is how often the SDK retries a 429 (default 2).
+	// RateLimitRetries is how often the SDK retries a 429 (default 2;
+	// negative: never).
 	RateLimitRetries int
 	// ServerErrorRetries is how often a 5xx is retried (default 3), with
 	// RetryBackoff doubling from its default of 500 ms.
@@ -256,7 +257,7 @@ func (c Config) Open() (*Source, error) {
 		okta.WithConnectionTimeout(int64(p.attemptTimeout / time.Second)),
 		okta.WithRequestTimeout(0), // the pacer bounds each attempt instead
 		okta.WithRateLimitMaxRetries(int32(max(retries, 0))),
-		okta.WithRateLimitMaxBackOff(int64(p.maxWait / time.Second)),
+		okta.WithRateLimitMaxBackOff(max(int64(p.maxWait/time.Second), 1)),
 		okta.WithTestingDisableHttpsCheck(loopbackHTTP),
 		okta.WithUserAgentExtra("usersync"),
 		okta.WithHttpClientPtr(hc),
