@@ -204,6 +204,22 @@ func heartbeat(ctx context.Context, details ...any) {
 	}
 }
 
+// workerStopping tells whether the worker is shutting down: Fetch and
+// Apply then end their stretch at the last commit, and the workflow's next
+// call finds another worker (or this one, restarted) at once instead of
+// waiting out a heartbeat timeout.
+func workerStopping(ctx context.Context) bool {
+	if !activity.IsActivity(ctx) {
+		return false
+	}
+	select {
+	case <-activity.GetWorkerStopChannel(ctx):
+		return true
+	default:
+		return false
+	}
+}
+
 // SetStatus implements the activity of that name.
 func (a *Activities) SetStatus(ctx context.Context, in SetStatusInput) error {
 	if err := a.Store.SetRunStatus(ctx, in.RunID, in.Status, in.Phase, in.Message, time.Now()); err != nil {

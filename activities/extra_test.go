@@ -3,15 +3,20 @@ package activities_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/sources"
 )
 
 func TestFinishRunWithoutARowEnds(t *testing.T) {
@@ -133,6 +138,31 @@ func TestRemoteCSVRun(t *testing.T) {
 		}
 		if len(h.users()) != 2 {
 			t.Fatal("a failed download changed the directory")
+		}
+	})
+}
+
+func TestOpenErrorsKeepTheirRetryability(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *directory.DB) {
+		openErr := fmt.Errorf("token endpoint: %w", provider.ErrUnreachable)
+		sources.Register("unreachable-at-open", func(context.Context, sources.Env, sources.Target) (*sources.Opened, error) {
+			return nil, openErr
+		})
+		h := newHarness(t, db, func(c *profile.Config) { c.Provider, c.CSV = "unreachable-at-open", nil })
+		run := &directory.Run{ID: "r-open", ProfileID: h.profile.ID, ProfileName: "x", Provider: "unreachable-at-open",
+			DirectoryKey: h.profile.DirectoryKey, Trigger: "manual", Status: directory.RunRunning, Phase: directory.PhaseFetch, StartedAt: time.Now()}
+		if err := h.store.CreateRun(h.ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.acts.Fetch(h.ctx, activities.FetchInput{RunID: run.ID})
+		var ae *temporal.ApplicationError
+		if err == nil || (errors.As(err, &ae) && ae.NonRetryable()) {
+			t.Fatalf("an unreachable provider at open must stay retryable: %v", err)
+		}
+		openErr = errors.New("tenantId: not a GUID")
+		_, err = h.acts.Fetch(h.ctx, activities.FetchInput{RunID: run.ID})
+		if !errors.As(err, &ae) || !ae.NonRetryable() || ae.Type() != activities.ErrTypeConfig {
+			t.Fatalf("a configuration error must be final: %v", err)
 		}
 	})
 }

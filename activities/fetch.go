@@ -40,8 +40,17 @@ func (a *Activities) sourceEnv() sources.Env {
 // classifyOpen makes a source that cannot be opened a final configuration
 // error, unless the provider said why in a typed error.
 func classifyOpen(rc *runContext, err error) error {
-	if c := classify(err); c != err {
-		return c
+	var thr *provider.ThrottledError
+	for _, typed := range []error{provider.ErrAuth, provider.ErrPermission, provider.ErrInvalidData,
+		provider.ErrNotFound, provider.ErrUnreachable, provider.ErrCursorExpired} {
+		if errors.Is(err, typed) {
+			// Typed: classify knows what is final; an unreachable
+			// provider stays retryable.
+			return classify(err)
+		}
+	}
+	if errors.As(err, &thr) {
+		return classify(err)
 	}
 	return configError("profile %q: %v", rc.profile.Name, err)
 }
@@ -134,7 +143,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 		if err := sleep(ctx, a.PageDelay); err != nil {
 			return FetchResult{Fetched: fetched}, err
 		}
-		if timeNow().After(deadline) {
+		if timeNow().After(deadline) || workerStopping(ctx) {
 			return FetchResult{Fetched: fetched}, nil
 		}
 	}

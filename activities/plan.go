@@ -64,7 +64,7 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (ApplyResult, err
 		if err := sleep(ctx, a.PageDelay); err != nil {
 			return ApplyResult{Counts: counts}, err
 		}
-		if timeNow().After(deadline) {
+		if timeNow().After(deadline) || workerStopping(ctx) {
 			return ApplyResult{Counts: counts}, nil
 		}
 	}
