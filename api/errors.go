@@ -3,7 +3,10 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -21,6 +24,8 @@ type apiError struct {
 	Details []profile.FieldError `json:"details,omitempty"`
 	RunID   string               `json:"runId,omitempty"` // run_in_progress: the running run
 	run     *runJSON             // run_in_progress: shown beside the error
+	// retryAfter, when set, is sent as Retry-After (a throttled provider).
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -56,6 +61,9 @@ func (s *server) fail(c *gin.Context, err error) {
 	body := gin.H{"error": e}
 	if e.run != nil {
 		body["run"] = e.run
+	}
+	if e.retryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(e.retryAfter.Seconds()))))
 	}
 	c.AbortWithStatusJSON(e.Status, body)
 }

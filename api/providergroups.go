@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -34,21 +32,9 @@ func (s *server) listProviderGroups(c *gin.Context) error {
 	if opt.Limit == 0 {
 		opt.Limit = defaultPickerLimit
 	}
-	p, err := s.store.GetProfile(ctx, c.Param("id"))
+	page, err := s.providerGroups(ctx, c.Param("id"), strings.TrimSpace(c.Query("search")), opt.Cursor, opt.Limit)
 	if err != nil {
 		return err
-	}
-	cfg, err := s.openProfile(p)
-	if err != nil {
-		return err
-	}
-	page, err := s.extras.providerGroups(ctx, p, cfg, strings.TrimSpace(c.Query("search")), opt.Cursor, opt.Limit)
-	if err != nil {
-		var thr *provider.ThrottledError
-		if errors.As(err, &thr) && thr.RetryAfter > 0 {
-			c.Header("Retry-After", strconv.Itoa(int(math.Ceil(thr.RetryAfter.Seconds()))))
-		}
-		return s.providerError(ctx, err, cfg)
 	}
 	out := directory.Page[provider.Group]{Items: page.Items, NextCursor: page.Next}
 	if out.Items == nil {
@@ -56,6 +42,24 @@ func (s *server) listProviderGroups(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, out)
 	return nil
+}
+
+// providerGroups is one page of profile id's provider groups, read live
+// with its stored credentials: the handler's and the admin page's.
+func (s *server) providerGroups(ctx context.Context, id, search, cursor string, limit int) (provider.Page[provider.Group], error) {
+	p, err := s.store.GetProfile(ctx, id)
+	if err != nil {
+		return provider.Page[provider.Group]{}, err
+	}
+	cfg, err := s.openProfile(p)
+	if err != nil {
+		return provider.Page[provider.Group]{}, err
+	}
+	page, err := s.extras.providerGroups(ctx, p, cfg, search, cursor, limit)
+	if err != nil {
+		return provider.Page[provider.Group]{}, s.providerError(ctx, err, cfg)
+	}
+	return page, nil
 }
 
 // errProvider is the 502 of a provider that failed a live request.
@@ -79,7 +83,9 @@ func (s *server) providerError(ctx context.Context, err error, cfg *profile.Conf
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return err // the caller went away; nobody reads the answer
 	case errors.As(err, &thr):
-		return errProvider("throttled: the provider asks to wait %s before the next request (%s)", thr.RetryAfter, msg)
+		e := errProvider("throttled: the provider asks to wait %s before the next request (%s)", thr.RetryAfter, msg)
+		e.retryAfter = thr.RetryAfter
+		return e
 	case errors.Is(err, provider.ErrAuth):
 		return errProvider("authentication failed: the provider refused the profile's credentials (%s)", msg)
 	case errors.Is(err, provider.ErrPermission):

@@ -71,19 +71,7 @@ func (v *Service) ProviderGroups(ctx context.Context, id, search, cursor string,
 	if s.extras.providerGroups == nil {
 		return provider.Page[provider.Group]{}, errors.New("provider groups: no lister configured")
 	}
-	p, err := s.store.GetProfile(ctx, id)
-	if err != nil {
-		return provider.Page[provider.Group]{}, err
-	}
-	cfg, err := s.openProfile(p)
-	if err != nil {
-		return provider.Page[provider.Group]{}, err
-	}
-	page, err := s.extras.providerGroups(ctx, p, cfg, search, cursor, limit)
-	if err != nil {
-		return provider.Page[provider.Group]{}, s.providerError(ctx, err, cfg)
-	}
-	return page, nil
+	return s.providerGroups(ctx, id, search, cursor, limit)
 }
 
 // CanTest reports whether "Test connection" is configured (Options.Tester).
