@@ -21,6 +21,8 @@ type engine struct {
 	s     *directory.SQLStore
 	dir   string
 	runID string
+	// source is every user of the provider, for reads by id (delta).
+	source []directory.StagedUser
 }
 
 func newEngine(t *testing.T, db *directory.DB) *engine {

@@ -93,7 +93,14 @@ CREATE TABLE sync_runs (
     fetch_done         BOOLEAN NOT NULL DEFAULT FALSE,
     apply_step         TEXT NOT NULL DEFAULT '',
     apply_cursor       TEXT NOT NULL DEFAULT '',
-    counts             TEXT NOT NULL DEFAULT '{}'
+    counts             TEXT NOT NULL DEFAULT '{}',
+    -- How the run reads its source, fixed by its first fetch: 'full', or
+    -- 'delta' (the changes since the provider state of the run it builds
+    -- on, base_run_id, whose staging is the snapshot of the whole source).
+    sync_mode          TEXT NOT NULL DEFAULT '',
+    base_run_id        TEXT NOT NULL DEFAULT '',
+    source_state       TEXT NOT NULL DEFAULT '{}', -- provider change state (delta tokens) saved when the run succeeds
+    fingerprint        TEXT NOT NULL DEFAULT ''    -- of the profile settings the state is valid for
 );
 CREATE INDEX sync_runs_profile ON sync_runs (profile_id, started_at);
 CREATE INDEX sync_runs_status ON sync_runs (status);
@@ -114,6 +121,7 @@ CREATE TABLE sync_staged_users (
     password_hash  TEXT NOT NULL DEFAULT '',
     content_hash   TEXT NOT NULL,
     invalid        TEXT NOT NULL DEFAULT '', -- why the record cannot be used; '' when valid
+    origin         TEXT NOT NULL DEFAULT '', -- '' fetched; 'snapshot' copied from the snapshot by a delta run
     PRIMARY KEY (run_id, external_id)
 );
 CREATE INDEX sync_staged_users_username ON sync_staged_users (run_id, username_lower);
@@ -133,6 +141,68 @@ CREATE TABLE sync_staged_members (
 );
 CREATE INDEX sync_staged_members_user ON sync_staged_members (run_id, user_external_id);
 
+-- The provider's group graph, for sources whose scope and memberships are
+-- transitive (Entra ID's nested groups): every group, and every direct
+-- membership. In a delta run the rows are changes to the snapshot's graph.
+CREATE TABLE sync_staged_pgroups (
+    run_id      TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    name        TEXT NOT NULL DEFAULT '',
+    kept        BOOLEAN NOT NULL DEFAULT FALSE, -- group sync keeps it (its kind and the profile's filter)
+    removed     BOOLEAN NOT NULL DEFAULT FALSE, -- delta: the group was deleted
+    PRIMARY KEY (run_id, external_id)
+);
+
+CREATE TABLE sync_staged_edges (
+    run_id             TEXT NOT NULL,
+    group_external_id  TEXT NOT NULL,
+    member_external_id TEXT NOT NULL,
+    member_is_group    BOOLEAN NOT NULL DEFAULT FALSE,
+    removed            BOOLEAN NOT NULL DEFAULT FALSE, -- delta: the membership ended
+    PRIMARY KEY (run_id, group_external_id, member_external_id)
+);
+CREATE INDEX sync_staged_edges_member ON sync_staged_edges (run_id, member_external_id);
+
+-- Users a delta run takes out of the source: deleted, or out of scope.
+CREATE TABLE sync_staged_removals (
+    run_id      TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    reason      TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, external_id)
+);
+
+-- Per-run work sets of ids: 'pending' users a delta run must read by id,
+-- 'candidate' users whose scope or memberships a delta may have changed.
+CREATE TABLE sync_run_ids (
+    run_id      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind, external_id)
+);
+
+-- Reflexive, transitive closure of a run's group graph: ancestor is
+-- group_external_id itself or a group it is nested in, at any depth.
+CREATE TABLE sync_run_ancestry (
+    run_id               TEXT NOT NULL,
+    group_external_id    TEXT NOT NULL,
+    ancestor_external_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, group_external_id, ancestor_external_id)
+);
+CREATE INDEX sync_run_ancestry_ancestor ON sync_run_ancestry (run_id, ancestor_external_id);
+
+-- What the last successful run of a profile's directory left for the next
+-- one: the run whose staging is the snapshot of the complete source, the
+-- provider's change state, and when the last full sync was.
+CREATE TABLE sync_state (
+    directory_key   TEXT PRIMARY KEY,
+    snapshot_run_id TEXT NOT NULL,
+    last_run_id     TEXT NOT NULL,
+    source_state    TEXT NOT NULL DEFAULT '{}',
+    fingerprint     TEXT NOT NULL DEFAULT '',
+    full_at         TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL
+);
+
 CREATE TABLE sync_plan (
     run_id      TEXT NOT NULL,
     external_id TEXT NOT NULL,   -- staged external id; for a departed user its own external id
@@ -143,6 +213,30 @@ CREATE TABLE sync_plan (
 );
 CREATE INDEX sync_plan_action ON sync_plan (run_id, action, external_id);
 CREATE INDEX sync_plan_user ON sync_plan (run_id, user_id);
+
+-- Apply's manager and membership changes, computed set-based once per run
+-- and then applied (and recorded) batch by batch.
+CREATE TABLE sync_plan_managers (
+    run_id        TEXT NOT NULL,
+    user_id       TEXT NOT NULL,
+    username      TEXT NOT NULL,
+    manager_ref   TEXT NOT NULL,
+    current_id    TEXT,
+    current_name  TEXT NOT NULL DEFAULT '',
+    resolved_id   TEXT,
+    resolved_name TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, user_id)
+);
+
+CREATE TABLE sync_plan_members (
+    run_id     TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    group_id   TEXT NOT NULL,
+    op         TEXT NOT NULL, -- add | remove
+    username   TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    PRIMARY KEY (run_id, user_id, group_id)
+);
 
 CREATE TABLE audit_log (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
