@@ -74,6 +74,8 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, inner bool) 
 		s.serveBatch(w, r)
 	case !get:
 		writeError(w, http.StatusMethodNotAllowed, "Request_BadRequest", "The simulator serves only reads.")
+	case len(seg) == 2 && (seg[0] == "users" || seg[0] == "groups") && isDelta(seg[1]):
+		s.serveDelta(w, r, t, seg[0] == "groups")
 	case len(seg) == 1 && seg[0] == "users":
 		s.listObjects(w, r, t, userObjects, func() []string { return t.userOrder })
 	case len(seg) == 2 && seg[0] == "users":

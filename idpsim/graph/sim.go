@@ -78,8 +78,10 @@ type Server struct {
 	failNext  []int // statuses for the next top-level requests
 	corrupt   int   // next list pages to send as broken JSON
 	pageEpoch int   // page tokens of earlier epochs are expired
-	stats     Stats
-	now       func() time.Time
+	// deltaEpoch: delta tokens of earlier epochs answer 410 (delta.go)
+	deltaEpoch int
+	stats      Stats
+	now        func() time.Time
 }
 
 type token struct {
@@ -224,4 +226,27 @@ func newOpaque(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// RemoveTenant stops serving a tenant and lets its data go.
+func (s *Server) RemoveTenant(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tenants[strings.ToLower(id)]
+	if t == nil {
+		return
+	}
+	delete(s.tenants, strings.ToLower(t.ID))
+	delete(s.tenants, strings.ToLower(t.Domain))
+	for i, o := range s.order {
+		if o == t {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+	for k, tk := range s.tokens {
+		if tk.tenant == t {
+			delete(s.tokens, k)
+		}
+	}
 }

@@ -39,6 +39,8 @@ type User struct {
 	AccountEnabled    bool
 	ManagerID         string
 	Props             map[string]any
+
+	seq uint64 // its last change (delta.go)
 }
 
 func (u *User) clone() User {
@@ -61,6 +63,9 @@ type Group struct {
 	// Members are the direct members, user or group ids, in the order
 	// Graph lists them.
 	Members []string
+
+	seq    uint64        // its last change, membership included (delta.go)
+	events []memberEvent // memberships started and ended, in order
 }
 
 // Client is an app registration that may sign in to a tenant.
@@ -116,6 +121,13 @@ type Tenant struct {
 	groups     map[string]*Group
 	groupOrder []string
 	trans      map[string][]string // transitive members by group, dropped on every change
+
+	// Change tracking for delta queries (delta.go): the last change's
+	// number, the log of changes, and deleted objects by their deletion's
+	// number.
+	seq     uint64
+	log     []change
+	deleted map[string]uint64
 }
 
 var (
@@ -350,8 +362,10 @@ func (t *Tenant) NewUser(u User, groups ...string) (string, error) {
 	c.ID = t.newID()
 	t.users[c.ID] = &c
 	t.userOrder = append(t.userOrder, c.ID)
+	t.touchUser(&c)
 	for _, g := range groups {
 		t.groups[g].Members = append(t.groups[g].Members, c.ID)
+		t.memberChanged(t.groups[g], c.ID, true)
 	}
 	t.changed()
 	return c.ID, nil
@@ -366,14 +380,20 @@ func (t *Tenant) DeleteUser(id string) error {
 	}
 	delete(t.users, id)
 	t.userOrder = slices.DeleteFunc(t.userOrder, func(x string) bool { return x == id })
-	for _, g := range t.groups {
-		g.Members = slices.DeleteFunc(g.Members, func(x string) bool { return x == id })
-	}
-	for _, u := range t.users {
-		if u.ManagerID == id {
-			u.ManagerID = ""
+	for _, gid := range t.groupOrder {
+		g := t.groups[gid]
+		if slices.Contains(g.Members, id) {
+			g.Members = slices.DeleteFunc(g.Members, func(x string) bool { return x == id })
+			t.memberChanged(g, id, false)
 		}
 	}
+	for _, uid := range t.userOrder {
+		if u := t.users[uid]; u.ManagerID == id {
+			u.ManagerID = ""
+			t.touchUser(u)
+		}
+	}
+	t.gone(id, false)
 	t.changed()
 	return nil
 }
@@ -388,6 +408,7 @@ func (t *Tenant) UpdateUser(id string, f func(u *User)) error {
 	}
 	f(u)
 	u.ID = id
+	t.touchUser(u)
 	t.changed()
 	return nil
 }
@@ -423,6 +444,7 @@ func (t *Tenant) RenameGroup(id, name string) error {
 		return fmt.Errorf("%w: %s", ErrNoSuchGroup, id)
 	}
 	g.DisplayName = name
+	t.touchGroup(g)
 	t.changed()
 	return nil
 }
@@ -440,6 +462,7 @@ func (t *Tenant) AddMember(groupID, memberID string) error {
 	}
 	if !slices.Contains(g.Members, memberID) {
 		g.Members = append(g.Members, memberID)
+		t.memberChanged(g, memberID, true)
 	}
 	t.changed()
 	return nil
@@ -453,7 +476,10 @@ func (t *Tenant) RemoveMember(groupID, memberID string) error {
 	if g == nil {
 		return fmt.Errorf("%w: %s", ErrNoSuchGroup, groupID)
 	}
-	g.Members = slices.DeleteFunc(g.Members, func(x string) bool { return x == memberID })
+	if slices.Contains(g.Members, memberID) {
+		g.Members = slices.DeleteFunc(g.Members, func(x string) bool { return x == memberID })
+		t.memberChanged(g, memberID, false)
+	}
 	t.changed()
 	return nil
 }
@@ -473,11 +499,16 @@ func (t *Tenant) DeleteGroup(id string) error {
 	if t.groups[id] == nil {
 		return fmt.Errorf("%w: %s", ErrNoSuchGroup, id)
 	}
+	for _, gid := range t.groupOrder {
+		g := t.groups[gid]
+		if slices.Contains(g.Members, id) {
+			g.Members = slices.DeleteFunc(g.Members, func(x string) bool { return x == id })
+			t.memberChanged(g, id, false)
+		}
+	}
 	delete(t.groups, id)
 	t.groupOrder = slices.DeleteFunc(t.groupOrder, func(x string) bool { return x == id })
-	for _, g := range t.groups {
-		g.Members = slices.DeleteFunc(g.Members, func(x string) bool { return x == id })
-	}
+	t.gone(id, true)
 	t.changed()
 	return nil
 }
