@@ -105,23 +105,44 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 		return FetchResult{}, configError("profile %q: %v", rc.profile.Name, err)
 	}
 	st := &stager{a: a, rc: rc, src: src, invalid: invalid, groups: groups}
+	if ds, ok := src.Source.(provider.DeltaSource); ok {
+		st.delta = ds
+		if st.mode, err = a.runMode(ctx, rc); err != nil {
+			return FetchResult{}, err
+		}
+	}
 	scope := provider.Scope{GroupIDs: rc.cfg.Groups}
-	cur, err := parseFetchCursor(rc.run.FetchCursor)
-	if err != nil {
-		return FetchResult{}, err
+	cur := firstStage(st.delta != nil, st.mode)
+	if rc.run.FetchCursor != "" {
+		if cur, err = parseFetchCursor(rc.run.FetchCursor); err != nil {
+			return FetchResult{}, err
+		}
 	}
 	fetched := rc.run.Counts.Fetched
 	deadline := timeNow().Add(a.Budget)
-	restarted := false
+	restarted, fellBack := false, false
 	for {
 		page, next, err := st.fetchPage(ctx, cur, scope)
+		if errors.Is(err, provider.ErrStateExpired) && st.mode.Mode == directory.ModeDelta && !fellBack {
+			// The provider no longer has the state the changes were to be
+			// read from: read the whole source instead.
+			a.Logger.Warn("provider refused the saved delta state, falling back to a full sync", "run", rc.run.ID, "error", err)
+			if err := a.Store.FallBackToFull(ctx, rc.run.ID); err != nil {
+				return FetchResult{}, err
+			}
+			if st.mode, err = a.Store.RunMode(ctx, rc.run.ID); err != nil {
+				return FetchResult{}, err
+			}
+			cur, fetched, fellBack = firstStage(true, st.mode), 0, true
+			continue
+		}
 		if errors.Is(err, provider.ErrCursorExpired) && !restarted {
 			// The provider forgot our place: start over on a clean slate.
 			a.Logger.Warn("provider cursor expired, restarting fetch", "run", rc.run.ID)
 			if err := a.Store.ResetFetch(ctx, rc.run.ID); err != nil {
 				return FetchResult{}, err
 			}
-			cur, fetched, restarted = fetchCursor{Stage: stageUsers}, 0, true
+			cur, fetched, restarted = firstStage(st.delta != nil, st.mode), 0, true
 			continue
 		}
 		if err != nil {
@@ -165,6 +186,9 @@ func (s *stager) fetchPage(ctx context.Context, cur fetchCursor, scope provider.
 		switch {
 		case p.Next != "":
 			return page, &fetchCursor{Stage: stageUsers, Cursor: p.Next}, nil
+		case s.delta != nil:
+			// Groups and memberships come from the group graph.
+			return page, &fetchCursor{Stage: stageGraph}, nil
 		case s.groups.On() && !s.src.UserGroups:
 			return page, &fetchCursor{Stage: stageGroups}, nil
 		}
@@ -209,6 +233,9 @@ func (s *stager) fetchPage(ctx context.Context, cur fetchCursor, scope provider.
 		next, err := s.nextGroup(ctx, cur.Group, nil)
 		return page, next, err
 	}
+	if s.delta != nil {
+		return s.fetchDeltaPage(ctx, cur, scope)
+	}
 	return nil, nil, fmt.Errorf("bad fetch stage %q", cur.Stage)
 }
 
@@ -239,6 +266,10 @@ type stager struct {
 	invalid map[int]string // per CSV line, why the row is unusable (duplicates)
 	groups  *rules.GroupFilter
 	defHash string // bcrypt of the default password, made once per call
+	// delta is the source's change reading, when it has one, and mode how
+	// this run reads it.
+	delta provider.DeltaSource
+	mode  directory.RunMode
 }
 
 func (s *stager) stage(ctx context.Context, users []provider.User) (*directory.FetchedPage, error) {

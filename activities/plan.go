@@ -33,7 +33,9 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if msg := rules.LicenceExceeded(out.ActiveTotal, c.Created, c.Reenabled, c.Disabled, limit); msg != "" {
 		return PlanResult{Counts: c}, temporal.NewNonRetryableApplicationError(msg, ErrTypeLicence, nil)
 	}
-	guard := rules.Guard(c.Disabled, out.ActiveInDirectory, c.Fetched, rules.Limits{
+	// The guard's "no users at all" looks at the whole source: a delta
+	// run fetches only what changed, often nothing.
+	guard := rules.Guard(c.Disabled, out.ActiveInDirectory, out.SourceUsers, rules.Limits{
 		MaxDisables: rc.cfg.Safety.MaxDisables, MaxDisablePercent: rc.cfg.Safety.MaxDisablePercent})
 	return PlanResult{Counts: c, Guard: guard}, nil
 }

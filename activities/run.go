@@ -117,6 +117,13 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 	if err := a.Store.SetRunStatus(ctx, in.RunID, in.Status, phase, in.Error, time.Now()); err != nil {
 		return fmt.Errorf("finish run: %w", err)
 	}
+	// Only a succeeded run that applied what it read is a base for the
+	// next delta run; any other leaves the state as it was.
+	if in.Status == directory.RunSucceeded && !rc.run.DryRun {
+		if err := a.commit(ctx, in.RunID); err != nil {
+			return err
+		}
+	}
 	if err := a.Store.DropRunData(ctx, in.RunID); err != nil {
 		return fmt.Errorf("finish run: %w", err)
 	}

@@ -1,0 +1,249 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/provider"
+)
+
+// Incremental runs. A source that can read its changes (provider.DeltaSource:
+// Entra ID) is read in full only when it must be, and as the changes since
+// the last successful run otherwise:
+//
+//   - full when the directory has no sync state yet, when the state is
+//     older than FullSyncInterval, when the profile's scope, mapping or
+//     filters changed since (the state's fingerprint differs), and when the
+//     provider refuses the saved state (expired token): the run falls back
+//     by itself and starts over in full;
+//   - delta otherwise.
+//
+// Either way the group graph is read too (every group's direct members),
+// so that a later delta can tell who a change to a group moves.
+
+// FullSyncInterval is how long a sync state serves delta runs: Graph keeps
+// delta tokens for seven days, and a full run now and then also restores
+// what was changed by hand in the directory beyond a user's own record.
+const FullSyncInterval = 7 * 24 * time.Hour
+
+// Keys of the provider state a run saves.
+const (
+	stateUsers  = "users"
+	stateGroups = "groups"
+)
+
+// Fetch stages of a delta source, after stageUsers, stageGroups and
+// stageMembers of fetch.go.
+const (
+	stageState    = "state"    // full: the users' state of now, before reading them
+	stageGraph    = "graph"    // the group graph: all of it, or its changes
+	stageAncestry = "ancestry" // the graph's closure
+	stageChanges  = "changes"  // delta: the users changed since the saved state
+	stageResolve  = "resolve"  // delta: who the graph's changes move
+	stagePending  = "pending"  // delta: users moved into the scope, read by id
+	stageDerive   = "derive"   // kept groups and memberships from the graph
+)
+
+// pendingPage is how many users a pending page reads by id: five $batch
+// requests.
+const pendingPage = 100
+
+// fingerprint identifies the profile settings a sync state is valid for:
+// the source, the scope, the mapping and the filters. Anything else
+// (schedule, safety limits, the name) may change without a full run.
+func fingerprint(rc *runContext) string {
+	cfg := rc.cfg
+	groups := slices.Clone(cfg.Groups)
+	slices.Sort(groups)
+	v := map[string]any{
+		"provider": cfg.Provider, "groups": groups, "groupSync": cfg.GroupSync,
+		"attributeMap": cfg.AttributeMap, "orgChart": cfg.PopulateOrgChart,
+	}
+	if a := cfg.Azure; a != nil {
+		v["azure"] = []any{a.TenantID, a.ClientID, a.Cloud, a.GraphBaseURL, a.AuthorityURL, a.IncludeMailEnabledSecurityGroups, a.UsernameAttribute}
+	}
+	if o := cfg.Okta; o != nil {
+		v["okta"] = []any{o.OrgURL, o.AppID, o.UsernameAttribute}
+	}
+	b, _ := json.Marshal(v) //nolint:errchkjson // maps and slices of plain values
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// runMode fixes, on the first fetch of a run, whether it reads the source
+// in full or its changes; a resumed run keeps what its first fetch fixed.
+func (a *Activities) runMode(ctx context.Context, rc *runContext) (directory.RunMode, error) {
+	m, err := a.Store.RunMode(ctx, rc.run.ID)
+	if err != nil || m.Mode != "" {
+		return m, err
+	}
+	want := directory.RunMode{Mode: directory.ModeFull, Fingerprint: fingerprint(rc)}
+	st, err := a.Store.SyncState(ctx, rc.run.DirectoryKey)
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+	case err != nil:
+		return m, err
+	case st.Fingerprint != want.Fingerprint:
+		a.Logger.Info("full sync: the profile's scope, mapping or filters changed since the last run", "run", rc.run.ID)
+	case timeNow().Sub(st.FullAt) >= FullSyncInterval:
+		a.Logger.Info("full sync: the last full sync is older than the interval", "run", rc.run.ID, "lastFull", st.FullAt)
+	case st.SourceState[stateUsers] == "" || st.SourceState[stateGroups] == "":
+	default:
+		want.Mode, want.BaseRunID = directory.ModeDelta, st.SnapshotRunID
+	}
+	return a.Store.SetRunMode(ctx, rc.run.ID, want)
+}
+
+// firstStage is where the fetch of a run starts.
+func firstStage(delta bool, m directory.RunMode) fetchCursor {
+	switch {
+	case !delta:
+		return fetchCursor{Stage: stageUsers}
+	case m.Mode == directory.ModeDelta:
+		return fetchCursor{Stage: stageGraph}
+	}
+	return fetchCursor{Stage: stageState}
+}
+
+// fetchDeltaPage reads one page of a delta source's own stages.
+func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope provider.Scope) (*directory.FetchedPage, *fetchCursor, error) {
+	src := s.delta
+	delta := s.mode.Mode == directory.ModeDelta
+	page := &directory.FetchedPage{}
+	switch cur.Stage {
+	case stageState:
+		st, err := src.LatestUserState(ctx)
+		if err != nil {
+			return nil, nil, providerError{err}
+		}
+		page.SourceState = map[string]string{stateUsers: st}
+		return page, &fetchCursor{Stage: stageUsers}, nil
+	case stageGraph:
+		from := ""
+		if delta {
+			from = s.mode.From[stateGroups]
+		}
+		p, err := src.GroupChanges(ctx, from, cur.Cursor)
+		if err != nil {
+			return nil, nil, providerError{err}
+		}
+		for _, g := range p.Items {
+			if g.Removed {
+				page.GraphGroups = append(page.GraphGroups, directory.GraphGroup{ExternalID: g.Group.ID, Removed: true})
+				continue
+			}
+			if g.HasProperties {
+				page.GraphGroups = append(page.GraphGroups, directory.GraphGroup{ExternalID: g.Group.ID, Name: g.Group.Name,
+					Kept: g.Eligible && s.groups.Match(g.Group.Name)})
+			}
+			for _, m := range g.Members {
+				page.GraphEdges = append(page.GraphEdges, directory.GraphEdge{GroupExternalID: g.Group.ID, MemberExternalID: m.ID,
+					MemberIsGroup: m.IsGroup, Removed: m.Removed})
+			}
+		}
+		if p.Next != "" {
+			return page, &fetchCursor{Stage: stageGraph, Cursor: p.Next}, nil
+		}
+		page.SourceState = map[string]string{stateGroups: p.State}
+		return page, &fetchCursor{Stage: stageAncestry}, nil
+	case stageAncestry:
+		if err := s.a.Store.BuildAncestry(ctx, s.rc.run.ID); err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case delta:
+			return page, &fetchCursor{Stage: stageChanges}, nil
+		case s.groups.On():
+			return page, &fetchCursor{Stage: stageDerive}, nil
+		}
+		return page, nil, nil
+	case stageChanges:
+		p, err := src.UserChanges(ctx, s.mode.From[stateUsers], cur.Cursor)
+		if err != nil {
+			return nil, nil, providerError{err}
+		}
+		var changed []provider.User
+		for _, c := range p.Items {
+			if c.Removed {
+				page.Removals = append(page.Removals, directory.Removal{ExternalID: c.User.ExternalID, Reason: "deleted in the provider"})
+				continue
+			}
+			changed = append(changed, c.User)
+		}
+		// A change to a user outside the scope is none of this profile's.
+		ids := make([]string, 0, len(changed))
+		for _, u := range changed {
+			ids = append(ids, u.ExternalID)
+		}
+		in, err := s.a.Store.InScope(ctx, s.rc.run.ID, scope.GroupIDs, ids)
+		if err != nil {
+			return nil, nil, err
+		}
+		changed = slices.DeleteFunc(changed, func(u provider.User) bool { return !in[u.ExternalID] })
+		staged, err := s.stage(ctx, changed)
+		if err != nil {
+			return nil, nil, err
+		}
+		staged.Removals = page.Removals
+		if p.Next != "" {
+			return staged, &fetchCursor{Stage: stageChanges, Cursor: p.Next}, nil
+		}
+		staged.SourceState = map[string]string{stateUsers: p.State}
+		return staged, &fetchCursor{Stage: stageResolve}, nil
+	case stageResolve:
+		if err := s.a.Store.ResolveDelta(ctx, s.rc.run.ID, directory.ResolveInput{Selected: scope.GroupIDs, GroupSync: s.groups.On()}); err != nil {
+			return nil, nil, err
+		}
+		return page, &fetchCursor{Stage: stagePending}, nil
+	case stagePending:
+		ids, err := s.a.Store.NextPending(ctx, s.rc.run.ID, cur.Cursor, pendingPage)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(ids) > 0 {
+			users, err := src.UsersByID(ctx, ids)
+			if err != nil {
+				return nil, nil, providerError{err}
+			}
+			if page, err = s.stage(ctx, users); err != nil {
+				return nil, nil, err
+			}
+		}
+		if len(ids) == pendingPage {
+			return page, &fetchCursor{Stage: stagePending, Cursor: ids[len(ids)-1]}, nil
+		}
+		if s.groups.On() {
+			return page, &fetchCursor{Stage: stageDerive}, nil
+		}
+		return page, nil, nil
+	case stageDerive:
+		if err := s.a.Store.DeriveGroups(ctx, s.rc.run.ID); err != nil {
+			return nil, nil, err
+		}
+		return page, nil, nil
+	}
+	return nil, nil, fmt.Errorf("bad fetch stage %q", cur.Stage)
+}
+
+// commit makes a succeeded run of a delta source the base of the next
+// delta run.
+func (a *Activities) commit(ctx context.Context, runID string) error {
+	m, err := a.Store.RunMode(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("finish run: %w", err)
+	}
+	if m.Mode == "" {
+		return nil
+	}
+	if err := a.Store.CommitRun(ctx, runID); err != nil {
+		return fmt.Errorf("finish run: %w", err)
+	}
+	return nil
+}
