@@ -16,7 +16,7 @@ all: build
 help:
 	@echo "make run    build and start Temporal dev server + usersync dev (API on :8080, UI on :8233)"
 	@echo "make test   run all tests (needs Postgres on 127.0.0.1:5432 and bin/temporal)"
-	@echo "make bench  run the benchmarks"
+	@echo "make bench  end-to-end benchmark (SIZES=10000,100000 by default) into bench/results"
 	@echo "make fuzz   run each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make build  build bin/usersync"
 	@echo "make tools  build bin/temporal ($(TEMPORAL_VERSION))"
@@ -47,8 +47,13 @@ run: build tools
 test: tools
 	$(GO) test -count=1 -p 2 -timeout 25m ./...
 
-bench: tools
-	$(GO) test -run XXX -bench . ./...
+## bench: `usersync bench`: full, unchanged and incremental syncs of
+## simulated Entra ID tenants of SIZES users through Temporal into
+## PostgreSQL (DATABASE_URL, else the local server: a throwaway database),
+## beside a raw baseline; the report goes to bench/results/<date>.md and .png.
+SIZES ?= 10000,100000
+bench: build tools
+	$(BIN)/usersync bench --sizes $(SIZES) --temporal-cli $(BIN)/temporal
 
 ## fuzz: each fuzz target in turn (go test -fuzz takes one target and one
 ## package at a time). Their seed corpora (testdata/fuzz) run in `make test`;

@@ -114,17 +114,19 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 	if in.Status == directory.RunSucceeded {
 		phase = directory.PhaseDone
 	}
-	if err := a.Store.SetRunStatus(ctx, in.RunID, in.Status, phase, in.Error, time.Now()); err != nil {
-		return fmt.Errorf("finish run: %w", err)
-	}
 	// Only a succeeded run that applied what it read is a base for the
-	// next delta run; any other leaves the state as it was.
+	// next delta run; any other leaves the state as it was. Both steps
+	// come before the final status, so that a run shows as ended only
+	// once its work is put away (a retry repeats them harmlessly).
 	if in.Status == directory.RunSucceeded && !rc.run.DryRun {
 		if err := a.commit(ctx, in.RunID); err != nil {
 			return err
 		}
 	}
 	if err := a.Store.DropRunData(ctx, in.RunID); err != nil {
+		return fmt.Errorf("finish run: %w", err)
+	}
+	if err := a.Store.SetRunStatus(ctx, in.RunID, in.Status, phase, in.Error, time.Now()); err != nil {
 		return fmt.Errorf("finish run: %w", err)
 	}
 	if rc.cfg.CSV != nil && rc.cfg.CSV.Source != "document" && rc.run.SourceDocumentID != "" {
