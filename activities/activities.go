@@ -40,7 +40,9 @@ type Deps struct {
 	Budget time.Duration
 	// PageSize is the provider page size where the provider lets us choose.
 	PageSize int
-	// BatchSize is the number of objects per apply transaction (default 1000).
+	// BatchSize is the number of objects per apply transaction (default
+	// 5000: each transaction also writes a ledger and an audit row per
+	// change, and fewer, larger ones apply a large tenant markedly faster).
 	BatchSize int
 	// BcryptCost hashes CSV passwords (default bcrypt.DefaultCost).
 	BcryptCost int
@@ -60,7 +62,7 @@ func New(d Deps) *Activities {
 		d.Budget = 20 * time.Second
 	}
 	if d.BatchSize <= 0 {
-		d.BatchSize = 1000
+		d.BatchSize = 5000
 	}
 	return &Activities{Deps: d}
 }

@@ -479,8 +479,8 @@ WHERE p.run_id = ? AND p.action IN `+syncedActions+`
 		GroupName string `db:"group_name"`
 	}
 	if err := s.sel(ctx, tx, &rows, `SELECT user_id, group_id, op, username, group_name FROM sync_plan_members
-WHERE run_id = ? AND (user_id > ? OR (user_id = ? AND group_id > ?)) ORDER BY user_id, group_id LIMIT ?`,
-		st.runID, cu, cu, cg, st.in.BatchSize); err != nil {
+WHERE run_id = ? AND (user_id, group_id) > (?, ?) ORDER BY user_id, group_id LIMIT ?`,
+		st.runID, cu, cg, st.in.BatchSize); err != nil {
 		return "", false, err
 	}
 	if len(rows) == 0 {
@@ -488,9 +488,10 @@ WHERE run_id = ? AND (user_id > ? OR (user_id = ? AND group_id > ?)) ORDER BY us
 	}
 	last := rows[len(rows)-1]
 	hu, hg := last.UserID, last.GroupID
-	const batch = `w.run_id = ? AND (w.user_id > ? OR (w.user_id = ? AND w.group_id > ?))
-  AND (w.user_id < ? OR (w.user_id = ? AND w.group_id <= ?))`
-	bargs := []any{st.runID, cu, cu, cg, hu, hu, hg}
+	// Row-value comparisons: the primary key's range, which an OR of
+	// column comparisons would make a scan of the whole set per batch.
+	const batch = `w.run_id = ? AND (w.user_id, w.group_id) > (?, ?) AND (w.user_id, w.group_id) <= (?, ?)`
+	bargs := []any{st.runID, cu, cg, hu, hg}
 	if _, err := s.exec(ctx, tx, `INSERT INTO group_members (group_id, user_id, created_at)
 SELECT w.group_id, w.user_id, ? FROM sync_plan_members w WHERE w.op = 'add' AND `+batch+`
 ON CONFLICT DO NOTHING`, append([]any{st.at}, bargs...)...); err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	abstractions "github.com/microsoft/kiota-abstractions-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
@@ -78,19 +79,26 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 		gid := sel[idx]
 		b := s.client.Groups().ByGroupId(gid).TransitiveMembers().GraphUser()
 		var (
-			resp models.UserCollectionResponseable
-			err  error
+			ri  *abstractions.RequestInformation
+			err error
 		)
 		kind := firstPage
 		if cur.Next != "" {
 			kind = nextPage
-			resp, err = b.WithUrl(cur.Next).Get(ctx, nil)
+			ri, err = b.WithUrl(cur.Next).ToGetRequestInformation(ctx, nil)
 		} else {
 			top := s.pageSize
-			resp, err = b.Get(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{
+			ri, err = b.ToGetRequestInformation(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{
 				QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{
 					Select: s.listSelect, Expand: managerExpand, Top: &top}})
 		}
+		if err != nil {
+			return provider.Page[provider.User]{}, fmt.Errorf("azure: the members of group %s: %w", gid, err)
+		}
+		// The lean path (lean.go): bytes through the SDK's adapter,
+		// decoded by encoding/json.
+		var raw any
+		raw, err = s.adapter.SendPrimitive(ctx, ri, "[]byte", graphErrors)
 		if err != nil {
 			if f, ok := asGraphFailure(err); ok && f.status == http.StatusNotFound && f.code == "Request_ResourceNotFound" {
 				s.log.Warn("a group selected on the profile no longer exists in Entra ID: its members are not synced; remove it from the profile",
@@ -99,10 +107,16 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 			}
 			return provider.Page[provider.User]{}, s.graphError(ctx, err, "the members of group "+gid, kind)
 		}
-		if resp == nil {
+		body, _ := raw.([]byte)
+		if len(body) == 0 {
 			return provider.Page[provider.User]{}, errEmptyAnswer("the members of group " + gid)
 		}
-		users := s.mapUsers(resp.GetValue())
+		nextLink, page, err := decodeUsers(body)
+		if err != nil {
+			return provider.Page[provider.User]{}, &provider.InvalidDataError{Object: "Microsoft Graph answer to the members of group " + gid,
+				Reason: err.Error()}
+		}
+		users := s.mapUsers(page)
 		if len(s.perUserAttrs) > 0 && len(users) > 0 {
 			if err := s.fillPerUser(ctx, users); err != nil {
 				return provider.Page[provider.User]{}, err
@@ -110,8 +124,8 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 		}
 		var next string
 		switch {
-		case deref(resp.GetOdataNextLink()) != "":
-			next = usersCursor{Group: gid, Next: *resp.GetOdataNextLink()}.encode()
+		case nextLink != "":
+			next = usersCursor{Group: gid, Next: nextLink}.encode()
 		case idx+1 < len(sel):
 			next = usersCursor{Group: sel[idx+1]}.encode()
 		}
