@@ -225,24 +225,33 @@ func (e *env) measure(ctx context.Context, w *worker, p *directory.Profile, labe
 }
 
 // rowsWritten is the rows Postgres counted inserted, updated or deleted in
-// the database's tables. Backends report their counts a moment after
-// their transactions, so it waits until two readings a second apart agree.
+// the database's tables. A backend that reported within the last second
+// holds its next counts for up to ten seconds once idle (PostgreSQL 15's
+// PGSTAT_IDLE_INTERVAL), so a reading is taken as final once it holds for
+// longer than that.
 func (e *env) rowsWritten(ctx context.Context) (int64, error) {
-	var last int64 = -1
-	for i := 0; i < 20; i++ {
+	read := func() (int64, error) {
 		var n int64
 		if err := e.db.GetContext(ctx, &n, `SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables`); err != nil {
 			return 0, fmt.Errorf("row counts: %w", err)
 		}
-		if n == last {
-			return n, nil
-		}
-		last = n
+		return n, nil
+	}
+	last, err := read()
+	if err != nil {
+		return 0, err
+	}
+	for range 6 {
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(11 * time.Second):
 		}
+		n, err := read()
+		if err != nil || n == last {
+			return n, err
+		}
+		last = n
 	}
 	return last, nil
 }
