@@ -193,13 +193,22 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, t *Tenant, 
 	if transitive {
 		members = t.transitive(gid)
 	}
-	var ids []string
-	for _, id := range members {
-		_, isUser := t.users[id]
-		_, isGroup := t.groups[id]
-		if (typ == userObjects && isUser) || (typ == groupObjects && isGroup) || (typ == directoryObjects && (isUser || isGroup)) {
-			ids = append(ids, id)
+	// Every page of a listing filters the same members: at a million
+	// users, once per listing rather than once per page.
+	key := fmt.Sprintf("%s|%t|%d", gid, transitive, typ)
+	ids, cached := t.listed[key]
+	if !cached {
+		for _, id := range members {
+			_, isUser := t.users[id]
+			_, isGroup := t.groups[id]
+			if (typ == userObjects && isUser) || (typ == groupObjects && isGroup) || (typ == directoryObjects && (isUser || isGroup)) {
+				ids = append(ids, id)
+			}
 		}
+		if t.listed == nil {
+			t.listed = map[string][]string{}
+		}
+		t.listed[key] = ids
 	}
 	s.writePage(w, r, t, q, ids, typ, baseURL(r)+"/$metadata#"+context)
 }

@@ -121,6 +121,7 @@ type Tenant struct {
 	groups     map[string]*Group
 	groupOrder []string
 	trans      map[string][]string // transitive members by group, dropped on every change
+	listed     map[string][]string // members a listing shows, by group, depth and type; dropped likewise
 
 	// Change tracking for delta queries (delta.go): the last change's
 	// number, the log of changes, and deleted objects by their deletion's
@@ -314,7 +315,7 @@ func (t *Tenant) addGroup(name string, kind GroupKind) *Group {
 }
 
 // changed drops what was derived from the data.
-func (t *Tenant) changed() { t.trans = nil }
+func (t *Tenant) changed() { t.trans, t.listed = nil, nil }
 
 // Errors of the mutation API.
 var (
