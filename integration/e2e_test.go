@@ -2,28 +2,15 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/directory/dbtest"
-	"github.com/usersync/usersync/internal/testenv"
-	"github.com/usersync/usersync/schema"
-	"github.com/usersync/usersync/secret"
-	"github.com/usersync/usersync/worker"
-	"github.com/usersync/usersync/workflows"
 )
 
 // apiClient talks to the API as a script would.
@@ -135,30 +122,7 @@ func (c *apiClient) users() map[string]userView {
 // a CSV, create a profile, sync, read users; change the CSV and sync again,
 // and see updates, disables and re-enables in users, runs and audit.
 func TestEndToEndThroughTheAPI(t *testing.T) {
-	ctx := context.Background()
-	db, err := directory.OpenDB(ctx, dbtest.URL(t, schema.Postgres))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	store := directory.NewSQLStore(db)
-	box, _ := secret.NewBox(secret.GenerateKey())
-	tmp := testenv.StartDevServer(t)
-	queue := "e2e-" + uuid.NewString()[:8]
-	acts := activities.New(activities.Deps{Store: store, Box: box, PageSize: 2, BcryptCost: 4, PageDelay: 150 * time.Millisecond})
-	w := worker.New(tmp.Client, queue, acts, worker.Options{})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: queue, Namespace: "default", UIBaseURL: "http://localhost:8233", Store: store}
-	srv := httptest.NewServer(api.New(api.Options{Store: store, Runner: wf, Box: box, Token: "e2e-token",
-		Tester: acts.TestConnection}))
-	defer srv.Close()
-	c := &apiClient{t: t, base: srv.URL + "/api/v1", token: "e2e-token"}
+	c := newStack(t, 150*time.Millisecond).api
 
 	csv1 := "username,firstName,lastName,email,manager,groups\n" +
 		"ann,Ann,Archer,ann@example.com,,Staff;Intranet Editors\n" +
@@ -301,5 +265,4 @@ func TestEndToEndThroughTheAPI(t *testing.T) {
 			t.Errorf("%s disabled by a cancelled run", name)
 		}
 	}
-	fmt.Fprintln(io.Discard, prof.DirectoryKey)
 }

@@ -56,7 +56,8 @@ func newStack(t *testing.T, pageDelay time.Duration) *stack {
 	t.Cleanup(w.Stop)
 	wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: queue, Namespace: "default",
 		UIBaseURL: "http://localhost:8233", Store: store}
-	srv := httptest.NewServer(api.New(api.Options{Store: store, Runner: wf, Box: box, Token: "it-token"}))
+	srv := httptest.NewServer(api.New(api.Options{Store: store, Runner: wf, Box: box, Token: "it-token",
+		Tester: acts.TestConnection}))
 	t.Cleanup(srv.Close)
 	return &stack{api: &apiClient{t: t, base: srv.URL + "/api/v1", token: "it-token"}, store: store, tmp: tmp, client: wf}
 }
