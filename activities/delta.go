@@ -15,7 +15,7 @@ import (
 )
 
 // Incremental runs. A source that can read its changes (provider.DeltaSource:
-// Entra ID) is read in full only when it must be, and as the changes since
+// Entra ID, Okta) is read in full only when it must be, and as the changes since
 // the last successful run otherwise:
 //
 //   - full when the directory has no sync state yet, when the state is

@@ -65,6 +65,8 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 			"status": "ACTIVE", "signOnMode": "OPENID_CONNECT", "created": epoch.Format(timeLayout), "lastUpdated": epoch.Format(timeLayout)})
 	case len(parts) == 3 && parts[0] == "apps" && parts[2] == "groups":
 		s.appGroups(w, r, parts[1])
+	case len(parts) == 1 && parts[0] == "logs":
+		s.listLogs(w, r)
 	default:
 		s.notFound(w, r.URL.Path, "Resource")
 	}

@@ -225,6 +225,7 @@ func (s *Server) AddToGroup(groupID, userID string) error {
 	var added bool
 	if g.members, added = insertSorted(g.members, u.id); added {
 		g.lastMembershipUpdated = s.touch()
+		s.logLocked(EventMembershipAdd, userTarget(u), groupTarget(g))
 	}
 	return nil
 }
@@ -244,6 +245,7 @@ func (s *Server) RemoveFromGroup(groupID, userID string) error {
 	var removed bool
 	if g.members, removed = removeSorted(g.members, u.id); removed {
 		g.lastMembershipUpdated = s.touch()
+		s.logLocked(EventMembershipRemove, userTarget(u), groupTarget(g))
 	}
 	return nil
 }
@@ -294,6 +296,7 @@ func (s *Server) AddUser(profile map[string]any, status string, groupIDs ...stri
 		if g.typ == GroupBuiltIn || contains(groupIDs, gid) {
 			g.members, _ = insertSorted(g.members, u.id)
 			g.lastMembershipUpdated = now
+			s.logLocked(EventMembershipAdd, userTarget(u), groupTarget(g))
 		}
 	}
 	return u.id, nil
@@ -311,9 +314,12 @@ func (s *Server) DeleteUser(id string) error {
 	login, _ := u.profile["login"].(string)
 	delete(s.org.logins, strings.ToLower(login))
 	s.org.userIDs, _ = removeSorted(s.org.userIDs, u.id)
+	// Okta logs the deletion, not the memberships it ends, and the
+	// groups' lastMembershipUpdated does not move.
 	for _, g := range s.org.groups {
 		g.members, _ = removeSorted(g.members, u.id)
 	}
+	s.logLocked(EventUserDeleted, userTarget(u))
 	return nil
 }
 
@@ -333,9 +339,11 @@ func (s *Server) AddGroup(name, description string) string {
 func (s *Server) DeleteGroup(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.group(id); err != nil {
+	g, err := s.group(id)
+	if err != nil {
 		return err
 	}
+	s.logLocked(EventGroupDeleted, groupTarget(g))
 	delete(s.org.groups, id)
 	s.org.groupID, _ = removeSorted(s.org.groupID, id)
 	s.org.appGroups, _ = removeSorted(s.org.appGroups, id)

@@ -47,7 +47,7 @@ const (
 )
 
 // DefaultRateLimits are the per-minute budgets of an Okta org (PROVIDERS.md).
-var DefaultRateLimits = map[string]int{FamilyUsers: 600, FamilyGroups: 500, FamilyApps: 100, FamilyToken: 600}
+var DefaultRateLimits = map[string]int{FamilyUsers: 600, FamilyGroups: 500, FamilyApps: 100, FamilyToken: 600, FamilyLogs: 120}
 
 // OAuth scopes the simulator knows, and what each endpoint family needs.
 const (
@@ -59,7 +59,7 @@ const (
 )
 
 var (
-	familyScope = map[string]string{FamilyUsers: ScopeUsersRead, FamilyGroups: ScopeGroupsRead, FamilyApps: ScopeAppsRead}
+	familyScope = map[string]string{FamilyUsers: ScopeUsersRead, FamilyGroups: ScopeGroupsRead, FamilyApps: ScopeAppsRead, FamilyLogs: ScopeLogsRead}
 	manageScope = map[string]string{FamilyUsers: ScopeUsersManage, FamilyGroups: ScopeGroupsManage, FamilyApps: "okta.apps.manage"}
 )
 
@@ -123,6 +123,8 @@ type Server struct {
 	requests   map[string]int
 	throttled  map[string]int
 	nextReqID  int
+	events     []logEvent // the System Log, oldest first
+	nextEvent  int
 }
 
 type bucket struct {
@@ -300,6 +302,8 @@ func family(path string) string {
 		return FamilyGroups
 	case strings.HasPrefix(path, "/api/v1/apps"):
 		return FamilyApps
+	case strings.HasPrefix(path, "/api/v1/logs"):
+		return FamilyLogs
 	}
 	return "other"
 }
@@ -414,7 +418,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need string, 
 	case strings.HasPrefix(h, "SSWS "):
 		scopes, known = s.tokens[strings.TrimPrefix(h, "SSWS ")]
 		if known && scopes == nil {
-			scopes = []string{ScopeUsersRead, ScopeGroupsRead, ScopeAppsRead, ScopeUsersManage, ScopeGroupsManage}
+			scopes = []string{ScopeUsersRead, ScopeGroupsRead, ScopeAppsRead, ScopeLogsRead, ScopeUsersManage, ScopeGroupsManage}
 		}
 	case strings.HasPrefix(h, "Bearer "):
 		bearer = true

@@ -1,0 +1,428 @@
+package okta
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/okta/okta-sdk-golang/v2/okta"
+	"github.com/okta/okta-sdk-golang/v2/okta/query"
+
+	"github.com/usersync/usersync/provider"
+)
+
+// Incremental reads (provider.DeltaSource). Okta has no delta query, so a
+// state is a time, and a round reads what changed since:
+//
+//   - users: /api/v1/users?filter=lastUpdated gt "<state>", which, being
+//     filtered, includes DEPROVISIONED users (so deactivations are seen),
+//     and the System Log's user.lifecycle.delete.completed for deletions;
+//   - groups: /api/v1/groups?filter=lastUpdated gt "<state>" for their
+//     properties, and the System Log's group.user_membership.add and
+//     .remove for their members. A group's lastMembershipUpdated says that
+//     its membership changed but not who left, and the engine needs every
+//     membership that ended to know who left the scope; re-reading the
+//     members of such a group would need the old member list, which only
+//     the engine's snapshot has.
+//
+// A state is taken when a round starts, deltaSkew early: Okta's
+// lastUpdated and its System Log are eventually consistent, and a change
+// read twice is applied twice to the same effect (log events are read
+// oldest first, so the last word on a membership wins).
+
+var _ provider.DeltaSource = (*Source)(nil)
+
+const (
+	deltaSkew = 2 * time.Minute
+	// logRetention is how long Okta keeps System Log events: a state older
+	// than that would miss memberships that ended.
+	logRetention = 90 * 24 * time.Hour
+	oktaTime     = "2006-01-02T15:04:05.000Z"
+	// ScopeLogsRead is the scope a service app needs for incremental sync;
+	// without it every run reads the org in full.
+	ScopeLogsRead = "okta.logs.read"
+
+	usersMaxLimit = 200
+	logsLimit     = 1000
+	idsPerFilter  = 20
+
+	eventMembershipAdd    = "group.user_membership.add"
+	eventMembershipRemove = "group.user_membership.remove"
+	eventUserDeleted      = "user.lifecycle.delete.completed"
+	eventGroupDeleted     = "group.lifecycle.delete"
+)
+
+var timeNow = time.Now
+
+// Phases of a round, kept in its cursor.
+const (
+	phaseAppGroups = iota // app mode: the ids of the groups assigned to the app
+	phaseGroups           // a page of groups: their properties
+	phaseMembers          // full graph: the members of the page's groups
+	phaseLog              // delta: the System Log
+	phaseUsers            // the users changed
+)
+
+// deltaCursor is where a round is; Until is when it started, the upper
+// bound of its log reads and, deltaSkew early, the state it hands out.
+type deltaCursor struct {
+	Until  string   `json:"u"`
+	Phase  int      `json:"p,omitempty"`
+	After  string   `json:"a,omitempty"`
+	Groups []string `json:"g,omitempty"`   // full graph: the groups whose members are still to read
+	Next   string   `json:"n,omitempty"`   // the group listing's cursor after the current page
+	Done   bool     `json:"d,omitempty"`   // the group listing is read
+	App    []string `json:"app,omitempty"` // app mode: the assigned groups, sorted
+}
+
+func (c deltaCursor) encode() provider.Cursor {
+	b, _ := json.Marshal(c) //nolint:errchkjson // plain struct
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeDeltaCursor(c provider.Cursor) (deltaCursor, error) {
+	var d deltaCursor
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		err = json.Unmarshal(b, &d)
+	}
+	if err == nil {
+		_, err = time.Parse(time.RFC3339Nano, d.Until)
+	}
+	if err != nil {
+		return d, fmt.Errorf("okta: change cursor cannot be read: %w", provider.ErrCursorExpired)
+	}
+	return d, nil
+}
+
+// startRound is the cursor of a round's first page.
+func startRound(c provider.Cursor, first int) (deltaCursor, error) {
+	if c != "" {
+		return decodeDeltaCursor(c)
+	}
+	// The log's until is exclusive and to the millisecond: an event of
+	// this very millisecond is read now rather than by the next round.
+	until := timeNow().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
+	return deltaCursor{Until: until.Format(oktaTime), Phase: first}, nil
+}
+
+// stateOf is the state a round that started at until hands out.
+func stateOf(until string) string {
+	t, _ := time.Parse(time.RFC3339Nano, until)
+	return t.Add(-deltaSkew).UTC().Format(oktaTime)
+}
+
+func parseState(state string) (string, error) {
+	t, err := time.Parse(time.RFC3339Nano, state)
+	if err != nil {
+		return "", fmt.Errorf("okta: %w: saved change state %q is not a time", provider.ErrStateExpired, state)
+	}
+	if timeNow().Sub(t) > logRetention {
+		return "", fmt.Errorf("okta: %w: saved change state %s is older than the System Log's retention", provider.ErrStateExpired, state)
+	}
+	return t.UTC().Format(oktaTime), nil
+}
+
+// LatestUserState implements provider.DeltaSource: now, deltaSkew early.
+func (s *Source) LatestUserState(context.Context) (string, error) {
+	return stateOf(timeNow().UTC().Format(oktaTime)), nil
+}
+
+// UserChanges implements provider.DeltaSource: the users whose lastUpdated
+// is after state, then the users deleted since.
+func (s *Source) UserChanges(ctx context.Context, state string, c provider.Cursor) (provider.ChangePage[provider.UserChange], error) {
+	var page provider.ChangePage[provider.UserChange]
+	since, err := parseState(state)
+	if err != nil {
+		return page, err
+	}
+	cur, err := startRound(c, phaseUsers)
+	if err != nil {
+		return page, err
+	}
+	if cur.Phase == phaseUsers {
+		tctx, tr := withTrace(ctx)
+		users, resp, err := s.client.User.ListUsers(tctx, &query.Params{Filter: `lastUpdated gt "` + since + `"`,
+			Limit: int64(min(s.pageSize, usersMaxLimit)), After: cur.After})
+		if err := s.check(tctx, tr, resp, err, "list the users changed since "+since, cur.After); err != nil {
+			return page, err
+		}
+		for _, u := range users {
+			// STAGED users are not created (see statusActive); activation
+			// updates lastUpdated, so they come back then.
+			if u != nil && u.Status != statusStaged {
+				page.Items = append(page.Items, provider.UserChange{User: s.mapUser(u)})
+			}
+		}
+		next, err := nextAfter(resp)
+		if err != nil {
+			return page, err
+		}
+		cur.After = next
+		if next == "" {
+			cur.Phase = phaseLog
+		}
+		page.Next = cur.encode()
+		return page, nil
+	}
+	events, next, err := s.logEvents(ctx, since, cur, `eventType eq "`+eventUserDeleted+`"`)
+	if err != nil {
+		return page, err
+	}
+	for _, e := range events {
+		if id := target(e, "User"); id != "" {
+			page.Items = append(page.Items, provider.UserChange{User: provider.User{ExternalID: id}, Removed: true})
+		}
+	}
+	if next != "" {
+		cur.After = next
+		page.Next = cur.encode()
+		return page, nil
+	}
+	page.State = stateOf(cur.Until)
+	return page, nil
+}
+
+// GroupChanges implements provider.DeltaSource. From state "" it lists
+// every group of the org (the scope may select a group the app is not
+// assigned) with all its direct members, STAGED ones included: a STAGED
+// user's activation must find it in scope. Eligible is what Groups lists:
+// the app's groups with an app, else every group.
+func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Cursor) (provider.ChangePage[provider.GroupChange], error) {
+	var page provider.ChangePage[provider.GroupChange]
+	since := ""
+	if state != "" {
+		var err error
+		if since, err = parseState(state); err != nil {
+			return page, err
+		}
+	}
+	first := phaseGroups
+	if s.appID != "" {
+		first = phaseAppGroups
+	}
+	cur, err := startRound(c, first)
+	if err != nil {
+		return page, err
+	}
+	switch cur.Phase {
+	case phaseAppGroups:
+		tctx, tr := withTrace(ctx)
+		assigned, resp, err := s.client.Application.ListApplicationGroupAssignments(tctx, url.PathEscape(s.appID),
+			&query.Params{Limit: groupPageSize, After: cur.After})
+		if err := s.check(tctx, tr, resp, err, "list the groups assigned to app "+s.appID+" (okta.appId)", cur.After); err != nil {
+			return page, err
+		}
+		for _, a := range assigned {
+			if a != nil && a.Id != "" {
+				cur.App = append(cur.App, a.Id)
+			}
+		}
+		next, err := nextAfter(resp)
+		if err != nil {
+			return page, err
+		}
+		cur.After = next
+		if next == "" {
+			slices.Sort(cur.App)
+			cur.Phase = phaseGroups
+		}
+	case phaseGroups:
+		params := &query.Params{Limit: groupPageSize, After: cur.Next}
+		what := "list groups"
+		if since != "" {
+			params.Filter = `lastUpdated gt "` + since + `"`
+			what = "list the groups changed since " + since
+		}
+		tctx, tr := withTrace(ctx)
+		groups, resp, err := s.client.Group.ListGroups(tctx, params)
+		if err := s.check(tctx, tr, resp, err, what, cur.Next); err != nil {
+			return page, err
+		}
+		cur.Groups = cur.Groups[:0]
+		for _, g := range groups {
+			if g == nil || g.Id == "" {
+				continue
+			}
+			_, assigned := slices.BinarySearch(cur.App, g.Id)
+			page.Items = append(page.Items, provider.GroupChange{Group: mapGroup(g), HasProperties: true,
+				Eligible: s.appID == "" || assigned})
+			cur.Groups = append(cur.Groups, g.Id)
+		}
+		next, err := nextAfter(resp)
+		if err != nil {
+			return page, err
+		}
+		cur.Next, cur.Done, cur.After = next, next == "", ""
+		switch {
+		case since != "" && next == "":
+			cur.Phase, cur.Groups = phaseLog, nil
+		case since != "":
+			cur.Groups = nil
+		case len(cur.Groups) > 0:
+			cur.Phase = phaseMembers
+		case next == "":
+			page.State = stateOf(cur.Until)
+			return page, nil
+		}
+	case phaseMembers:
+		if len(cur.Groups) == 0 {
+			return page, fmt.Errorf("okta: group graph cursor without groups: %w", provider.ErrCursorExpired)
+		}
+		gid := cur.Groups[0]
+		users, next, err := s.groupUsers(ctx, gid, cur.After)
+		var gone *objectNotFound
+		switch {
+		case errors.As(err, &gone) && cur.After == "":
+			// Deleted since the group page was read.
+			page.Items = append(page.Items, provider.GroupChange{Group: provider.Group{ID: gid}, Removed: true})
+		case err != nil:
+			return page, err
+		default:
+			gc := provider.GroupChange{Group: provider.Group{ID: gid}, Members: make([]provider.MemberChange, 0, len(users))}
+			for _, u := range users {
+				if u != nil && u.Id != "" {
+					gc.Members = append(gc.Members, provider.MemberChange{ID: u.Id})
+				}
+			}
+			page.Items = append(page.Items, gc)
+		}
+		cur.After = next
+		if next == "" {
+			cur.Groups = cur.Groups[1:]
+		}
+		switch {
+		case len(cur.Groups) > 0:
+		case cur.Done:
+			page.State = stateOf(cur.Until)
+			return page, nil
+		default:
+			cur.Phase, cur.Groups = phaseGroups, nil
+		}
+	case phaseLog:
+		if since == "" {
+			return page, fmt.Errorf("okta: group graph cursor of a change round: %w", provider.ErrCursorExpired)
+		}
+		events, next, err := s.logEvents(ctx, since, cur, `eventType eq "`+eventMembershipAdd+`" or eventType eq "`+
+			eventMembershipRemove+`" or eventType eq "`+eventGroupDeleted+`"`)
+		if err != nil {
+			return page, err
+		}
+		page.Items = membershipChanges(events)
+		if next == "" {
+			page.State = stateOf(cur.Until)
+			return page, nil
+		}
+		cur.After = next
+	default:
+		return page, fmt.Errorf("okta: group graph cursor in phase %d: %w", cur.Phase, provider.ErrCursorExpired)
+	}
+	page.Next = cur.encode()
+	return page, nil
+}
+
+// membershipChanges folds a page of log events into group changes: the
+// last event of a membership is its state.
+func membershipChanges(events []*okta.LogEvent) []provider.GroupChange {
+	var out []provider.GroupChange
+	at := map[string]int{}
+	member := map[[2]string]int{}
+	for _, e := range events {
+		gid := target(e, "UserGroup")
+		if gid == "" {
+			continue
+		}
+		if e.EventType == eventGroupDeleted {
+			out = append(out, provider.GroupChange{Group: provider.Group{ID: gid}, Removed: true})
+			continue
+		}
+		uid := target(e, "User")
+		if uid == "" {
+			continue
+		}
+		i, ok := at[gid]
+		if !ok {
+			i = len(out)
+			at[gid] = i
+			out = append(out, provider.GroupChange{Group: provider.Group{ID: gid}})
+		}
+		removed := e.EventType == eventMembershipRemove
+		if j, ok := member[[2]string{gid, uid}]; ok {
+			out[i].Members[j].Removed = removed
+			continue
+		}
+		member[[2]string{gid, uid}] = len(out[i].Members)
+		out[i].Members = append(out[i].Members, provider.MemberChange{ID: uid, Removed: removed})
+	}
+	return out
+}
+
+func target(e *okta.LogEvent, typ string) string {
+	if e == nil {
+		return ""
+	}
+	for _, t := range e.Target {
+		if t != nil && t.Type == typ {
+			return t.Id
+		}
+	}
+	return ""
+}
+
+// logEvents reads a page of the System Log from since to the round's
+// start, oldest first. Without the right to read it there is no telling
+// who left a group: the state is refused, so the run reads in full.
+func (s *Source) logEvents(ctx context.Context, since string, cur deltaCursor, filter string) ([]*okta.LogEvent, string, error) {
+	tctx, tr := withTrace(ctx)
+	events, resp, err := s.client.LogEvent.GetLogs(tctx, &query.Params{Since: since, Until: cur.Until, Filter: filter,
+		SortOrder: "ASCENDING", Limit: logsLimit, After: cur.After})
+	if err := s.check(tctx, tr, resp, err, "read the System Log since "+since, cur.After); err != nil {
+		if errors.Is(err, provider.ErrPermission) {
+			return nil, "", fmt.Errorf("okta: %w: incremental sync reads the System Log (scope %s): %w", provider.ErrStateExpired, ScopeLogsRead, err)
+		}
+		return nil, "", err
+	}
+	next, err := nextAfter(resp)
+	return events, next, err
+}
+
+// UsersByID implements provider.DeltaSource: idsPerFilter users to a
+// filtered listing (which includes DEPROVISIONED users, as a group's
+// member listing does); STAGED users are left out as Users leaves them.
+func (s *Source) UsersByID(ctx context.Context, ids []string) ([]provider.User, error) {
+	var out []provider.User
+	for start := 0; start < len(ids); start += idsPerFilter {
+		chunk := ids[start:min(start+idsPerFilter, len(ids))]
+		terms := make([]string, 0, len(chunk))
+		for _, id := range chunk {
+			terms = append(terms, `id eq "`+strings.ReplaceAll(id, `"`, ``)+`"`)
+		}
+		after := ""
+		for {
+			tctx, tr := withTrace(ctx)
+			users, resp, err := s.client.User.ListUsers(tctx, &query.Params{Filter: strings.Join(terms, " or "),
+				Limit: usersMaxLimit, After: after})
+			if err := s.check(tctx, tr, resp, err, "read users by id", after); err != nil {
+				return nil, err
+			}
+			for _, u := range users {
+				if u != nil && u.Status != statusStaged {
+					out = append(out, s.mapUser(u))
+				}
+			}
+			if after, err = nextAfter(resp); err != nil {
+				return nil, err
+			}
+			if after == "" {
+				break
+			}
+		}
+	}
+	return out, nil
+}
