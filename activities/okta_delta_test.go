@@ -60,7 +60,7 @@ func newOktaSide(t *testing.T, dialect string) *oktaSide {
 // round later, moves between selected groups, manager changes in each of
 // Okta's forms, a login rename, joiners, a deleted leaver, a user out of
 // every selected group, one from outside into the scope, and group sync
-// memberships.
+// memberships; groups unassigned from the app, assigned to it, deleted.
 func mutateOkta(t *testing.T, sim *oktasim.Server, round int) {
 	t.Helper()
 	group := func(name string) string {
@@ -138,6 +138,16 @@ func mutateOkta(t *testing.T, sim *oktasim.Server, round int) {
 	}
 	must(t, sim.RemoveFromGroup(eng, pick(13)))
 	must(t, sim.AddToGroup(eng, pick(13)))
+	switch round {
+	case 1:
+		// Out of the app: group sync no longer keeps it.
+		sim.UnassignGroup(editors)
+	case 2:
+		// Into the app: group sync keeps it from now on.
+		must(t, sim.AssignGroup(group(oktasim.GroupVPN)))
+	case 3:
+		must(t, sim.DeleteGroup(readers))
+	}
 }
 
 // TestDeltaMatchesFullOnOkta applies the same mutation scripts to two

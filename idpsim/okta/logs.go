@@ -16,6 +16,9 @@ const (
 	EventMembershipRemove = "group.user_membership.remove"
 	EventUserDeleted      = "user.lifecycle.delete.completed"
 	EventGroupDeleted     = "group.lifecycle.delete"
+	// A group assigned to or unassigned from an app.
+	EventAppAssignmentAdd    = "group.application_assignment.add"
+	EventAppAssignmentRemove = "group.application_assignment.remove"
 
 	FamilyLogs    = "logs" // /api/v1/logs
 	ScopeLogsRead = "okta.logs.read"
@@ -51,6 +54,10 @@ func (s *Server) logLocked(eventType string, targets ...logTarget) {
 func userTarget(u *user) logTarget {
 	login, _ := u.profile["login"].(string)
 	return logTarget{ID: u.id, Type: "User", AlternateID: login}
+}
+
+func (s *Server) appTarget() logTarget {
+	return logTarget{ID: s.org.appID, Type: "AppInstance", DisplayName: s.org.appName}
 }
 
 func groupTarget(g *group) logTarget {

@@ -355,12 +355,14 @@ func (s *Server) DeleteGroup(id string) error {
 func (s *Server) AssignGroup(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.group(id); err != nil {
+	g, err := s.group(id)
+	if err != nil {
 		return err
 	}
 	var added bool
 	if s.org.appGroups, added = insertSorted(s.org.appGroups, id); added {
 		s.org.priority[id] = len(s.org.appGroups) - 1
+		s.logLocked(EventAppAssignmentAdd, s.appTarget(), groupTarget(g))
 	}
 	return nil
 }
@@ -369,7 +371,14 @@ func (s *Server) AssignGroup(id string) error {
 func (s *Server) UnassignGroup(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.org.appGroups, _ = removeSorted(s.org.appGroups, id)
+	var removed bool
+	if s.org.appGroups, removed = removeSorted(s.org.appGroups, id); removed {
+		t := logTarget{ID: id, Type: "UserGroup"}
+		if g := s.org.groups[id]; g != nil {
+			t = groupTarget(g)
+		}
+		s.logLocked(EventAppAssignmentRemove, s.appTarget(), t)
+	}
 	delete(s.org.priority, id)
 }
 

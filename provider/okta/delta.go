@@ -25,7 +25,9 @@ import (
 //     and the System Log's user.lifecycle.delete.completed for deletions;
 //   - groups: /api/v1/groups?filter=lastUpdated gt "<state>" for their
 //     properties, and the System Log's group.user_membership.add and
-//     .remove for their members. A group's lastMembershipUpdated says that
+//     .remove for their members (with an app, .application_assignment.add
+//     and .remove for whether group sync may keep them; group.lifecycle
+//     .delete for the deleted ones). A group's lastMembershipUpdated says that
 //     its membership changed but not who left, and the engine needs every
 //     membership that ended to know who left the scope; re-reading the
 //     members of such a group would need the old member list, which only
@@ -56,6 +58,8 @@ const (
 	eventMembershipRemove = "group.user_membership.remove"
 	eventUserDeleted      = "user.lifecycle.delete.completed"
 	eventGroupDeleted     = "group.lifecycle.delete"
+	eventAppAssignAdd     = "group.application_assignment.add"
+	eventAppAssignRemove  = "group.application_assignment.remove"
 )
 
 var timeNow = time.Now
@@ -309,12 +313,21 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 		if since == "" {
 			return page, fmt.Errorf("okta: group graph cursor of a change round: %w", provider.ErrCursorExpired)
 		}
-		events, next, err := s.logEvents(ctx, since, cur, `eventType eq "`+eventMembershipAdd+`" or eventType eq "`+
-			eventMembershipRemove+`" or eventType eq "`+eventGroupDeleted+`"`)
+		filter := `eventType eq "` + eventMembershipAdd + `" or eventType eq "` + eventMembershipRemove +
+			`" or eventType eq "` + eventGroupDeleted + `"`
+		if s.appID != "" {
+			filter += ` or eventType eq "` + eventAppAssignAdd + `" or eventType eq "` + eventAppAssignRemove + `"`
+		}
+		events, next, err := s.logEvents(ctx, since, cur, filter)
 		if err != nil {
 			return page, err
 		}
 		page.Items = membershipChanges(events)
+		reassigned, err := s.reassignedGroups(ctx, events, cur.App)
+		if err != nil {
+			return page, err
+		}
+		page.Items = append(page.Items, reassigned...)
 		if next == "" {
 			page.State = stateOf(cur.Until)
 			return page, nil
@@ -361,6 +374,37 @@ func membershipChanges(events []*okta.LogEvent) []provider.GroupChange {
 		out[i].Members = append(out[i].Members, provider.MemberChange{ID: uid, Removed: removed})
 	}
 	return out
+}
+
+// reassignedGroups reads the groups assigned to or unassigned from the
+// app in events: whether group sync may keep them changed, and nothing
+// else about them did. Eligible is what the assignments are now (app).
+func (s *Source) reassignedGroups(ctx context.Context, events []*okta.LogEvent, app []string) ([]provider.GroupChange, error) {
+	var out []provider.GroupChange
+	seen := map[string]bool{}
+	for _, e := range events {
+		if e == nil || (e.EventType != eventAppAssignAdd && e.EventType != eventAppAssignRemove) || target(e, "AppInstance") != s.appID {
+			continue
+		}
+		gid := target(e, "UserGroup")
+		if gid == "" || seen[gid] {
+			continue
+		}
+		seen[gid] = true
+		gctx, tr := withTrace(ctx)
+		g, resp, err := s.client.Group.GetGroup(gctx, url.PathEscape(gid))
+		err = s.check(gctx, tr, resp, err, "read group "+gid, "")
+		var gone *objectNotFound
+		switch {
+		case errors.As(err, &gone):
+			continue // its deletion is in the log too
+		case err != nil:
+			return nil, err
+		}
+		_, assigned := slices.BinarySearch(app, gid)
+		out = append(out, provider.GroupChange{Group: mapGroup(g), HasProperties: true, Eligible: assigned})
+	}
+	return out, nil
 }
 
 func target(e *okta.LogEvent, typ string) string {
