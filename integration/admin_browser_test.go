@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,20 +13,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/internal/testenv"
-	"github.com/usersync/usersync/profile"
-	"github.com/usersync/usersync/provider"
-	"github.com/usersync/usersync/schema"
-	"github.com/usersync/usersync/secret"
-	"github.com/usersync/usersync/web"
-	"github.com/usersync/usersync/worker"
-	"github.com/usersync/usersync/workflows"
 )
 
 // chromiumPath finds Debian's chromium (USERSYNC_CHROMIUM overrides). Under
@@ -77,49 +65,10 @@ func screenshotDir(t *testing.T) string {
 func TestAdminPageInBrowser(t *testing.T) {
 	chromium := chromiumPath(t)
 	ctx := context.Background()
-	db, err := directory.OpenDB(ctx, dbtest.URL(t, schema.Postgres))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	store := directory.NewSQLStore(db)
-	secretKey := secret.GenerateKey()
-	box, _ := secret.NewBox(secretKey)
-	tmp := testenv.StartDevServer(t)
-	queue := "admin-" + uuid.NewString()[:8]
 	// Small pages with a pause each: the run lasts long enough for the run
 	// page to show it going.
-	acts := activities.New(activities.Deps{Store: store, Box: box, PageSize: 5, BcryptCost: 4, PageDelay: 300 * time.Millisecond})
-	w := worker.New(tmp.Client, queue, acts, worker.Options{})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: queue, Namespace: "default", UIBaseURL: "http://localhost:8233", Store: store}
-	const token = "browser-token-0123456789"
-	opts := api.Options{Store: store, Runner: wf, Box: box, Token: token, Tester: acts.TestConnection,
-		ProviderGroups: func(ctx context.Context, p *directory.Profile, cfg *profile.Config, search, cursor string, _ int) (provider.Page[provider.Group], error) {
-			return acts.ProviderGroups(ctx, p, cfg, search, cursor)
-		},
-		Progress: func(ctx context.Context, run *directory.Run) (api.Progress, error) {
-			p, err := wf.Progress(ctx, run)
-			if err != nil {
-				return api.Progress{}, err
-			}
-			return api.Progress{Phase: p.Phase, Counts: p.Counts}, nil
-		}}
-	key, err := web.SessionKey(secretKey, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts.Admin, err = web.New(web.Options{Service: api.NewService(opts), Store: store, Token: token, SessionKey: key}); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(opts))
-	defer srv.Close()
+	st := newStack(t, stackOptions{PageSize: 5, PageDelay: 300 * time.Millisecond, Admin: true})
+	srv, store, token := st.srv, st.store, st.token
 
 	people := filepath.Join(testenv.RepoRoot(), "examples", "people.csv")
 	usernames := csvColumn(t, people, "username")

@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -15,20 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/idpsim/graph"
-	"github.com/usersync/usersync/internal/testenv"
-	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
-	"github.com/usersync/usersync/schema"
-	"github.com/usersync/usersync/secret"
-	"github.com/usersync/usersync/worker"
-	"github.com/usersync/usersync/workflows"
 )
 
 // azureUser is a directory user as GET /users lists it.
@@ -56,38 +42,11 @@ type azureStack struct {
 
 func newAzureStack(t *testing.T) *azureStack {
 	t.Helper()
-	ctx := context.Background()
-	db, err := directory.OpenDB(ctx, dbtest.URL(t, schema.Postgres))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	store := directory.NewSQLStore(db)
-	box, _ := secret.NewBox(secret.GenerateKey())
-	tmp := testenv.StartDevServer(t)
-	queue := "azure-e2e-" + uuid.NewString()[:8]
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	acts := activities.New(activities.Deps{Store: store, Box: box, AllowHTTPLoopback: true, Logger: quiet})
-	w := worker.New(tmp.Client, queue, acts, worker.Options{})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: queue, Namespace: "default", UIBaseURL: "http://localhost:8233", Store: store}
-	picker := func(ctx context.Context, p *directory.Profile, cfg *profile.Config, search, cursor string, limit int) (provider.Page[provider.Group], error) {
-		return activities.New(activities.Deps{Store: store, Box: box, AllowHTTPLoopback: true, PageSize: limit, Logger: quiet}).
-			ProviderGroups(ctx, p, cfg, search, cursor)
-	}
-	srv := httptest.NewServer(api.New(api.Options{Store: store, Runner: wf, Box: box, Token: "azure-e2e",
-		Tester: acts.TestConnection, ProviderGroups: picker, Logger: quiet}))
-	t.Cleanup(srv.Close)
+	st := newStack(t, stackOptions{Quiet: true})
 	sim := graph.New(graph.Options{Seed: 6})
 	gr := httptest.NewServer(sim)
 	t.Cleanup(gr.Close)
-	return &azureStack{t: t, c: &apiClient{t: t, base: srv.URL + "/api/v1", token: "azure-e2e"}, sim: sim, gr: gr}
+	return &azureStack{t: t, c: st.api, sim: sim, gr: gr}
 }
 
 // azureE2E is one profile on one simulated tenant.

@@ -122,7 +122,7 @@ func (c *apiClient) users() map[string]userView {
 // a CSV, create a profile, sync, read users; change the CSV and sync again,
 // and see updates, disables and re-enables in users, runs and audit.
 func TestEndToEndThroughTheAPI(t *testing.T) {
-	c := newStack(t, 150*time.Millisecond).api
+	c := newStack(t, stackOptions{PageDelay: 150 * time.Millisecond, PageSize: 2}).api
 
 	csv1 := "username,firstName,lastName,email,manager,groups\n" +
 		"ann,Ann,Archer,ann@example.com,,Staff;Intranet Editors\n" +

@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -12,19 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/uuid"
-
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/directory/dbtest"
 	oktasim "github.com/usersync/usersync/idpsim/okta"
-	"github.com/usersync/usersync/internal/testenv"
-	"github.com/usersync/usersync/profile"
-	"github.com/usersync/usersync/schema"
-	"github.com/usersync/usersync/secret"
-	"github.com/usersync/usersync/worker"
-	"github.com/usersync/usersync/workflows"
 )
 
 // oktaUser is a directory user as GET /users lists it.
@@ -65,34 +51,12 @@ var oktaAttrs = map[string]string{"title": "title", "department": "department", 
 // and activated users; and after reactivations. After each run the
 // directory must be exactly what DESIGN.md's rules make of the org.
 func TestOktaEndToEnd(t *testing.T) {
-	ctx := context.Background()
-	db, err := directory.OpenDB(ctx, dbtest.URL(t, schema.Postgres))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	store := directory.NewSQLStore(db)
-	box, _ := secret.NewBox(secret.GenerateKey())
-	tmp := testenv.StartDevServer(t)
-	queue := "okta-e2e-" + uuid.NewString()[:8]
-	acts := activities.New(activities.Deps{Store: store, Box: box, AllowHTTPLoopback: true, PageSize: 1000})
-	w := worker.New(tmp.Client, queue, acts, worker.Options{})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: queue, Namespace: "default", UIBaseURL: "http://localhost:8233", Store: store}
-	srv := httptest.NewServer(api.New(api.Options{Store: store, Runner: wf, Box: box, Token: "okta-e2e",
-		Tester: acts.TestConnection, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
-	defer srv.Close()
+	st := newStack(t, stackOptions{PageSize: 1000, Quiet: true})
 
 	sim := oktasim.New(oktasim.Config{Seed: 2024, Users: 10000})
 	org := httptest.NewServer(sim)
 	defer org.Close()
-	e := &oktaE2E{t: t, c: &apiClient{t: t, base: srv.URL + "/api/v1", token: "okta-e2e"}, sim: sim,
+	e := &oktaE2E{t: t, c: st.api, sim: sim,
 		created: map[string]string{}, synced: sim.AppGroups()}
 	for _, name := range []string{"Engineering", "Sales", "Marketing", "Finance", "Support"} {
 		e.scope = append(e.scope, e.group(name))
@@ -120,17 +84,15 @@ func TestOktaEndToEnd(t *testing.T) {
 		t.Fatalf("test connection: %d %+v", st, light)
 	}
 	// The picker: the app's groups, searched by prefix.
-	p, err := store.GetProfile(ctx, prof.ID)
-	if err != nil {
-		t.Fatal(err)
+	var picked struct {
+		Items []struct {
+			Name string `json:"name"`
+			Type string `json:"type"`
+		} `json:"items"`
 	}
-	cfg, err := profile.Open(box, p.Config, p.Secrets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	picked, err := acts.ProviderGroups(ctx, p, cfg, "Intranet", "")
-	if err != nil || len(picked.Items) != 2 || picked.Items[0].Type != "OKTA_GROUP" {
-		t.Fatalf("picker: %+v %v", picked, err)
+	if st := e.c.do("GET", "/profiles/"+prof.ID+"/provider-groups?search=Intranet", nil, &picked); st != 200 ||
+		len(picked.Items) != 2 || picked.Items[0].Type != "OKTA_GROUP" {
+		t.Fatalf("picker: %d %+v", st, picked)
 	}
 
 	// Run 1: the org as generated.

@@ -22,7 +22,7 @@ import (
 func TestRunControlThroughTheAPI(t *testing.T) {
 	// Slow pages (two users each) keep a run in flight long enough to
 	// steer it.
-	s := newStack(t, 150*time.Millisecond)
+	s := newStack(t, stackOptions{PageDelay: 150 * time.Millisecond, PageSize: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	c := s.api

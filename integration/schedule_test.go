@@ -32,7 +32,7 @@ func nextLocal(now time.Time, loc *time.Location, hh, mm int) time.Time {
 // and zone, updated, paused while disabled, removed with frequency off or
 // the profile, and nextRunAt straight from Temporal.
 func TestSchedulesFollowProfiles(t *testing.T) {
-	s := newStack(t, 0)
+	s := newStack(t, stackOptions{PageSize: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	describe := func(profileID string) (*client.ScheduleDescription, error) {
@@ -173,7 +173,7 @@ func TestSchedulesFollowProfiles(t *testing.T) {
 // records a skipped run naming it, and a daily tick after a manual success
 // is skipped by the daily rule, unless the last run time was reset.
 func TestResetLastRunStartsAScheduledRun(t *testing.T) {
-	s := newStack(t, 100*time.Millisecond)
+	s := newStack(t, stackOptions{PageDelay: 100 * time.Millisecond, PageSize: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	doc := s.upload(people(6))

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -13,8 +15,11 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/internal/testenv"
+	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
+	"github.com/usersync/usersync/web"
 	"github.com/usersync/usersync/worker"
 	"github.com/usersync/usersync/workflows"
 )
@@ -23,14 +28,30 @@ import (
 // dev server, an in-process worker and the API over HTTP.
 type stack struct {
 	api    *apiClient
+	srv    *httptest.Server
 	store  *directory.SQLStore
 	tmp    *testenv.DevServer
 	client *workflows.Client
+	token  string
 }
 
-// newStack starts the stack; pageDelay slows every fetched page and
-// applied batch so that a test can catch a run in flight.
-func newStack(t *testing.T, pageDelay time.Duration) *stack {
+// stackOptions tune a stack for a test.
+type stackOptions struct {
+	// PageDelay slows every fetched page and applied batch so that a test
+	// can catch a run in flight.
+	PageDelay time.Duration
+	// PageSize is the provider page size (CSV records, Okta users); 0 is
+	// the provider's own.
+	PageSize int
+	// Quiet discards the API's and the activities' logs.
+	Quiet bool
+	// Admin mounts the admin page at /.
+	Admin bool
+}
+
+// newStack starts the stack. Providers may use plain http to loopback
+// hosts (the simulators), as under `usersync dev`.
+func newStack(t *testing.T, opt stackOptions) *stack {
 	t.Helper()
 	ctx := context.Background()
 	db, err := directory.OpenDB(ctx, dbtest.URL(t, schema.Postgres))
@@ -42,13 +63,20 @@ func newStack(t *testing.T, pageDelay time.Duration) *stack {
 		t.Fatal(err)
 	}
 	store := directory.NewSQLStore(db)
-	box, err := secret.NewBox(secret.GenerateKey())
+	secretKey := secret.GenerateKey()
+	box, err := secret.NewBox(secretKey)
 	if err != nil {
 		t.Fatal(err)
 	}
+	log := slog.Default()
+	if opt.Quiet {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	deps := activities.Deps{Store: store, Box: box, Logger: log, PageSize: opt.PageSize, BcryptCost: 4,
+		PageDelay: opt.PageDelay, AllowHTTPLoopback: true}
 	tmp := testenv.StartDevServer(t)
 	queue := "it-" + uuid.NewString()[:8]
-	acts := activities.New(activities.Deps{Store: store, Box: box, PageSize: 2, BcryptCost: 4, PageDelay: pageDelay})
+	acts := activities.New(deps)
 	w := worker.New(tmp.Client, queue, acts, worker.Options{})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -56,10 +84,33 @@ func newStack(t *testing.T, pageDelay time.Duration) *stack {
 	t.Cleanup(w.Stop)
 	wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: queue, Namespace: "default",
 		UIBaseURL: "http://localhost:8233", Store: store}
-	srv := httptest.NewServer(api.New(api.Options{Store: store, Runner: wf, Box: box, Token: "it-token",
-		Tester: acts.TestConnection}))
+	const token = "it-token-0123456789"
+	opts := api.Options{Store: store, Runner: wf, Box: box, Token: token, Logger: log, Tester: acts.TestConnection,
+		ProviderGroups: func(ctx context.Context, p *directory.Profile, cfg *profile.Config, search, cursor string, limit int) (provider.Page[provider.Group], error) {
+			d := deps
+			d.PageSize = limit
+			return activities.New(d).ProviderGroups(ctx, p, cfg, search, cursor)
+		},
+		Progress: func(ctx context.Context, run *directory.Run) (api.Progress, error) {
+			p, err := wf.Progress(ctx, run)
+			if err != nil {
+				return api.Progress{}, err
+			}
+			return api.Progress{Phase: p.Phase, Counts: p.Counts}, nil
+		}}
+	if opt.Admin {
+		key, err := web.SessionKey(secretKey, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.Admin, err = web.New(web.Options{Service: api.NewService(opts), Store: store, Token: token, SessionKey: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(api.New(opts))
 	t.Cleanup(srv.Close)
-	return &stack{api: &apiClient{t: t, base: srv.URL + "/api/v1", token: "it-token"}, store: store, tmp: tmp, client: wf}
+	return &stack{api: &apiClient{t: t, base: srv.URL + "/api/v1", token: token}, srv: srv, store: store, tmp: tmp,
+		client: wf, token: token}
 }
 
 // upload stores a CSV document and returns its id.
