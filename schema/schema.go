@@ -1,6 +1,9 @@
-// Package schema holds the SQL migrations of the usersync database, one set
-// per dialect, embedded in the binary so that api, worker and migrate apply
-// the same files at start without anything to ship beside them.
+// Package schema holds the SQL migrations of the usersync database,
+// embedded in the binary so that api, worker and migrate apply the same
+// files at start without anything to ship beside them. They are written
+// once, for PostgreSQL; SQLite's are the same statements with the few type
+// names the two dialects spell differently translated (toSQLite), so the
+// two can never drift apart.
 package schema
 
 import (
@@ -16,8 +19,21 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-//go:embed postgres/*.sql sqlite/*.sql
+//go:embed postgres/*.sql
 var files embed.FS
+
+// sqliteTypes are the PostgreSQL spellings a migration may use and their
+// SQLite equivalents. SQLite reads TIMESTAMP columns back as times (the
+// modernc driver parses them), keeps booleans as integers and takes the
+// TRUE/FALSE literals; anything else the schema uses is common SQL.
+var sqliteTypes = strings.NewReplacer(
+	"BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT",
+	"TIMESTAMPTZ", "TIMESTAMP",
+	"BYTEA", "BLOB",
+)
+
+// toSQLite translates a PostgreSQL migration for SQLite.
+func toSQLite(sql string) string { return sqliteTypes.Replace(sql) }
 
 // Dialects supported by the migrations.
 const (
@@ -32,9 +48,12 @@ type migration struct {
 }
 
 func migrations(dialect string) ([]migration, error) {
-	entries, err := fs.ReadDir(files, dialect)
+	if dialect != Postgres && dialect != SQLite {
+		return nil, fmt.Errorf("unknown dialect %q", dialect)
+	}
+	entries, err := fs.ReadDir(files, Postgres)
 	if err != nil {
-		return nil, fmt.Errorf("unknown dialect %q: %w", dialect, err)
+		return nil, fmt.Errorf("read migrations: %w", err)
 	}
 	var out []migration
 	for _, e := range entries {
@@ -47,11 +66,15 @@ func migrations(dialect string) ([]migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("migration %s: %w", name, err)
 		}
-		body, err := fs.ReadFile(files, dialect+"/"+name)
+		body, err := fs.ReadFile(files, Postgres+"/"+name)
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", name, err)
 		}
-		out = append(out, migration{version: v, name: name, sql: string(body)})
+		sql := string(body)
+		if dialect == SQLite {
+			sql = toSQLite(sql)
+		}
+		out = append(out, migration{version: v, name: name, sql: sql})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
 	return out, nil

@@ -1,4 +1,4 @@
--- usersync schema, PostgreSQL dialect. Keep schema/sqlite/0001_init.sql in step.
+-- usersync schema. Written for PostgreSQL; SQLite runs it through schema.toSQLite.
 
 CREATE TABLE directories (
     key        TEXT PRIMARY KEY,            -- 'local', or the key generated for a profile
