@@ -17,20 +17,6 @@ import (
 	"github.com/usersync/usersync/provider"
 )
 
-// azureUser is a directory user as GET /users lists it.
-type azureUser struct {
-	ID         string            `json:"id"`
-	Username   string            `json:"username"`
-	FirstName  string            `json:"firstName"`
-	LastName   string            `json:"lastName"`
-	Email      string            `json:"email"`
-	Status     string            `json:"status"`
-	ExternalID *string           `json:"externalId"`
-	ManagerID  *string           `json:"managerId"`
-	Attributes map[string]string `json:"attributes"`
-	Groups     []string          `json:"groups"`
-}
-
 // azureStack is the API, an in-process worker on a real Temporal dev
 // server, Postgres, and a Graph simulator that serves every tenant.
 type azureStack struct {
@@ -401,14 +387,14 @@ func (e *azureE2E) sync() runView {
 }
 
 // directory reads the profile's directory through the API, by external id.
-func (e *azureE2E) directory() map[string]azureUser {
+func (e *azureE2E) directory() map[string]directoryUser {
 	e.t.Helper()
-	out := map[string]azureUser{}
+	out := map[string]directoryUser{}
 	cursor := ""
 	for {
 		var page struct {
-			Items      []azureUser `json:"items"`
-			NextCursor string      `json:"nextCursor"`
+			Items      []directoryUser `json:"items"`
+			NextCursor string          `json:"nextCursor"`
 		}
 		path := "/users?limit=1000&directory=" + url.QueryEscape(e.dirKey) + "&cursor=" + url.QueryEscape(cursor)
 		if st := e.c.do("GET", path, nil, &page); st != 200 {

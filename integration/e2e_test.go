@@ -74,15 +74,6 @@ type runView struct {
 	TemporalUIURL string              `json:"temporalUiUrl"`
 }
 
-type userView struct {
-	ID        string   `json:"id"`
-	Username  string   `json:"username"`
-	LastName  string   `json:"lastName"`
-	Status    string   `json:"status"`
-	ManagerID *string  `json:"managerId"`
-	Groups    []string `json:"groups"`
-}
-
 // waitRun polls GET /runs/{id} until the run leaves running.
 func (c *apiClient) waitRun(id string) runView {
 	c.t.Helper()
@@ -101,17 +92,17 @@ func (c *apiClient) waitRun(id string) runView {
 	return runView{}
 }
 
-func (c *apiClient) users() map[string]userView {
+func (c *apiClient) users() map[string]directoryUser {
 	c.t.Helper()
 	var page struct {
-		Items []userView `json:"items"`
+		Items []directoryUser `json:"items"`
 	}
 	if st := c.do("GET", "/users?limit=1000", nil, &page); st != 200 {
 		c.t.Fatalf("GET users: %d", st)
 	}
-	out := map[string]userView{}
+	out := map[string]directoryUser{}
 	for _, u := range page.Items {
-		var full userView
+		var full directoryUser
 		c.do("GET", "/users/"+u.ID, nil, &full)
 		out[u.Username] = full
 	}

@@ -13,20 +13,6 @@ import (
 	oktasim "github.com/usersync/usersync/idpsim/okta"
 )
 
-// oktaUser is a directory user as GET /users lists it.
-type oktaUser struct {
-	ID         string            `json:"id"`
-	Username   string            `json:"username"`
-	FirstName  string            `json:"firstName"`
-	LastName   string            `json:"lastName"`
-	Email      string            `json:"email"`
-	Status     string            `json:"status"`
-	ExternalID *string           `json:"externalId"`
-	ManagerID  *string           `json:"managerId"`
-	Attributes map[string]string `json:"attributes"`
-	Groups     []string          `json:"groups"`
-}
-
 // oktaE2E is a simulated org synced through the API, Temporal and Postgres.
 type oktaE2E struct {
 	t       *testing.T
@@ -280,14 +266,14 @@ func (e *oktaE2E) sync() runView {
 }
 
 // directory reads the profile's directory through the API, by external id.
-func (e *oktaE2E) directory() map[string]oktaUser {
+func (e *oktaE2E) directory() map[string]directoryUser {
 	e.t.Helper()
-	out := map[string]oktaUser{}
+	out := map[string]directoryUser{}
 	cursor := ""
 	for {
 		var page struct {
-			Items      []oktaUser `json:"items"`
-			NextCursor string     `json:"nextCursor"`
+			Items      []directoryUser `json:"items"`
+			NextCursor string          `json:"nextCursor"`
 		}
 		path := "/users?limit=1000&directory=" + url.QueryEscape(e.dirKey) + "&cursor=" + url.QueryEscape(cursor)
 		if st := e.c.do("GET", path, nil, &page); st != 200 {
@@ -318,7 +304,7 @@ func (e *oktaE2E) check(label string) expectation {
 	t := e.t
 	t.Helper()
 	dir := e.directory()
-	byName := map[string]oktaUser{}
+	byName := map[string]directoryUser{}
 	for _, d := range dir {
 		byName[strings.ToLower(d.Username)] = d
 	}

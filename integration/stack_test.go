@@ -35,6 +35,20 @@ type stack struct {
 	token  string
 }
 
+// directoryUser is a directory user as GET /users and GET /users/{id} show it.
+type directoryUser struct {
+	ID         string            `json:"id"`
+	Username   string            `json:"username"`
+	FirstName  string            `json:"firstName"`
+	LastName   string            `json:"lastName"`
+	Email      string            `json:"email"`
+	Status     string            `json:"status"`
+	ExternalID *string           `json:"externalId"`
+	ManagerID  *string           `json:"managerId"`
+	Attributes map[string]string `json:"attributes"`
+	Groups     []string          `json:"groups"`
+}
+
 // stackOptions tune a stack for a test.
 type stackOptions struct {
 	// PageDelay slows every fetched page and applied batch so that a test
