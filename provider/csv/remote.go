@@ -143,6 +143,16 @@ func (r Remote) Download(ctx context.Context, w io.Writer) (int64, error) {
 			return n, r.bodyError(parent, ctx, where, timeout, err)
 		}
 	}
+	// A read that failed on the way (bufio's Peek hands an error over once
+	// and then reads on) or a deadline that passed means the copy is cut
+	// short, however cleanly the last read ended: a short file must never
+	// pass for the whole one, or its missing people would be disabled.
+	if body.err != nil && body.err != io.EOF {
+		return n, r.bodyError(parent, ctx, where, timeout, body.err)
+	}
+	if err := ctx.Err(); err != nil {
+		return n, r.bodyError(parent, ctx, where, timeout, err)
+	}
 	return n, nil
 }
 
@@ -323,9 +333,11 @@ type readErr struct {
 	err error
 }
 
+// Read keeps the first error: a read after a failed one may well end in a
+// plain EOF, which must not hide the failure.
 func (e *readErr) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
-	if err != nil {
+	if err != nil && (e.err == nil || e.err == io.EOF) {
 		e.err = err
 	}
 	return n, err

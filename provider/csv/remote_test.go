@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -273,5 +274,40 @@ func TestRemoteRefusesUnframedBody(t *testing.T) {
 	out.Reset()
 	if _, err := (Remote{URL: chunked.URL + "/people.csv", Client: chunked.Client()}).Download(context.Background(), &out); err != nil || out.String() != remoteBody {
 		t.Fatalf("chunked body: %q, %v", out.String(), err)
+	}
+}
+
+// stutteringBody gives a piece of a file, then a failed read, then a clean
+// EOF: what a body cut by a deadline can look like to the reader after
+// bufio has handed the failure over once.
+type stutteringBody struct{ step int }
+
+func (b *stutteringBody) Read(p []byte) (int, error) {
+	b.step++
+	switch b.step {
+	case 1:
+		return copy(p, "username,firstName,lastName,email\nalice,Alice,Archer,alice@example.com\n"), nil
+	case 2:
+		return 0, errors.New("read tcp: connection reset by peer")
+	}
+	return 0, io.EOF
+}
+
+func (b *stutteringBody) Close() error { return nil }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestRemoteDownloadCutShortIsAFailure(t *testing.T) {
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"text/csv"}}, ContentLength: -1, TransferEncoding: []string{"chunked"},
+			Body: &stutteringBody{}, Request: r}, nil
+	})}
+	var buf bytes.Buffer
+	_, err := Remote{URL: "https://files.example.com/people.csv", Client: client}.Download(context.Background(), &buf)
+	if err == nil || !provider.Retryable(err) {
+		t.Fatalf("a body cut short was accepted (or made final): err=%v, got %q", err, buf.String())
 	}
 }
