@@ -62,6 +62,10 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzUsers$$' -fuzztime $(FUZZTIME) ./provider/csv
 	$(GO) test -run XXX -fuzz '^FuzzProfile$$' -fuzztime $(FUZZTIME) ./profile
+	$(GO) test -run XXX -fuzz '^FuzzDecodeUsers$$' -fuzztime $(FUZZTIME) ./provider/azure
+	$(GO) test -run XXX -fuzz '^FuzzUsersCursor$$' -fuzztime $(FUZZTIME) ./provider/azure
+	$(GO) test -run XXX -fuzz '^FuzzUserPage$$' -fuzztime $(FUZZTIME) ./provider/okta
+	$(GO) test -run XXX -fuzz '^FuzzCursors$$' -fuzztime $(FUZZTIME) ./provider/okta
 
 lint:
 	@out="$$(gofmt -l .)"; \

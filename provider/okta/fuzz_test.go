@@ -1,0 +1,73 @@
+package okta
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/okta/okta-sdk-golang/v2/okta"
+
+	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
+)
+
+// FuzzUserPage decodes arbitrary bytes as the SDK decodes a page of users
+// and maps every user with every catalogue attribute (and a custom one)
+// mapped: profile values of any JSON type, nulls and unknown statuses must
+// map or be marked invalid, never panic.
+func FuzzUserPage(f *testing.F) {
+	for _, seed := range []string{
+		`[{"id":"00u1","status":"ACTIVE","profile":{"login":"a@example.com","firstName":"A","lastName":"B",` +
+			`"email":"a@example.com","managerId":"00u2","costCenter":12.5,"badges":["x","y"],"nested":{"k":1},"flag":true}}]`,
+		`[]`, `[null]`, `[{"status":null,"profile":null}]`, `[{"id":"x","status":"SOMETHING_NEW","profile":{"login":7}}]`,
+		`{"not":"a list"}`, `not json`,
+	} {
+		f.Add([]byte(seed))
+	}
+	attrs := map[string]string{"badges": "badges", "nested": "nested", "flag": "flag"}
+	for _, a := range profile.OktaAttributes {
+		attrs[a] = "x_" + a
+	}
+	src, err := Config{OrgURL: "https://example.okta.com", APIToken: "t", AttributeMap: attrs}.Open()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var users []*okta.User
+		if json.Unmarshal(body, &users) != nil {
+			return
+		}
+		for _, u := range users {
+			if u == nil {
+				continue
+			}
+			got := src.mapUser(u)
+			if got.ExternalID != u.Id {
+				t.Fatalf("external id %q, want %q", got.ExternalID, u.Id)
+			}
+			if _, known := statusActive[u.Status]; !known && got.Invalid == "" {
+				t.Fatalf("unknown status %q mapped without a reason", u.Status)
+			}
+		}
+	})
+}
+
+// FuzzCursors: cursors and next links come back from outside (the run
+// row, Okta's Link header); anything must decode or fail typed, never panic.
+func FuzzCursors(f *testing.F) {
+	for _, seed := range []string{"", "e30", "eyJnIjotMX0", "not base64!", "\x00",
+		"https://example.okta.com/api/v1/groups/00g1/users?after=00u9&limit=200", "://bad"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := decodePosition(s); err != nil && !errors.Is(err, provider.ErrCursorExpired) {
+			t.Fatalf("position %q: untyped error %v", s, err)
+		}
+		if _, err := decodeDeltaCursor(s); err != nil && !errors.Is(err, provider.ErrCursorExpired) {
+			t.Fatalf("delta cursor %q: untyped error %v", s, err)
+		}
+		resp := &okta.Response{Response: &http.Response{}, NextPage: s}
+		nextAfter(resp) //nolint:errcheck // only a panic fails
+	})
+}
