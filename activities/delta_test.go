@@ -49,6 +49,32 @@ func newEntraSide(t *testing.T, dialect string) *entraSide {
 
 // directoryView is the directory of a profile by external id: everything
 // sync writes of a user, its manager by external id and its groups.
+// sameDirectory fails the test when the delta side's directory (dv) is not
+// the full side's (fv), user by user, or when their runs disabled different
+// numbers of users (after round 0, where both start from nothing).
+func sameDirectory(t *testing.T, round int, fv, dv map[string]string, full, delta directory.RunCounts) {
+	t.Helper()
+	diffs := 0
+	for ext, want := range fv {
+		if dv[ext] != want {
+			if diffs++; diffs <= 10 {
+				t.Errorf("round %d, %s:\n full  %s\n delta %s", round, ext, want, dv[ext])
+			}
+		}
+	}
+	for ext, got := range dv {
+		if _, ok := fv[ext]; !ok {
+			t.Errorf("round %d, %s only in the delta side: %s", round, ext, got)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	if round > 0 && delta.Disabled != full.Disabled {
+		t.Fatalf("round %d: delta disabled %d, full %d", round, delta.Disabled, full.Disabled)
+	}
+}
+
 func (s *entraSide) directoryView(t *testing.T) map[string]string {
 	t.Helper()
 	users := s.h.users()
@@ -195,25 +221,7 @@ func TestDeltaMatchesFullOnEntra(t *testing.T) {
 					t.Fatalf("round %d: modes %q and %q", round, dm.Mode, fm.Mode)
 				}
 				dv, fv := delta.directoryView(t), full.directoryView(t)
-				diffs := 0
-				for ext, want := range fv {
-					if dv[ext] != want {
-						if diffs++; diffs <= 10 {
-							t.Errorf("round %d, %s:\n full  %s\n delta %s", round, ext, want, dv[ext])
-						}
-					}
-				}
-				for ext, got := range dv {
-					if _, ok := fv[ext]; !ok {
-						t.Errorf("round %d, %s only in the delta side: %s", round, ext, got)
-					}
-				}
-				if t.Failed() {
-					t.FailNow()
-				}
-				if round > 0 && dr.Counts.Disabled != fr.Counts.Disabled {
-					t.Fatalf("round %d: delta disabled %d, full %d", round, dr.Counts.Disabled, fr.Counts.Disabled)
-				}
+				sameDirectory(t, round, fv, dv, fr.Counts, dr.Counts)
 				t.Logf("round %d: delta %+v, full %+v", round, dr.Counts, fr.Counts)
 			}
 		})

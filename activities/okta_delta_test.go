@@ -189,25 +189,7 @@ func TestDeltaMatchesFullOnOkta(t *testing.T) {
 				if len(fv) == 0 {
 					t.Fatal("the full side synced nobody")
 				}
-				diffs := 0
-				for ext, want := range fv {
-					if dv[ext] != want {
-						if diffs++; diffs <= 10 {
-							t.Errorf("round %d, %s:\n full  %s\n delta %s", round, ext, want, dv[ext])
-						}
-					}
-				}
-				for ext, got := range dv {
-					if _, ok := fv[ext]; !ok {
-						t.Errorf("round %d, %s only in the delta side: %s", round, ext, got)
-					}
-				}
-				if t.Failed() {
-					t.FailNow()
-				}
-				if round > 0 && dr.Counts.Disabled != fr.Counts.Disabled {
-					t.Fatalf("round %d: delta disabled %d, full %d", round, dr.Counts.Disabled, fr.Counts.Disabled)
-				}
+				sameDirectory(t, round, fv, dv, fr.Counts, dr.Counts)
 				t.Logf("round %d: delta %+v, full %+v", round, dr.Counts, fr.Counts)
 			}
 		})
