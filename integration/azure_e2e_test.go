@@ -389,27 +389,7 @@ func (e *azureE2E) sync() runView {
 // directory reads the profile's directory through the API, by external id.
 func (e *azureE2E) directory() map[string]directoryUser {
 	e.t.Helper()
-	out := map[string]directoryUser{}
-	cursor := ""
-	for {
-		var page struct {
-			Items      []directoryUser `json:"items"`
-			NextCursor string          `json:"nextCursor"`
-		}
-		path := "/users?limit=1000&directory=" + url.QueryEscape(e.dirKey) + "&cursor=" + url.QueryEscape(cursor)
-		if st := e.c.do("GET", path, nil, &page); st != 200 {
-			e.t.Fatalf("GET users: %d", st)
-		}
-		for _, u := range page.Items {
-			if u.ExternalID == nil || u.Status == "" {
-				e.t.Fatalf("synced user without external id: %+v", u)
-			}
-			out[*u.ExternalID] = u
-		}
-		if cursor = page.NextCursor; cursor == "" {
-			return out
-		}
-	}
+	return e.c.directory(e.dirKey)
 }
 
 func (e *azureE2E) groupByID(id string) (graph.Group, bool) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -47,6 +48,32 @@ type directoryUser struct {
 	ManagerID  *string           `json:"managerId"`
 	Attributes map[string]string `json:"attributes"`
 	Groups     []string          `json:"groups"`
+}
+
+// directory reads a directory's users through the API, by external id.
+func (c *apiClient) directory(dirKey string) map[string]directoryUser {
+	c.t.Helper()
+	out := map[string]directoryUser{}
+	cursor := ""
+	for {
+		var page struct {
+			Items      []directoryUser `json:"items"`
+			NextCursor string          `json:"nextCursor"`
+		}
+		path := "/users?limit=1000&directory=" + url.QueryEscape(dirKey) + "&cursor=" + url.QueryEscape(cursor)
+		if st := c.do("GET", path, nil, &page); st != 200 {
+			c.t.Fatalf("GET users: %d", st)
+		}
+		for _, u := range page.Items {
+			if u.ExternalID == nil || u.Status == "" {
+				c.t.Fatalf("synced user without external id: %+v", u)
+			}
+			out[*u.ExternalID] = u
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			return out
+		}
+	}
 }
 
 // stackOptions tune a stack for a test.
