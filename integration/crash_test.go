@@ -65,22 +65,30 @@ type crashEnv struct {
 
 func (e *crashEnv) setCSV(content string) {
 	e.t.Helper()
-	doc, err := e.store.CreateDocument(e.ctx, "people.csv", "text/csv", strings.NewReader(content), 100<<20)
+	useDocument(e.t, e.store, e.box, e.profile, content)
+}
+
+// useDocument stores content as a CSV document and points the CSV profile
+// p at it (the profile is updated in place and in the store).
+func useDocument(t *testing.T, store *directory.SQLStore, box *secret.Box, p *directory.Profile, content string) {
+	t.Helper()
+	ctx := context.Background()
+	doc, err := store.CreateDocument(ctx, "people.csv", "text/csv", strings.NewReader(content), 100<<20)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	cfg, err := profile.Open(e.box, e.profile.Config, e.profile.Secrets)
+	cfg, err := profile.Open(box, p.Config, p.Secrets)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	cfg.CSV.DocumentID = doc.ID
-	clear, sealed, err := profile.Seal(e.box, cfg)
+	clear, sealed, err := profile.Seal(box, cfg)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	e.profile.Config, e.profile.Secrets = clear, sealed
-	if err := e.store.UpdateProfile(e.ctx, e.profile); err != nil {
-		e.t.Fatal(err)
+	p.Config, p.Secrets = clear, sealed
+	if err := store.UpdateProfile(ctx, p); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -98,23 +98,7 @@ func (e *faultEnv) createProfile(cfg *profile.Config) {
 // setDocument uploads content and points the profile at it.
 func (e *faultEnv) setDocument(content string) {
 	e.t.Helper()
-	doc, err := e.store.CreateDocument(e.ctx, "people.csv", "text/csv", strings.NewReader(content), 100<<20)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cfg, err := profile.Open(e.box, e.profile.Config, e.profile.Secrets)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cfg.CSV.DocumentID = doc.ID
-	clear, sealed, err := profile.Seal(e.box, cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.profile.Config, e.profile.Secrets = clear, sealed
-	if err := e.store.UpdateProfile(e.ctx, e.profile); err != nil {
-		e.t.Fatal(err)
-	}
+	useDocument(e.t, e.store, e.box, e.profile, content)
 }
 
 // workerProc is a `usersync worker` child process.
