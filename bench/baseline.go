@@ -52,12 +52,14 @@ func change(ten *graph.Tenant, share float64) (int, error) {
 		}
 		made++
 	}
+	gone := make([]string, 0, leavers)
 	for range leavers {
-		if err := ten.DeleteUser(next().ID); err != nil {
-			return made, err
-		}
-		made++
+		gone = append(gone, next().ID)
 	}
+	if err := ten.DeleteUsers(gone...); err != nil {
+		return made, err
+	}
+	made += len(gone)
 	for j := range joiners {
 		upn := fmt.Sprintf("joiner.%d@%s", j, ten.Domain)
 		if _, err := ten.NewUser(graph.User{UserPrincipalName: upn, Mail: upn, GivenName: "Joiner", Surname: fmt.Sprint(j),
@@ -68,7 +70,7 @@ func change(ten *graph.Tenant, share float64) (int, error) {
 	}
 	for j := range moves {
 		from, to := leaves[j%len(leaves)], leaves[(j+1)%len(leaves)]
-		cur, _ := ten.GroupByName(from.DisplayName)
+		cur, _ := ten.Group(from.ID)
 		if len(cur.Members) == 0 {
 			continue
 		}

@@ -373,28 +373,48 @@ func (t *Tenant) NewUser(u User, groups ...string) (string, error) {
 }
 
 // DeleteUser removes a user (a leaver): from every group, and as manager.
-func (t *Tenant) DeleteUser(id string) error {
+func (t *Tenant) DeleteUser(id string) error { return t.DeleteUsers(id) }
+
+// DeleteUsers removes users (leavers) in one pass over the tenant, which
+// a million-user tenant needs: one at a time, each would scan every
+// group and every user. Nothing is removed if one id is unknown.
+func (t *Tenant) DeleteUsers(ids ...string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.users[id] == nil {
-		return fmt.Errorf("%w: %s", ErrNoSuchUser, id)
+	gone := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if t.users[id] == nil {
+			return fmt.Errorf("%w: %s", ErrNoSuchUser, id)
+		}
+		gone[id] = true
 	}
-	delete(t.users, id)
-	t.userOrder = slices.DeleteFunc(t.userOrder, func(x string) bool { return x == id })
+	for id := range gone {
+		delete(t.users, id)
+	}
+	t.userOrder = slices.DeleteFunc(t.userOrder, func(x string) bool { return gone[x] })
 	for _, gid := range t.groupOrder {
 		g := t.groups[gid]
-		if slices.Contains(g.Members, id) {
-			g.Members = slices.DeleteFunc(g.Members, func(x string) bool { return x == id })
+		var left []string
+		g.Members = slices.DeleteFunc(g.Members, func(x string) bool {
+			if gone[x] {
+				left = append(left, x)
+				return true
+			}
+			return false
+		})
+		for _, id := range left {
 			t.memberChanged(g, id, false)
 		}
 	}
 	for _, uid := range t.userOrder {
-		if u := t.users[uid]; u.ManagerID == id {
+		if u := t.users[uid]; gone[u.ManagerID] {
 			u.ManagerID = ""
 			t.touchUser(u)
 		}
 	}
-	t.gone(id, false)
+	for _, id := range ids {
+		t.gone(id, false)
+	}
 	t.changed()
 	return nil
 }
@@ -549,14 +569,34 @@ func (t *Tenant) Groups() []Group {
 	return out
 }
 
+// Group returns a copy of a group.
+func (t *Tenant) Group(id string) (Group, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.groups[id]
+	if g == nil {
+		return Group{}, false
+	}
+	c := *g
+	c.Members = slices.Clone(g.Members)
+	return c, true
+}
+
 // GroupByName finds a group by its displayName.
 func (t *Tenant) GroupByName(name string) (Group, bool) {
-	for _, g := range t.Groups() {
-		if g.DisplayName == name {
-			return g, true
+	t.mu.Lock()
+	id := ""
+	for _, gid := range t.groupOrder {
+		if t.groups[gid].DisplayName == name {
+			id = gid
+			break
 		}
 	}
-	return Group{}, false
+	t.mu.Unlock()
+	if id == "" {
+		return Group{}, false
+	}
+	return t.Group(id)
 }
 
 // TransitiveUsers are the ids of the users in a group, directly or through
