@@ -69,6 +69,7 @@ type Measure struct {
 	Rows     int64 // rows written to every table, as Postgres counted them
 	Mode     string
 	Counts   directory.RunCounts
+	Phases   Phases
 }
 
 // UsersPerSecond is the scope's users over the wall time.

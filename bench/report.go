@@ -62,11 +62,38 @@ func WriteMarkdown(w io.Writer, rs []Result, when time.Time, machine string) {
 			mb(max(r.NoChange.PeakRSS, r.FullNoChange.PeakRSS, r.Incremental.PeakRSS)))
 	}
 	fmt.Fprintln(w)
+	writePhases(w, rs)
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "\"Rows written\" is what PostgreSQL counted inserted, updated and deleted in every table (staging, plan, ledger and audit included); "+
 		"\"user rows written\" counts the users the run created or updated. The nothing-changed re-sync is the run the product makes "+
 		"(a delta run on Graph's delta links); the forced one drops the sync state first and reads the whole tenant again.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, strings.ReplaceAll(Targets, "\n", " "))
+}
+
+// writePhases writes where each run's time went, by activity.
+func writePhases(w io.Writer, rs []Result) {
+	fmt.Fprintln(w, "## Where the time went")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Seconds spent in each activity of the run (every attempt, from Temporal's history); \"other\" is the rest of the wall time: workflow tasks and queueing.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| users | run | wall | fetch | plan | apply | finish | other |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rs {
+		for _, m := range []struct {
+			name string
+			m    Measure
+		}{{"full first sync", r.Full}, {"nothing changed", r.NoChange}, {"forced full, nothing changed", r.FullNoChange},
+			{"1% changed", r.Incremental}} {
+			var sum time.Duration
+			for _, d := range m.m.Phases {
+				sum += d
+			}
+			p := m.m.Phases
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", thousands(r.Size), m.name, secs(m.m.Wall),
+				secs(p["Fetch"]), secs(p["Plan"]), secs(p["Apply"]), secs(p["FinishRun"]), secs(max(m.m.Wall-sum, 0)))
+		}
+	}
 }
 
 // WritePlot draws the wall times against the tenant size as a PNG.

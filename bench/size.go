@@ -201,6 +201,9 @@ func (e *env) measure(ctx context.Context, w *worker, p *directory.Profile, labe
 	}
 	m.Wall = time.Since(start)
 	m.PeakRSS = w.peakRSS()
+	if m.Phases, err = readPhases(ctx, e.tc, run.WorkflowID, run.TemporalRunID); err != nil {
+		return m, err
+	}
 	m.Counts = run.Counts
 	mode, err := e.store.RunMode(ctx, run.ID)
 	if err == nil {
@@ -220,7 +223,7 @@ func (e *env) measure(ctx context.Context, w *worker, p *directory.Profile, labe
 	}
 	m.Rows = after - before
 	e.log.Info(label, "mode", m.Mode, "took", m.Wall.Round(time.Millisecond), "usersPerSecond", int(m.UsersPerSecond()),
-		"peakRSSMB", m.PeakRSS>>20, "userRows", m.UserRows, "rows", m.Rows, "counts", fmt.Sprintf("%+v", m.Counts))
+		"peakRSSMB", m.PeakRSS>>20, "userRows", m.UserRows, "rows", m.Rows, "counts", fmt.Sprintf("%+v", m.Counts), "phases", m.Phases.String())
 	return m, nil
 }
 

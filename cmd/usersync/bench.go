@@ -59,22 +59,32 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if *quiet {
 		o.Log = nil
 	}
-	results, err := bench.Run(ctx, o)
-	if err != nil {
+	results, runErr := bench.Run(ctx, o)
+	if len(results) == 0 {
+		return runErr
+	}
+	// The sizes measured before a failure are still reported.
+	if err := writeBenchReport(e, *out, results); err != nil {
 		return err
 	}
+	return runErr
+}
+
+// writeBenchReport prints the report and, unless out is empty, writes it
+// to out/<date>.md with its plot.
+func writeBenchReport(e *env, out string, results []bench.Result) error {
 	now := time.Now()
 	host, _ := os.Hostname()
 	var md bytes.Buffer
 	bench.WriteMarkdown(&md, results, now, host)
 	fmt.Fprint(e.stdout, md.String())
-	if *out == "" {
+	if out == "" {
 		return nil
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	base := filepath.Join(*out, now.Format("2006-01-02"))
+	base := filepath.Join(out, now.Format("2006-01-02"))
 	if err := os.WriteFile(base+".md", md.Bytes(), 0o644); err != nil { //nolint:gosec // a report to read
 		return err
 	}
