@@ -179,51 +179,76 @@ func (s *SQLStore) newIDExpr() string {
 	return "lower(hex(randomblob(16)))"
 }
 
+// applyCreate inserts a batch of the users to create, with the ids the
+// plan gave them. With the org chart on, a user whose manager is in the
+// directory or is created by this run (named by external id, as Graph and
+// Okta name managers) gets it in the same insert: each user is written
+// once, where a later update of every new user would write it twice. The
+// manager step then finds these links made and sets only the others.
 func (s *SQLStore) applyCreate(ctx context.Context, tx *sqlx.Tx, st *applyState, cursor string) (string, bool, error) {
 	lo, hi, ok, err := s.batchKeys(ctx, tx, st, "('create')", cursor)
 	if err != nil || !ok {
 		return "", true, err
 	}
-	var staged []stagedRow
-	if err := s.sel(ctx, tx, &staged, `SELECT p.external_id, s.username, s.first_name, s.last_name, s.email, s.attributes
-FROM sync_plan p JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id
-WHERE `+fmt.Sprintf(planRange, "('create')")+` ORDER BY p.external_id`, st.runID, lo, hi); err != nil {
+	managerID, managerName, joins := "NULL", "''", ""
+	args := []any{st.runID, lo, hi}
+	if st.in.OrgChart {
+		managerID, managerName = "COALESCE(mu.id, mp.user_id)", "COALESCE(mu.username, ms.username, '')"
+		joins = `
+LEFT JOIN users mu ON s.manager_ref <> '' AND mu.directory_key = ? AND mu.external_id = s.manager_ref
+LEFT JOIN sync_plan mp ON s.manager_ref <> '' AND mu.id IS NULL AND mp.run_id = p.run_id AND mp.external_id = s.manager_ref
+  AND mp.action = 'create'
+LEFT JOIN sync_staged_users ms ON ms.run_id = mp.run_id AND ms.external_id = mp.external_id`
+		args = append([]any{st.in.DirectoryKey}, args...)
+	}
+	var staged []struct {
+		stagedRow
+		ManagerID   *string `db:"manager_id"`
+		ManagerName string  `db:"manager_name"`
+	}
+	if err := s.sel(ctx, tx, &staged, `SELECT p.external_id, p.user_id, s.username, s.first_name, s.last_name, s.email, s.attributes,
+  `+managerID+` AS manager_id, `+managerName+` AS manager_name
+FROM sync_plan p JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id`+joins+`
+WHERE `+fmt.Sprintf(planRange, "('create')")+` ORDER BY p.external_id`, args...); err != nil {
 		return "", false, err
 	}
 	// A username taken between plan and apply (a user created through the
 	// API meanwhile) makes the insert of that row do nothing; RETURNING
-	// tells which rows really went in, and only those are recorded.
-	var created []struct {
-		ID         string `db:"id"`
-		ExternalID string `db:"external_id"`
-	}
+	// tells which rows really went in, and only those are recorded. A link
+	// to such a manager is undone by the manager step, which resolves
+	// every manager afresh.
+	var created []string
 	err = s.sel(ctx, tx, &created, `INSERT INTO users (id, directory_key, external_id, username, username_lower,
-  first_name, last_name, email, status, password_hash, attributes, content_hash, created_at, updated_at)
-SELECT `+s.newIDExpr()+`, ?, s.external_id, s.username, s.username_lower, s.first_name, s.last_name, s.email,
-  'active', s.password_hash, s.attributes, s.content_hash, ?, ?
-FROM sync_plan p JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id
+  first_name, last_name, email, status, password_hash, attributes, content_hash, manager_id, created_at, updated_at)
+SELECT p.user_id, ?, s.external_id, s.username, s.username_lower, s.first_name, s.last_name, s.email,
+  'active', s.password_hash, s.attributes, s.content_hash, `+managerID+`, ?, ?
+FROM sync_plan p JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id`+joins+`
 WHERE `+fmt.Sprintf(planRange, "('create')")+`
 ON CONFLICT DO NOTHING
-RETURNING id, external_id`, st.in.DirectoryKey, st.at, st.at, st.runID, lo, hi)
+RETURNING id`, append([]any{st.in.DirectoryKey, st.at, st.at}, args...)...)
 	if err != nil {
 		return "", false, err
 	}
-	ids := make(map[string]string, len(created))
-	for _, c := range created {
-		ids[c.ExternalID] = c.ID
+	in := make(map[string]bool, len(created))
+	for _, id := range created {
+		in[id] = true
 	}
 	for i := range staged {
 		r := &staged[i]
-		id, ok := ids[r.ExternalID]
-		if !ok {
+		if !in[r.UserID] {
 			st.counts.Conflicts++
 			st.entries = append(st.entries, ledgerEntry{subjectType: "user", subjectID: r.ExternalID, username: r.Username,
 				action: "conflict", reason: fmt.Sprintf("username %q was taken while the run applied", r.Username)})
 			continue
 		}
 		st.counts.Created++
-		st.entries = append(st.entries, ledgerEntry{subjectType: "user", subjectID: id, username: r.Username,
+		st.entries = append(st.entries, ledgerEntry{subjectType: "user", subjectID: r.UserID, username: r.Username,
 			action: "created", changes: rules.Diff(rules.Record{}, r.record())})
+		if r.ManagerID != nil {
+			st.counts.ManagersLinked++
+			st.entries = append(st.entries, ledgerEntry{subjectType: "user", subjectID: r.UserID, username: r.Username,
+				action: "manager_linked", changes: map[string]rules.Change{"manager": {From: "", To: r.ManagerName}}})
+		}
 	}
 	return hi, false, nil
 }
@@ -472,13 +497,11 @@ WHERE p.run_id = ? AND p.action IN `+syncedActions+`
 	}
 	cu, cg := parseMemberCursor(cursor)
 	var rows []struct {
-		UserID    string `db:"user_id"`
-		GroupID   string `db:"group_id"`
-		Op        string `db:"op"`
-		Username  string `db:"username"`
-		GroupName string `db:"group_name"`
+		UserID  string `db:"user_id"`
+		GroupID string `db:"group_id"`
+		Op      string `db:"op"`
 	}
-	if err := s.sel(ctx, tx, &rows, `SELECT user_id, group_id, op, username, group_name FROM sync_plan_members
+	if err := s.sel(ctx, tx, &rows, `SELECT user_id, group_id, op FROM sync_plan_members
 WHERE run_id = ? AND (user_id, group_id) > (?, ?) ORDER BY user_id, group_id LIMIT ?`,
 		st.runID, cu, cg, st.in.BatchSize); err != nil {
 		return "", false, err
@@ -501,16 +524,31 @@ ON CONFLICT DO NOTHING`, append([]any{st.at}, bargs...)...); err != nil {
   SELECT w.group_id, w.user_id FROM sync_plan_members w WHERE w.op = 'remove' AND `+batch+`)`, bargs...); err != nil {
 		return "", false, err
 	}
+	// Memberships are most of a first sync's changes: their ledger and
+	// audit rows are written set-based, not carried through Go and back.
+	// The reason quotes the group's name as Go's %q does for printable
+	// text.
+	const (
+		action = `CASE w.op WHEN 'add' THEN 'member_added' ELSE 'member_removed' END`
+		reason = `'group "' || REPLACE(REPLACE(w.group_name, '\', '\\'), '"', '\"') || '"'`
+	)
+	if _, err := s.exec(ctx, tx, `INSERT INTO change_ledger (run_id, subject_type, subject_id, username, action, reason, changes, at)
+SELECT w.run_id, 'user', w.user_id, w.username, `+action+`, `+reason+`, '{}', ?
+FROM sync_plan_members w WHERE `+batch+` ORDER BY w.user_id, w.group_id`, append([]any{st.at}, bargs...)...); err != nil {
+		return "", false, fmt.Errorf("write ledger: %w", err)
+	}
+	if _, err := s.exec(ctx, tx, `INSERT INTO audit_log (at, category, action, connection, run_id, subject, details)
+SELECT ?, ?, `+action+`, ?, w.run_id, w.username, `+reason+`
+FROM sync_plan_members w WHERE `+batch+` ORDER BY w.user_id, w.group_id`,
+		append([]any{st.at, CategorySync, st.in.Connection}, bargs...)...); err != nil {
+		return "", false, fmt.Errorf("write audit: %w", err)
+	}
 	for _, r := range rows {
-		e := ledgerEntry{subjectType: "user", subjectID: r.UserID, username: r.Username,
-			action: "member_added", reason: fmt.Sprintf("group %q", r.GroupName)}
 		if r.Op == "remove" {
-			e.action = "member_removed"
 			st.counts.MembershipsRemoved++
 		} else {
 			st.counts.MembershipsAdded++
 		}
-		st.entries = append(st.entries, e)
 	}
 	return memberCursor(hu, hg), false, nil
 }

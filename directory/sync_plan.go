@@ -321,9 +321,13 @@ func (p *planner) planStaged(ctx context.Context) error {
 	args := []any{p.dir, p.dir, p.dir}
 	args = append(args, dupArgs...)
 	args = append(args, p.run)
+	// A user to create gets its id now, so that the create step can set
+	// the managers it creates in the same run (see applyCreate).
 	return p.exec(ctx, "users", `
 INSERT INTO sync_plan (run_id, external_id, user_id, action, reason)
-SELECT s.run_id, s.external_id, COALESCE(m1.id, m2.id),
+SELECT c.run_id, c.external_id, CASE WHEN c.action = 'create' THEN `+p.s.newIDExpr()+` ELSE c.user_id END, c.action, c.reason
+FROM (
+SELECT s.run_id, s.external_id, COALESCE(m1.id, m2.id) AS user_id,
   CASE
     WHEN s.invalid <> '' THEN 'skipped'
     WHEN d.n IS NOT NULL THEN 'conflict'
@@ -335,7 +339,7 @@ SELECT s.run_id, s.external_id, COALESCE(m1.id, m2.id),
     WHEN COALESCE(m1.status, m2.status) <> 'active' THEN 'reenable'
     WHEN m1.id IS NULL OR m1.content_hash <> s.content_hash THEN 'update'
     ELSE 'unchanged'
-  END,
+  END AS action,
   CASE
     WHEN s.invalid <> '' THEN s.invalid
     WHEN d.n IS NOT NULL THEN 'username "' || s.username || '" is used by ' || CAST(d.n AS TEXT) || ' users of the source'
@@ -344,14 +348,15 @@ SELECT s.run_id, s.external_id, COALESCE(m1.id, m2.id),
     WHEN o.id IS NOT NULL THEN 'username "' || s.username || '" belongs to a user of another directory (' || o.directory_key || ')'
     WHEN NOT s.active AND COALESCE(m1.status, m2.status) = 'active' THEN 'inactive in the provider'
     ELSE ''
-  END
+  END AS reason
 FROM sync_staged_users s
 LEFT JOIN users m1 ON m1.directory_key = ? AND m1.external_id = s.external_id
 LEFT JOIN users m2 ON m1.id IS NULL AND m2.directory_key = ? AND m2.external_id IS NULL AND m2.username_lower = s.username_lower
 LEFT JOIN users o ON o.username_lower = s.username_lower AND o.id <> COALESCE(m1.id, m2.id, '')
 LEFT JOIN (`+dupes+`) d
        ON d.username_lower = s.username_lower AND s.invalid = ''
-WHERE s.run_id = ? AND NOT EXISTS (SELECT 1 FROM sync_plan x WHERE x.run_id = s.run_id AND x.external_id = s.external_id)`, args...)
+WHERE s.run_id = ? AND NOT EXISTS (SELECT 1 FROM sync_plan x WHERE x.run_id = s.run_id AND x.external_id = s.external_id)
+) c`, args...)
 }
 
 // planDepartures disables the active users of this directory that left the

@@ -2,6 +2,7 @@ package directory_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/google/uuid"
@@ -224,6 +225,120 @@ func TestEngineManagerByIDOrUsername(t *testing.T) {
 			u["01"].ManagerID == nil || *u["01"].ManagerID != u["00b"].ID ||
 			u["02"].ManagerID == nil || *u["02"].ManagerID != u["00b"].ID || u["03"].ManagerID != nil {
 			t.Fatalf("counts %+v users %+v", c, u)
+		}
+	})
+}
+
+// A first sync writes each new user once: a manager named by id, whether
+// already in the directory or created by the same run in a later batch,
+// is set by the insert itself, and the ledger still says who was linked
+// to whom. A manager whose username was taken between plan and apply is
+// not created, and the link to it is undone and reported.
+func TestEngineFirstSyncSetsManagersOnCreate(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *directory.DB) {
+		e := newEngine(t, db)
+		e.newRun()
+		old := staged("00-old", "old.boss", "O")
+		e.stage(true, old)
+		e.planApply()
+
+		e.newRun()
+		// Batches of one, in external id order: the subordinates come
+		// before their managers.
+		a1, a2, a3 := staged("a1", "ann", "A"), staged("a2", "ben", "B"), staged("a3", "cat", "C")
+		boss, taken := staged("zz-boss", "boss", "Z"), staged("zz-taken", "taken", "T")
+		a1.ManagerRef, a2.ManagerRef, a3.ManagerRef, boss.ManagerRef = "zz-boss", "00-old", "zz-taken", "00-old"
+		e.stage(true, old, a1, a2, a3, boss, taken)
+		if _, err := e.s.Plan(e.ctx, e.runID, directory.PlanInput{DirectoryKey: e.dir}); err != nil {
+			t.Fatal(err)
+		}
+		// Meanwhile a local account takes the username of one manager.
+		if err := e.s.CreateUser(e.ctx, &directory.User{ID: uuid.NewString(), Username: "TAKEN", FirstName: "L", LastName: "L",
+			Email: "l@example.com", Status: directory.StatusActive, DirectoryKey: directory.LocalDirectory,
+			CreatedAt: e.s.Now(), UpdatedAt: e.s.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		var c directory.RunCounts
+		var err error
+		for done := false; !done; {
+			if done, c, err = e.s.ApplyBatch(e.ctx, e.runID, directory.ApplyInput{DirectoryKey: e.dir, OrgChart: true, BatchSize: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u := e.usersByExternalID()
+		mgr := func(id string) string {
+			if u[id].ManagerID == nil {
+				return ""
+			}
+			return *u[id].ManagerID
+		}
+		if mgr("a1") != u["zz-boss"].ID || mgr("a2") != u["00-old"].ID || mgr("zz-boss") != u["00-old"].ID || mgr("a3") != "" {
+			t.Fatalf("managers: %+v", u)
+		}
+		if _, ok := u["zz-taken"]; ok || c.Created != 4 || c.Conflicts != 1 || c.ManagersUnresolved != 1 {
+			t.Fatalf("counts %+v users %+v", c, u)
+		}
+		for _, id := range []string{"a1", "a2", "zz-boss"} {
+			if !u[id].UpdatedAt.Equal(u[id].CreatedAt) {
+				t.Fatalf("%s was written again after its creation: %+v", id, u[id])
+			}
+		}
+		p, err := e.s.ListChanges(e.ctx, e.runID, "manager_linked", directory.ListOptions{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		linked := map[string]string{}
+		for _, ch := range p.Items {
+			linked[ch.Username] = ch.Changes["manager"].To
+		}
+		if linked["ann"] != "boss" || linked["ben"] != "old.boss" || linked["boss"] != "old.boss" {
+			t.Fatalf("ledger of manager links: %+v", p.Items)
+		}
+	})
+}
+
+// Membership changes are recorded set-based; the reason names the group
+// as Go's %q would, quotes and backslashes included.
+func TestEngineMembershipLedgerQuotesGroupNames(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *directory.DB) {
+		e := newEngine(t, db)
+		e.newRun()
+		name := `R&D "Core" \ Team — Zürich`
+		page := &directory.FetchedPage{Users: []directory.StagedUser{staged("a1", "ann", "A")},
+			Groups:  []directory.StagedGroup{{ExternalID: "g1", Name: name}},
+			Members: []directory.StagedMember{{GroupExternalID: "g1", UserExternalID: "a1"}}}
+		if _, err := e.s.SaveFetchedPage(e.ctx, e.runID, page, "", true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.s.Plan(e.ctx, e.runID, directory.PlanInput{DirectoryKey: e.dir}); err != nil {
+			t.Fatal(err)
+		}
+		var c directory.RunCounts
+		var err error
+		for done := false; !done; {
+			if done, c, err = e.s.ApplyBatch(e.ctx, e.runID, directory.ApplyInput{DirectoryKey: e.dir, GroupSync: true,
+				Connection: "Engine", BatchSize: 10}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, err := e.s.ListChanges(e.ctx, e.runID, "member_added", directory.ListOptions{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("group %q", name)
+		if c.MembershipsAdded != 1 || len(p.Items) != 1 || p.Items[0].Reason != want || p.Items[0].Username != "ann" {
+			t.Fatalf("counts %+v ledger %+v, want reason %s", c, p.Items, want)
+		}
+		audit, err := e.s.ListAudit(e.ctx, directory.AuditFilter{RunID: e.runID}, directory.ListOptions{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, a := range audit.Items {
+			found = found || (a.Action == "member_added" && a.Details == want && a.Subject == "ann" && a.Connection == "Engine")
+		}
+		if !found {
+			t.Fatalf("audit %+v", audit.Items)
 		}
 	})
 }
