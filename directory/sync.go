@@ -3,10 +3,13 @@ package directory
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/usersync/usersync/schema"
 )
 
 // SyncEngine is the set-based part of a run: the fetched pages go to
@@ -375,12 +378,61 @@ var runTables = []string{"sync_staged_users", "sync_staged_groups", "sync_staged
 	"sync_plan_managers", "sync_plan_members"}
 
 func (s *SQLStore) deleteRunRows(ctx context.Context, q querier, runID string) error {
-	for _, t := range runTables {
+	return s.clearRun(ctx, q, runID, runTables...)
+}
+
+// clearRun removes a run's rows from work tables. On PostgreSQL a table
+// that holds no other run's rows is truncated instead: a first sync of a
+// million users leaves millions of plan rows, which a DELETE marks and
+// logs one by one for over a minute. It takes the table's exclusive lock
+// without waiting, inside a savepoint, and falls back to DELETE when
+// another transaction uses the table (another profile's run), so it never
+// waits for one nor holds one up.
+func (s *SQLStore) clearRun(ctx context.Context, q querier, runID string, tables ...string) error {
+	tx, isTx := q.(*sqlx.Tx)
+	for _, t := range tables {
+		if s.db.Dialect == schema.Postgres && isTx {
+			done, err := s.truncateAlone(ctx, tx, t, runID)
+			if err != nil {
+				return fmt.Errorf("clear %s: %w", t, err)
+			}
+			if done {
+				continue
+			}
+		}
 		if _, err := s.exec(ctx, q, `DELETE FROM `+t+` WHERE run_id = ?`, runID); err != nil {
 			return fmt.Errorf("clear %s: %w", t, err)
 		}
 	}
 	return nil
+}
+
+// truncateAlone truncates table if it can lock it at once and it holds no
+// row of another run; it reports whether it did.
+func (s *SQLStore) truncateAlone(ctx context.Context, tx *sqlx.Tx, table, runID string) (bool, error) {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT clear_run`); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `LOCK TABLE `+table+` IN ACCESS EXCLUSIVE MODE NOWAIT`); err != nil {
+		// Busy (lock_not_available): undo the failed statement only.
+		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT clear_run`); rerr != nil {
+			return false, errors.Join(err, rerr)
+		}
+		return false, nil
+	}
+	// Two range reads of the run_id index, not a scan of the run's rows.
+	var others bool
+	if err := tx.GetContext(ctx, &others, `SELECT EXISTS (SELECT 1 FROM `+table+` WHERE run_id < $1)
+  OR EXISTS (SELECT 1 FROM `+table+` WHERE run_id > $1)`, runID); err != nil {
+		return false, err
+	}
+	if !others {
+		if _, err := tx.ExecContext(ctx, `TRUNCATE `+table); err != nil {
+			return false, err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT clear_run`)
+	return !others, err
 }
 
 // DropRunData implements SyncEngine. The staging of the run a directory's

@@ -135,12 +135,7 @@ func (s *SQLStore) FallBackToFull(ctx context.Context, runID string) error {
 // dropWorkRows removes what a run computed on the way (plan, work sets),
 // keeping its staging.
 func (s *SQLStore) dropWorkRows(ctx context.Context, q querier, runID string) error {
-	for _, t := range []string{"sync_plan", "sync_plan_managers", "sync_plan_members", "sync_run_ids", "sync_run_ancestry", "sync_staged_removals"} {
-		if _, err := s.exec(ctx, q, `DELETE FROM `+t+` WHERE run_id = ?`, runID); err != nil {
-			return fmt.Errorf("clear %s: %w", t, err)
-		}
-	}
-	return nil
+	return s.clearRun(ctx, q, runID, "sync_plan", "sync_plan_managers", "sync_plan_members", "sync_run_ids", "sync_run_ancestry", "sync_staged_removals")
 }
 
 // CommitRun implements SyncEngine. It runs in one transaction and once: a
