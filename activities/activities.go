@@ -206,6 +206,40 @@ func heartbeat(ctx context.Context, details ...any) {
 	}
 }
 
+// keepAliveEvery is how often keepAlive heartbeats: well inside the
+// shortest heartbeat timeout a run is given.
+var keepAliveEvery = 2 * time.Second
+
+// keepAlive runs work and heartbeats details meanwhile. One step of a
+// large run can be a single statement over millions of rows (deriving the
+// memberships of a million users, working out what apply must change),
+// and an attempt that does not heartbeat through it is declared dead by
+// Temporal, which then starts a second attempt beside the first: the
+// same work twice, the second waiting on the first's locks.
+func keepAlive(ctx context.Context, work func() error, details ...any) error {
+	if !activity.IsActivity(ctx) {
+		return work()
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(keepAliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, details...)
+			}
+		}
+	}()
+	err := work()
+	close(stop)
+	<-stopped
+	return err
+}
+
 // workerStopping tells whether the worker is shutting down: Fetch and
 // Apply then end their stretch at the last commit, and the workflow's next
 // call finds another worker (or this one, restarted) at once instead of

@@ -122,7 +122,14 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 	deadline := timeNow().Add(a.Budget)
 	restarted, fellBack := false, false
 	for {
-		page, next, err := st.fetchPage(ctx, cur, scope)
+		var (
+			page *directory.FetchedPage
+			next *fetchCursor
+		)
+		err := keepAlive(ctx, func() (err error) {
+			page, next, err = st.fetchPage(ctx, cur, scope)
+			return err
+		}, cur.String(), fetched)
 		if errors.Is(err, provider.ErrStateExpired) && st.mode.Mode == directory.ModeDelta && !fellBack {
 			// The provider no longer has the state the changes were to be
 			// read from: read the whole source instead.

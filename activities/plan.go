@@ -54,12 +54,21 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (ApplyResult, err
 	ai := directory.ApplyInput{DirectoryKey: rc.run.DirectoryKey, Connection: rc.profile.Name,
 		GroupSync: groups.On(), OrgChart: rc.cfg.PopulateOrgChart, BatchSize: a.BatchSize}
 	deadline := timeNow().Add(a.Budget)
+	var last directory.RunCounts
 	for {
-		done, counts, err := a.Store.ApplyBatch(ctx, rc.run.ID, ai)
+		var (
+			done   bool
+			counts directory.RunCounts
+		)
+		err := keepAlive(ctx, func() (err error) {
+			done, counts, err = a.Store.ApplyBatch(ctx, rc.run.ID, ai)
+			return err
+		}, last)
 		if err != nil {
 			return ApplyResult{}, err
 		}
 		heartbeat(ctx, counts)
+		last = counts
 		if done {
 			return ApplyResult{Done: true, Counts: counts}, nil
 		}

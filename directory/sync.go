@@ -239,10 +239,31 @@ var (
 	removalCols      = []string{"run_id", "external_id", "reason"}
 )
 
+// lockRun serialises the transactions that move a run forward. Two
+// attempts of one activity can overlap (Temporal starts a retry once it
+// deems the first dead, which may yet be working), and each reads the
+// run's cursor and counts before it writes them back: on PostgreSQL the
+// second now waits for the first to commit and then reads what it left.
+// It comes first in the transaction, before any other lock, so that it
+// cannot take part in a deadlock. SQLite has one writer at a time, and a
+// transaction that read before another's write fails and is retried.
+func (s *SQLStore) lockRun(ctx context.Context, tx *sqlx.Tx, runID string) error {
+	if s.db.Dialect != schema.Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM sync_runs WHERE id = $1 FOR UPDATE`, runID); err != nil {
+		return fmt.Errorf("lock run %s: %w", runID, err)
+	}
+	return nil
+}
+
 // SaveFetchedPage implements SyncEngine.
 func (s *SQLStore) SaveFetchedPage(ctx context.Context, runID string, page *FetchedPage, next string, done bool) (int, error) {
 	var total int
 	err := s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		userRows := make([][]any, 0, len(page.Users))
 		for _, u := range page.Users {
 			userRows = append(userRows, []any{runID, u.ExternalID, u.Line, u.Username, strings.ToLower(u.Username),
@@ -358,6 +379,9 @@ func (s *SQLStore) mergeSourceState(ctx context.Context, tx *sqlx.Tx, runID stri
 // ResetFetch implements SyncEngine.
 func (s *SQLStore) ResetFetch(ctx context.Context, runID string) error {
 	return s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		if err := s.deleteRunRows(ctx, tx, runID); err != nil {
 			return err
 		}
@@ -439,6 +463,9 @@ func (s *SQLStore) truncateAlone(ctx context.Context, tx *sqlx.Tx, table, runID 
 // next delta run builds on is kept.
 func (s *SQLStore) DropRunData(ctx context.Context, runID string) error {
 	return s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		snapshot, err := s.exists(ctx, tx, `SELECT 1 FROM sync_state WHERE snapshot_run_id = ?`, runID)
 		if err != nil {
 			return fmt.Errorf("drop run data: %w", err)

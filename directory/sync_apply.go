@@ -72,6 +72,9 @@ func (s *SQLStore) ApplyBatch(ctx context.Context, runID string, in ApplyInput) 
 	var done bool
 	var counts RunCounts
 	err := s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		var run struct {
 			Step   string `db:"apply_step"`
 			Cursor string `db:"apply_cursor"`
@@ -492,6 +495,9 @@ WHERE p.run_id = ? AND p.action IN `+syncedActions+`
   AND NOT (g.directory_key = ? AND EXISTS (SELECT 1 FROM sync_staged_members sm
            WHERE sm.run_id = p.run_id AND sm.user_external_id = p.external_id AND sm.group_external_id = g.external_id))`,
 			dir, st.runID, dir); err != nil {
+			return "", false, err
+		}
+		if err := s.analyze(ctx, tx, "sync_plan_members"); err != nil {
 			return "", false, err
 		}
 	}

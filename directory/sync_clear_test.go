@@ -1,6 +1,8 @@
 package directory_test
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,5 +74,74 @@ func TestEngineClearsRunRowsByTruncateWhenAlone(t *testing.T) {
 	}
 	if planRows(b) != 0 || filenode() == before {
 		t.Fatalf("alone: %d rows left, rewritten %v", planRows(b), filenode() != before)
+	}
+}
+
+// Two attempts of one activity can overlap: Temporal starts a retry once it
+// deems an attempt dead, which may yet be working. Apply batches run side
+// by side must still apply and record every change once.
+func TestEngineOverlappingApplyAttemptsRecordEachChangeOnce(t *testing.T) {
+	db := dbtest.Open(t, schema.Postgres)
+	e := newEngine(t, db)
+	e.newRun()
+	const n = 120
+	page := &directory.FetchedPage{Groups: []directory.StagedGroup{{ExternalID: "g1", Name: "One"}, {ExternalID: "g2", Name: "Two"}}}
+	for i := range n {
+		u := staged(fmt.Sprintf("x%03d", i), fmt.Sprintf("user%03d", i), "L")
+		if i > 0 {
+			u.ManagerRef = "x000"
+		}
+		page.Users = append(page.Users, u)
+		page.Members = append(page.Members, directory.StagedMember{GroupExternalID: "g1", UserExternalID: u.ExternalID},
+			directory.StagedMember{GroupExternalID: "g2", UserExternalID: u.ExternalID})
+	}
+	if _, err := e.s.SaveFetchedPage(e.ctx, e.runID, page, "", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Plan(e.ctx, e.runID, directory.PlanInput{DirectoryKey: e.dir}); err != nil {
+		t.Fatal(err)
+	}
+	in := directory.ApplyInput{DirectoryKey: e.dir, OrgChart: true, GroupSync: true, BatchSize: 7}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				done, _, err := e.s.ApplyBatch(e.ctx, e.runID, in)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if done {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	_, c, err := e.s.ApplyBatch(e.ctx, e.runID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string, args ...any) (k int) {
+		if err := db.Get(&k, q, args...); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	ledger := func(action string) int {
+		return count(`SELECT COUNT(*) FROM change_ledger WHERE run_id = $1 AND action = $2`, e.runID, action)
+	}
+	if c.Created != n || c.MembershipsAdded != 2*n || c.ManagersLinked != n-1 ||
+		ledger("created") != n || ledger("member_added") != 2*n || ledger("manager_linked") != n-1 ||
+		count(`SELECT COUNT(*) FROM audit_log WHERE run_id = $1 AND action = 'member_added'`, e.runID) != 2*n ||
+		count(`SELECT COUNT(*) FROM group_members`) != 2*n {
+		t.Fatalf("counts %+v; ledger created %d, member_added %d, manager_linked %d", c, ledger("created"), ledger("member_added"), ledger("manager_linked"))
 	}
 }

@@ -88,6 +88,9 @@ func (s *SQLStore) baseOf(ctx context.Context, q querier, runID string) (string,
 // cycles but UNION would end one anyway.
 func (s *SQLStore) BuildAncestry(ctx context.Context, runID string) error {
 	err := s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		base, err := s.baseOf(ctx, tx, runID)
 		if err != nil {
 			return err
@@ -166,6 +169,9 @@ WHERE an.ancestor_external_id IN (?)`
 // scope now must be read from the provider (pending).
 func (s *SQLStore) ResolveDelta(ctx context.Context, runID string, in ResolveInput) error {
 	err := s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		if err := s.tuneSession(ctx, tx); err != nil {
 			return err
 		}
@@ -282,6 +288,9 @@ ORDER BY external_id LIMIT ?`, runID, idsPending, after, limit); err != nil {
 // groups among the ancestors of the groups it is a direct member of.
 func (s *SQLStore) DeriveGroups(ctx context.Context, runID string) error {
 	err := s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		if err := s.tuneSession(ctx, tx); err != nil {
 			return err
 		}
@@ -309,7 +318,11 @@ SELECT DISTINCT ?, an.ancestor_external_id, e.m
 FROM (`+graphEdges("NOT e.member_is_group AND e.member_external_id IN (SELECT external_id FROM sync_staged_users WHERE run_id = ?)")+`) e
 JOIN sync_run_ancestry an ON an.run_id = ? AND an.group_external_id = e.g
 JOIN sync_staged_groups k ON k.run_id = ? AND k.external_id = an.ancestor_external_id`, args...)
-		return err
+		if err != nil {
+			return err
+		}
+		// The plan and apply join what was just written.
+		return s.analyze(ctx, tx, "sync_staged_members")
 	})
 	if err != nil {
 		return fmt.Errorf("derive groups: %w", err)

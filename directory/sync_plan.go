@@ -45,6 +45,9 @@ const departedReason = "not in the source any more"
 func (s *SQLStore) Plan(ctx context.Context, runID string, in PlanInput) (*PlanOutcome, error) {
 	out := &PlanOutcome{}
 	err := s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		var run struct {
 			Step   string `db:"apply_step"`
 			Cursor string `db:"apply_cursor"`
@@ -144,13 +147,16 @@ func (s *SQLStore) tuneSession(ctx context.Context, tx *sqlx.Tx) error {
 
 // analyze refreshes the planner's statistics of tables a run has just
 // filled in bulk: without it Postgres plans the joins of plan and apply for
-// the nearly empty tables it last saw, and a large run crawls.
+// the nearly empty tables it last saw, and a large run crawls. A table
+// another transaction is analysing (another profile's run, autovacuum) is
+// skipped rather than waited for: its statistics are being refreshed, and
+// ANALYZE's lock lasts until that transaction ends.
 func (s *SQLStore) analyze(ctx context.Context, q querier, tables ...string) error {
 	if s.db.Dialect != schema.Postgres {
 		return nil
 	}
 	for _, t := range tables {
-		if _, err := s.exec(ctx, q, "ANALYZE "+t); err != nil {
+		if _, err := s.exec(ctx, q, "ANALYZE (SKIP_LOCKED) "+t); err != nil {
 			return fmt.Errorf("analyze %s: %w", t, err)
 		}
 	}

@@ -118,6 +118,9 @@ func (s *SQLStore) RunMode(ctx context.Context, runID string) (RunMode, error) {
 // FallBackToFull implements SyncEngine.
 func (s *SQLStore) FallBackToFull(ctx context.Context, runID string) error {
 	return s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		if err := s.deleteRunRows(ctx, tx, runID); err != nil {
 			return err
 		}
@@ -142,6 +145,9 @@ func (s *SQLStore) dropWorkRows(ctx context.Context, q querier, runID string) er
 // retry after it committed finds the run already recorded as the last.
 func (s *SQLStore) CommitRun(ctx context.Context, runID string) error {
 	err := s.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.lockRun(ctx, tx, runID); err != nil {
+			return err
+		}
 		var run struct {
 			runModeRow
 			StartedAt time.Time `db:"started_at"`
