@@ -13,9 +13,10 @@ import (
 )
 
 // Phases is where a run's wall time went: the time its activities of each
-// type ran (start to close, every attempt), read from the Temporal history
-// of the run and of the executions it continued as. What the activities
-// do not cover is the workflow's own time: tasks, timers, queueing.
+// type took, from scheduling to close (so every attempt and the backoff
+// between them count), read from the Temporal history of the run and of
+// the executions it continued as. What the activities do not cover is the
+// workflow's own time: its tasks and timers.
 type Phases map[string]time.Duration
 
 // phaseOrder is the order a run's activities come in.
@@ -53,8 +54,8 @@ func readPhases(ctx context.Context, tc client.Client, workflowID, runID string)
 	p := Phases{}
 	for runID != "" {
 		next := ""
-		types := map[int64]string{}      // scheduled event id → activity type
-		started := map[int64]time.Time{} // scheduled event id → last attempt's start
+		types := map[int64]string{}        // scheduled event id → activity type
+		scheduled := map[int64]time.Time{} // scheduled event id → when
 		it := tc.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for it.HasNext() {
 			ev, err := it.Next()
@@ -66,9 +67,7 @@ func readPhases(ctx context.Context, tc client.Client, workflowID, runID string)
 			switch a := ev.GetAttributes().(type) {
 			case *historypb.HistoryEvent_ActivityTaskScheduledEventAttributes:
 				types[ev.GetEventId()] = a.ActivityTaskScheduledEventAttributes.GetActivityType().GetName()
-				continue
-			case *historypb.HistoryEvent_ActivityTaskStartedEventAttributes:
-				started[a.ActivityTaskStartedEventAttributes.GetScheduledEventId()] = at
+				scheduled[ev.GetEventId()] = at
 				continue
 			case *historypb.HistoryEvent_ActivityTaskCompletedEventAttributes:
 				sched = a.ActivityTaskCompletedEventAttributes.GetScheduledEventId()
@@ -84,9 +83,7 @@ func readPhases(ctx context.Context, tc client.Client, workflowID, runID string)
 			default:
 				continue
 			}
-			// An activity's started event is written when it closes, with
-			// the last attempt's start time.
-			if s, ok := started[sched]; ok {
+			if s, ok := scheduled[sched]; ok {
 				p[types[sched]] += at.Sub(s)
 			}
 		}

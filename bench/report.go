@@ -75,7 +75,7 @@ func WriteMarkdown(w io.Writer, rs []Result, when time.Time, machine string) {
 func writePhases(w io.Writer, rs []Result) {
 	fmt.Fprintln(w, "## Where the time went")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Seconds spent in each activity of the run (every attempt, from Temporal's history); \"other\" is the rest of the wall time: workflow tasks and queueing.")
+	fmt.Fprintln(w, "Seconds spent in each activity of the run, from its scheduling to its close (every attempt, from Temporal's history); \"other\" is the rest of the wall time: the workflow's own tasks.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| users | run | wall | fetch | plan | apply | finish | other |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|")

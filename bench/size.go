@@ -201,6 +201,11 @@ func (e *env) measure(ctx context.Context, w *worker, p *directory.Profile, labe
 	}
 	m.Wall = time.Since(start)
 	m.PeakRSS = w.peakRSS()
+	// The run shows as ended from inside its last activity: let the
+	// workflow close, so that its history holds every activity.
+	if err := e.tc.GetWorkflow(ctx, run.WorkflowID, "").Get(ctx, nil); err != nil {
+		return m, fmt.Errorf("workflow of run %s: %w", run.ID, err)
+	}
 	if m.Phases, err = readPhases(ctx, e.tc, run.WorkflowID, run.TemporalRunID); err != nil {
 		return m, err
 	}

@@ -313,11 +313,13 @@ SELECT ?, k.id, k.name FROM (`+keptGroups+`) k`, runID, runID, base, runID); err
 		args := []any{runID}
 		args = append(args, graphEdgesArgs(base, runID, runID)...)
 		args = append(args, runID, runID)
+		// In primary key order, as applyMembers writes its work set.
 		_, err = s.exec(ctx, tx, `INSERT INTO sync_staged_members (run_id, group_external_id, user_external_id)
 SELECT DISTINCT ?, an.ancestor_external_id, e.m
 FROM (`+graphEdges("NOT e.member_is_group AND e.member_external_id IN (SELECT external_id FROM sync_staged_users WHERE run_id = ?)")+`) e
 JOIN sync_run_ancestry an ON an.run_id = ? AND an.group_external_id = e.g
-JOIN sync_staged_groups k ON k.run_id = ? AND k.external_id = an.ancestor_external_id`, args...)
+JOIN sync_staged_groups k ON k.run_id = ? AND k.external_id = an.ancestor_external_id
+ORDER BY an.ancestor_external_id, e.m`, args...)
 		if err != nil {
 			return err
 		}
