@@ -54,7 +54,7 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (ApplyResult, err
 	ai := directory.ApplyInput{DirectoryKey: rc.run.DirectoryKey, Connection: rc.profile.Name,
 		GroupSync: groups.On(), OrgChart: rc.cfg.PopulateOrgChart, BatchSize: a.BatchSize}
 	deadline := timeNow().Add(a.Budget)
-	var last directory.RunCounts
+	last := rc.run.Counts
 	for {
 		var (
 			done   bool
