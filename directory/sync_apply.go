@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -194,21 +193,19 @@ func (s *SQLStore) applyCreate(ctx context.Context, tx *sqlx.Tx, st *applyState,
 	if err != nil || !ok {
 		return "", true, err
 	}
-	// The manager in the directory is read by a lookup per row, not a
-	// join: while the step creates a directory's users, the planner's
-	// statistics still count the few it had, and a join planned on them
-	// scanned every user created so far for each row of the batch.
+	// The manager is found through the plan, which holds every user of
+	// the source with the id it has (or, created by this run, will have),
+	// and a departing one with its id too; a manager the plan lacks is left
+	// to the manager step. Nothing here looks users up by directory: while
+	// this step creates a directory's users, the planner's statistics still
+	// count the few it had, and a lookup by directory planned on them
+	// rescanned every user created so far, for each row of each batch.
 	managerID, managerName, joins := "NULL", "''", ""
-	var midArgs, mnameArgs []any
 	if st.in.OrgChart {
-		const inDirectory = `(SELECT mu.%s FROM users mu WHERE mu.directory_key = ? AND mu.external_id = s.manager_ref)`
-		managerID = "COALESCE(" + fmt.Sprintf(inDirectory, "id") + ", mp.user_id)"
-		managerName = "COALESCE(" + fmt.Sprintf(inDirectory, "username") + ", ms.username, '')"
-		midArgs, mnameArgs = []any{st.in.DirectoryKey}, []any{st.in.DirectoryKey}
-		// A manager the run creates has no user with its id yet: it is
-		// in the plan, with the id the user will have.
+		managerID = "mp.user_id"
+		managerName = "COALESCE((SELECT mu.username FROM users mu WHERE mu.id = mp.user_id), ms.username, '')"
 		joins = `
-LEFT JOIN sync_plan mp ON s.manager_ref <> '' AND mp.run_id = p.run_id AND mp.external_id = s.manager_ref AND mp.action = 'create'
+LEFT JOIN sync_plan mp ON s.manager_ref <> '' AND mp.run_id = p.run_id AND mp.external_id = s.manager_ref
 LEFT JOIN sync_staged_users ms ON ms.run_id = mp.run_id AND ms.external_id = mp.external_id`
 	}
 	rng := []any{st.runID, lo, hi}
@@ -217,11 +214,10 @@ LEFT JOIN sync_staged_users ms ON ms.run_id = mp.run_id AND ms.external_id = mp.
 		ManagerID   *string `db:"manager_id"`
 		ManagerName string  `db:"manager_name"`
 	}
-	args := append(append(slices.Clone(midArgs), mnameArgs...), rng...)
 	if err := s.sel(ctx, tx, &staged, `SELECT p.external_id, p.user_id, s.username, s.first_name, s.last_name, s.email, s.attributes,
   `+managerID+` AS manager_id, `+managerName+` AS manager_name
 FROM sync_plan p JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id`+joins+`
-WHERE `+fmt.Sprintf(planRange, "('create')")+` ORDER BY p.external_id`, args...); err != nil {
+WHERE `+fmt.Sprintf(planRange, "('create')")+` ORDER BY p.external_id`, rng...); err != nil {
 		return "", false, err
 	}
 	// A username taken between plan and apply (a user created through the
@@ -229,8 +225,7 @@ WHERE `+fmt.Sprintf(planRange, "('create')")+` ORDER BY p.external_id`, args...)
 	// tells which rows really went in, and only those are recorded. A link
 	// to such a manager is undone by the manager step, which resolves
 	// every manager afresh.
-	args = append([]any{st.in.DirectoryKey}, midArgs...)
-	args = append(append(args, st.at, st.at), rng...)
+	args := append([]any{st.in.DirectoryKey, st.at, st.at}, rng...)
 	var created []string
 	err = s.sel(ctx, tx, &created, `INSERT INTO users (id, directory_key, external_id, username, username_lower,
   first_name, last_name, email, status, password_hash, attributes, content_hash, manager_id, created_at, updated_at)
