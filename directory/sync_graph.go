@@ -118,7 +118,13 @@ anc (g, a) AS (
 )
 INSERT INTO sync_run_ancestry (run_id, group_external_id, ancestor_external_id)
 SELECT ?, g, a FROM anc`, append(args, runID)...)
-		return err
+		if err != nil {
+			return err
+		}
+		// The graph is staged now, and what follows reads the run's rows
+		// against the snapshot's: a planner that still counts the run's
+		// rows as none re-scanned them per row of the snapshot's graph.
+		return s.analyze(ctx, tx, "sync_staged_edges", "sync_staged_pgroups", "sync_run_ancestry")
 	})
 	if err != nil {
 		return fmt.Errorf("group ancestry: %w", err)
@@ -136,7 +142,11 @@ func (s *SQLStore) InScope(ctx context.Context, runID string, selected, ids []st
 	if err != nil {
 		return nil, err
 	}
-	q := `SELECT DISTINCT e.m FROM (` + graphEdges("NOT e.member_is_group AND e.member_external_id IN (?)") + `) e
+	// The page's edges are worked out once (MATERIALIZED), whatever the
+	// planner guesses of the ancestry they join: planned inside the join,
+	// they were worked out again for every group under a selected one.
+	q := `WITH e AS MATERIALIZED (` + graphEdges("NOT e.member_is_group AND e.member_external_id IN (?)") + `)
+SELECT DISTINCT e.m FROM e
 JOIN sync_run_ancestry an ON an.run_id = ? AND an.group_external_id = e.g
 WHERE an.ancestor_external_id IN (?)`
 	args := graphEdgesArgs(base, runID, ids)
