@@ -89,6 +89,9 @@ type Result struct {
 	Incremental  Measure // after Changes changes (delta)
 	Changes      int
 	Baseline     Baseline
+	// Server is the PostgreSQL server's version and the settings that
+	// bound bulk writes, for the report.
+	Server string
 }
 
 // Ratio is the pipeline's full-sync users/s over the baseline's.
@@ -161,15 +164,36 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	defer e.simSrv.Close()
 
+	server, err := e.serverSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []Result
 	for _, n := range o.Sizes {
 		r, err := e.size(ctx, n)
+		r.Server = server
 		if err != nil {
 			return out, fmt.Errorf("bench: %d users: %w", n, err)
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// serverSettings describes the PostgreSQL server: a first sync is bulk
+// writing, whose speed the shared buffers and the WAL size between
+// checkpoints bound (Debian's defaults are 128 MB and 1 GB).
+func (e *env) serverSettings(ctx context.Context) (string, error) {
+	var v struct {
+		Version string `db:"server_version"`
+		Buffers string `db:"shared_buffers"`
+		WAL     string `db:"max_wal_size"`
+	}
+	if err := e.db.GetContext(ctx, &v, `SELECT current_setting('server_version') AS server_version,
+  current_setting('shared_buffers') AS shared_buffers, current_setting('max_wal_size') AS max_wal_size`); err != nil {
+		return "", fmt.Errorf("bench: server settings: %w", err)
+	}
+	return fmt.Sprintf("PostgreSQL %s (shared_buffers %s, max_wal_size %s)", v.Version, v.Buffers, v.WAL), nil
 }
 
 // createDatabase makes a throwaway database on the admin server.

@@ -40,6 +40,9 @@ func WriteMarkdown(w io.Writer, rs []Result, when time.Time, machine string) {
 		"Temporal dev server, one `usersync worker` process, PostgreSQL. Scope: the \"All Staff\" tree (99%% of the users); "+
 		"group sync of every security group; managers; two mapped attributes.\n\n",
 		machine, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	if len(rs) > 0 && rs[0].Server != "" {
+		fmt.Fprintf(w, "Database: %s.\n\n", rs[0].Server)
+	}
 	fmt.Fprintln(w, "## Full first sync, and the raw baseline")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| users | wall (s) | users/s | worker peak RSS (MB) | rows written | baseline (s) | baseline users/s | pipeline ÷ baseline |")
