@@ -235,13 +235,14 @@ ON CONFLICT DO NOTHING`, []any{runID, runID, base, base, runID, runID, idsCandid
 			}
 		}
 		if len(in.Selected) > 0 {
-			q := `INSERT INTO sync_run_ids (run_id, kind, external_id)
-SELECT DISTINCT ?, ?, e.m FROM (` + graphEdges("NOT e.member_is_group AND e.member_external_id IN (SELECT external_id FROM sync_run_ids WHERE run_id = ? AND kind = ?)") + `) e
+			// The candidates' edges once, as in InScope.
+			q := `WITH e AS MATERIALIZED (` + graphEdges("NOT e.member_is_group AND e.member_external_id IN (SELECT external_id FROM sync_run_ids WHERE run_id = ? AND kind = ?)") + `)
+INSERT INTO sync_run_ids (run_id, kind, external_id)
+SELECT DISTINCT ?, ?, e.m FROM e
 JOIN sync_run_ancestry an ON an.run_id = ? AND an.group_external_id = e.g
 WHERE an.ancestor_external_id IN (?)`
-			args := []any{runID, idsInScope}
-			args = append(args, graphEdgesArgs(base, runID, runID, idsCandidate)...)
-			args = append(args, runID, in.Selected)
+			args := graphEdgesArgs(base, runID, runID, idsCandidate)
+			args = append(args, runID, idsInScope, runID, in.Selected)
 			q, args, err = sqlx.In(q, args...)
 			if err != nil {
 				return fmt.Errorf("scope: %w", err)
@@ -320,13 +321,14 @@ func (s *SQLStore) DeriveGroups(ctx context.Context, runID string) error {
 SELECT ?, k.id, k.name FROM (`+keptGroups+`) k`, runID, runID, base, runID); err != nil {
 			return fmt.Errorf("kept groups: %w", err)
 		}
-		args := []any{runID}
-		args = append(args, graphEdgesArgs(base, runID, runID)...)
-		args = append(args, runID, runID)
-		// In primary key order, as applyMembers writes its work set.
-		_, err = s.exec(ctx, tx, `INSERT INTO sync_staged_members (run_id, group_external_id, user_external_id)
+		args := graphEdgesArgs(base, runID, runID)
+		args = append(args, runID, runID, runID)
+		// The staged users' edges once, as in InScope; the rows go in in
+		// primary key order, as applyMembers writes its work set.
+		_, err = s.exec(ctx, tx, `WITH e AS MATERIALIZED (`+graphEdges("NOT e.member_is_group AND e.member_external_id IN (SELECT external_id FROM sync_staged_users WHERE run_id = ?)")+`)
+INSERT INTO sync_staged_members (run_id, group_external_id, user_external_id)
 SELECT DISTINCT ?, an.ancestor_external_id, e.m
-FROM (`+graphEdges("NOT e.member_is_group AND e.member_external_id IN (SELECT external_id FROM sync_staged_users WHERE run_id = ?)")+`) e
+FROM e
 JOIN sync_run_ancestry an ON an.run_id = ? AND an.group_external_id = e.g
 JOIN sync_staged_groups k ON k.run_id = ? AND k.external_id = an.ancestor_external_id
 ORDER BY an.ancestor_external_id, e.m`, args...)
