@@ -110,6 +110,12 @@ func classify(err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidData, err)
 	case errors.Is(err, provider.ErrNotFound), errors.Is(err, directory.ErrNotFound):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeConfig, err)
+	case directory.IsDataError(err):
+		// The database refuses a value the source sent (a NUL, bytes that
+		// are not UTF-8): retrying the same data fails the same way, and a
+		// step retried for ever holds the profile's runs for ever.
+		return temporal.NewNonRetryableApplicationError(
+			"the database refused data of this run (fix it at the source): "+err.Error(), ErrTypeInvalidData, err)
 	}
 	return err
 }

@@ -149,6 +149,25 @@ func IsUniqueViolation(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
+// IsDataError reports whether err is the database refusing a value itself
+// (PostgreSQL's class 22, "data exception": a NUL or a byte sequence that
+// is not UTF-8, a value too long or out of range): the same statement with
+// the same data fails the same way however often it is retried.
+func IsDataError(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Code.Class() == "22"
+	}
+	// SQLite stores any text; its only data errors are SQLITE_TOOBIG (18)
+	// and SQLITE_MISMATCH (20).
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code() & 0xff
+		return c == 18 || c == 20
+	}
+	return false
+}
+
 // isForeignKeyViolation reports whether err is a foreign key violation of
 // either driver: a row refers to one that does not exist.
 func isForeignKeyViolation(err error) bool {

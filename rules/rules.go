@@ -49,9 +49,16 @@ func ValidEmail(s string) bool {
 	return at > 0 && strings.Contains(s[at+1:], ".") && !strings.HasSuffix(s, ".")
 }
 
-// Invalid says why a record cannot be synced, or "" when it can: the
-// required fields (username, first name, last name, valid email).
+// Invalid says why a record cannot be synced, or "" when it can: text
+// the directory cannot hold (a control character, a value longer than its
+// maximum; see TextProblem), then the required fields (username, first
+// name, last name, valid email). The stager calls it for every record of
+// every provider, so a bad record is skipped with its reason rather than
+// failing the run.
 func Invalid(r Record) string {
+	if p := textProblems(r); p != "" {
+		return p
+	}
 	if m := MissingFields(r); len(m) > 0 {
 		if len(m) == 1 {
 			return "missing required field " + m[0]

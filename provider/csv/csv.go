@@ -29,6 +29,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/rules"
 )
 
 // DocumentReader reads a stored document from a byte offset (implemented by
@@ -308,17 +309,45 @@ func (s *Source) user(lay *layout, rec []string, line int) provider.User {
 		Active:     true,
 		Line:       line,
 	}
+	// Text the directory cannot hold makes the row unusable, and is
+	// replaced before the row goes anywhere: a NUL in a username reached
+	// PostgreSQL's staging table, which refused it on every retry and left
+	// the run (and every later one) stuck.
+	var reasons []string
+	checkText := func(v *string, field string, index, max int, multiline bool) {
+		if p := rules.TextProblem(*v, max, multiline); p != "" {
+			reasons = append(reasons, fmt.Sprintf("line %d: %s (column %q) %s", line, field, lay.names[index], p))
+			*v = rules.ReplaceControl(*v, multiline)
+		}
+	}
+	checkText(&u.Username, FieldUsername, lay.match, rules.MaxUsernameLength, false)
+	// A quoted cell may span lines, and spreadsheets make such names.
+	checkText(&u.FirstName, FieldFirstName, lay.first, rules.MaxNameLength, true)
+	checkText(&u.LastName, FieldLastName, lay.last, rules.MaxNameLength, true)
+	checkText(&u.Email, FieldEmail, lay.email, rules.MaxEmailLength, false)
+	checkText(&u.ManagerRef, "manager", lay.manager, rules.MaxManagerRefLength, false)
+
 	u.ExternalID = strings.ToLower(u.Username)
 	if u.ExternalID == "" {
 		u.ExternalID = fmt.Sprintf("line:%d", line)
 	}
 	if lay.groups >= 0 {
-		u.Groups = splitGroups(get(lay.groups))
+		for _, g := range splitGroups(get(lay.groups)) {
+			// A bad name is left out rather than replaced: it would become
+			// a directory group of its own.
+			if p := rules.TextProblem(g, rules.MaxNameLength, false); p != "" {
+				reasons = append(reasons, fmt.Sprintf("line %d: group name (column %q) %s", line, lay.names[lay.groups], p))
+				continue
+			}
+			u.Groups = append(u.Groups, g)
+		}
 	}
 	if len(lay.attrs) > 0 {
 		u.Attributes = make(map[string]string, len(lay.attrs))
 		for _, a := range lay.attrs {
-			u.Attributes[a.field] = get(a.index)
+			v := get(a.index)
+			checkText(&v, a.field, a.index, rules.MaxAttributeValueLength, true)
+			u.Attributes[a.field] = v
 		}
 	}
 
@@ -336,7 +365,6 @@ func (s *Source) user(lay *layout, rec []string, line int) provider.User {
 			missing = append(missing, fmt.Sprintf("%s (column %q)", f.name, lay.names[f.index]))
 		}
 	}
-	var reasons []string
 	switch len(missing) {
 	case 0:
 	case 1:

@@ -3,10 +3,12 @@ package csv
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/rules"
 )
 
 // FuzzUsers feeds arbitrary bytes to the reader as an uploaded file. A file
@@ -24,6 +26,10 @@ func FuzzUsers(f *testing.F) {
 		"username,firstName,lastName,email\n\"multi\nline\",A,B,\"a@example.com\"\n",
 		"username,firstName\nx,\"unterminated\n",
 		"<html><body>login</body></html>",
+		// Control characters and overlong values: the row is skipped with
+		// the column named, and nothing unstorable is handed on.
+		"username,firstName,lastName,email,manager,groups,dept\nj\x00doe,J\x1bane,Doe,j@example.com,b\x00ss,Eng\x00;All,\"a\nb\"\n",
+		"username,firstName,lastName,email\n" + strings.Repeat("u", 300) + ",A,B,a@example.com\n",
 	} {
 		f.Add([]byte(seed), uint8(0), uint8(2), true)
 	}
@@ -102,6 +108,24 @@ func FuzzUsers(f *testing.F) {
 				if !utf8.ValidString(s) {
 					t.Fatalf("line %d: %q is not UTF-8", u.Line, s)
 				}
+			}
+			// What is staged must be storable whatever the row held: a
+			// NUL reaching PostgreSQL wedged the run (issue 13).
+			for _, s := range append([]string{u.ExternalID, u.Username, u.FirstName, u.LastName, u.Email, u.ManagerRef}, u.Groups...) {
+				if rules.HasControl(s, false) {
+					t.Fatalf("line %d: %q holds a control character", u.Line, s)
+				}
+			}
+			for k, v := range u.Attributes {
+				if rules.HasControl(k, false) || rules.HasControl(v, true) {
+					t.Fatalf("line %d: attribute %q=%q holds a control character", u.Line, k, v)
+				}
+			}
+			if u.Invalid == "" && rules.Invalid(rules.Record{Username: u.Username, FirstName: u.FirstName,
+				LastName: u.LastName, Email: u.Email, ManagerRef: u.ManagerRef, Attributes: u.Attributes}) != "" &&
+				rules.MissingFields(rules.Record{Username: u.Username, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email}) == nil &&
+				rules.ValidEmail(u.Email) {
+				t.Fatalf("line %d: a row the rules refuse is not marked invalid", u.Line)
 			}
 			if u.Invalid != "" {
 				invalid++

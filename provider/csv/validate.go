@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/rules"
 )
 
 // Report is what Validate learnt from a full pass over the file.
@@ -136,7 +137,8 @@ func (s *Source) Groups(ctx context.Context, q provider.GroupQuery, c provider.C
 		}
 		for _, g := range splitGroups(strings.TrimSpace(rec[lay.groups])) {
 			id := strings.ToLower(g)
-			if _, ok := names[id]; ok || id <= after || !strings.Contains(id, search) {
+			if _, ok := names[id]; ok || id <= after || !strings.Contains(id, search) ||
+				rules.TextProblem(g, rules.MaxNameLength, false) != "" {
 				continue
 			}
 			names[id] = g
@@ -194,7 +196,7 @@ func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor)
 			continue
 		}
 		user := strings.ToLower(strings.TrimSpace(rec[lay.match]))
-		if user == "" {
+		if user == "" || rules.TextProblem(user, rules.MaxUsernameLength, false) != "" {
 			continue // not a user: Users reports the row as invalid
 		}
 		for _, g := range splitGroups(strings.TrimSpace(rec[lay.groups])) {
