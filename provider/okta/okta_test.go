@@ -632,20 +632,38 @@ func TestMembers(t *testing.T) {
 	assert.False(t, provider.Retryable(err))
 }
 
-func TestAGroupThatNoLongerExistsIsSkipped(t *testing.T) {
+// TestASelectedGroupThatIsNotFoundFailsTheRead: skipping a selected group
+// Okta answers 404 for would take all its members out of scope, and the
+// run would disable them; the read fails instead, naming the group, and
+// the error is final (a retry gets the same 404).
+func TestASelectedGroupThatIsNotFoundFailsTheRead(t *testing.T) {
 	sim, srv := simOrg(t, oktasim.Config{Seed: 9, Users: 80})
 	sales, legal := groupID(t, sim, "Sales"), groupID(t, sim, "Legal")
 	require.NoError(t, sim.DeleteGroup(legal))
-	var logs strings.Builder
-	s := open(t, srv, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
-	users, _ := allUsers(t, s, legal, sales, "00gneverexisted")
-	got := map[string]bool{}
-	for _, u := range users {
-		got[u.ExternalID] = true
+	s := open(t, srv, nil)
+	ctx := context.Background()
+	for _, scope := range [][]string{{legal, sales}, {sales, legal}, {sales, "00gneverexisted"}} {
+		missing := scope[1]
+		if scope[0] == legal {
+			missing = legal
+		}
+		var err error
+		cur := ""
+		for {
+			var p provider.Page[provider.User]
+			p, err = s.Users(ctx, provider.Scope{GroupIDs: scope}, cur)
+			if err != nil || p.Next == "" {
+				break
+			}
+			cur = p.Next
+		}
+		require.Error(t, err, "a selected group that answers 404 must not pass for an empty one")
+		require.ErrorIs(t, err, provider.ErrNotFound)
+		assert.False(t, provider.Retryable(err))
+		assert.Contains(t, err.Error(), "selected group "+missing+" was not found")
+		assert.Contains(t, err.Error(), "no user was disabled")
+		assert.Contains(t, err.Error(), "E0000007", "Okta's own word is kept")
 	}
-	assert.Equal(t, ids(inScope(sim, sales)), ids(got))
-	assert.Contains(t, logs.String(), legal, "the vanished group is reported")
-	assert.Contains(t, logs.String(), "00gneverexisted")
 }
 
 func TestCursors(t *testing.T) {

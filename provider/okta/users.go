@@ -96,8 +96,10 @@ func nextAfter(resp *okta.Response) (string, error) {
 // Users reads one page of the members of the scope's groups. A user in two
 // selected groups is returned once per page; across pages the run's
 // staging keeps the first record of an id, so the set a fetch ends with has
-// each user once. A selected group that no longer exists is reported in
-// the log and skipped: its members are then out of scope.
+// each user once. A selected group Okta answers 404 for fails the read:
+// skipping it would take all its members out of scope and disable them,
+// and a 404 does not tell a deleted group from one these credentials may
+// not see (an admin role limited to some groups).
 func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cursor) (provider.Page[provider.User], error) {
 	groups, hash := scopeGroups(scope)
 	pos, err := decodePosition(c)
@@ -107,37 +109,35 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 	if c != "" && (pos.Scope != hash || pos.Group >= len(groups)) {
 		return provider.Page[provider.User]{}, fmt.Errorf("okta: cursor of another group selection: %w", provider.ErrCursorExpired)
 	}
-	for pos.Group < len(groups) {
-		gid := groups[pos.Group]
-		users, next, err := s.groupUsers(ctx, gid, pos.After)
-		var gone *objectNotFound
-		if errors.As(err, &gone) && pos.After == "" {
-			s.log.Warn("okta: a group selected on the profile no longer exists; its members are out of scope",
-				"org", s.org, "group", gid)
-			pos = position{Group: pos.Group + 1, Scope: hash}
+	if pos.Group >= len(groups) {
+		return provider.Page[provider.User]{}, nil
+	}
+	gid := groups[pos.Group]
+	users, next, err := s.groupUsers(ctx, gid, pos.After)
+	var gone *objectNotFound
+	if errors.As(err, &gone) {
+		return provider.Page[provider.User]{}, fmt.Errorf("okta: selected group %s was not found (deleted, or not visible to these credentials): no user was disabled; remove it from the profile or check the app's access: %w",
+			gid, err)
+	}
+	if err != nil {
+		return provider.Page[provider.User]{}, err
+	}
+	page := provider.Page[provider.User]{Items: make([]provider.User, 0, len(users))}
+	seen := make(map[string]bool, len(users))
+	for _, u := range users {
+		if u == nil || u.Status == statusStaged || seen[u.Id] {
 			continue
 		}
-		if err != nil {
-			return provider.Page[provider.User]{}, err
-		}
-		page := provider.Page[provider.User]{Items: make([]provider.User, 0, len(users))}
-		seen := make(map[string]bool, len(users))
-		for _, u := range users {
-			if u == nil || u.Status == statusStaged || seen[u.Id] {
-				continue
-			}
-			seen[u.Id] = true
-			page.Items = append(page.Items, s.mapUser(u))
-		}
-		switch {
-		case next != "":
-			page.Next = position{Group: pos.Group, After: next, Scope: hash}.encode()
-		case pos.Group+1 < len(groups):
-			page.Next = position{Group: pos.Group + 1, Scope: hash}.encode()
-		}
-		return page, nil
+		seen[u.Id] = true
+		page.Items = append(page.Items, s.mapUser(u))
 	}
-	return provider.Page[provider.User]{}, nil
+	switch {
+	case next != "":
+		page.Next = position{Group: pos.Group, After: next, Scope: hash}.encode()
+	case pos.Group+1 < len(groups):
+		page.Next = position{Group: pos.Group + 1, Scope: hash}.encode()
+	}
+	return page, nil
 }
 
 // Members reads one page of a group's members. STAGED users are left out,
