@@ -16,8 +16,10 @@ import (
 const (
 	UsersDefaultLimit       = 200
 	UsersMaxLimit           = 200
+	UsersQueryDefaultLimit  = 10 // with q
 	GroupsDefaultLimit      = 10000
 	GroupsMaxLimit          = 10000
+	GroupsQueryDefaultLimit = 300 // with q
 	GroupUsersDefaultLimit  = 1000
 	GroupUsersMaxLimit      = 1000
 	AppGroupsDefaultLimit   = 20
@@ -166,35 +168,57 @@ func (s *Server) links(w http.ResponseWriter, r *http.Request, l listing, next s
 	w.Header().Add("Link", "<"+base+"?"+q.Encode()+`>; rel="next"`)
 }
 
+// listUsers is GET /api/v1/users with the query options Okta documents:
+// filter (a few attributes, eq, and lastUpdated ranges), search (most
+// attributes), q (a prefix of firstName, lastName or email, one page
+// only, 10 users by default), after and limit. Without filter or search
+// DEPROVISIONED users are left out. Okta documents that filter includes
+// them, but older pages said otherwise; unless told (Config
+// FilterIncludesDeprovisioned) the simulator takes the reading that is
+// harder on a client: a filtered listing has them only when the filter
+// asks for status eq "DEPROVISIONED". Other options are ignored.
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	l, ok := s.parseListing(w, r, UsersDefaultLimit, UsersMaxLimit)
+	q := r.URL.Query()
+	prefix := strings.ToLower(q.Get("q"))
+	def := UsersDefaultLimit
+	if prefix != "" && q.Get("search") == "" && q.Get("filter") == "" {
+		def = UsersQueryDefaultLimit
+	}
+	l, ok := s.parseListing(w, r, def, UsersMaxLimit)
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	expr := q.Get("filter")
-	if expr == "" {
-		expr = q.Get("search")
-	}
 	var match func(*user) bool
-	if expr != "" {
-		m, err := parseExpr(expr)
+	paged := true
+	switch {
+	case q.Get("search") != "":
+		m, err := parseExpr(q.Get("search"), userSearch)
 		if err != nil {
 			s.writeError(w, http.StatusBadRequest, codeBadSearch, errSearchSummary, err.Error())
 			return
 		}
-		match = func(u *user) bool { return m(userField(u)) }
-	} else {
-		prefix := strings.ToLower(q.Get("q"))
+		match = func(u *user) bool { return m.match(userField(u)) }
+	case q.Get("filter") != "":
+		m, err := parseExpr(q.Get("filter"), userFilter)
+		if err != nil {
+			s.writeError(w, http.StatusBadRequest, codeBadSearch, errSearchSummary, err.Error())
+			return
+		}
+		withDeprovisioned := s.filterDeprovisioned || m.asks("status", "eq", StatusDeprovisioned)
 		match = func(u *user) bool {
-			// Without a filter or search, Okta leaves deprovisioned users out.
+			return (withDeprovisioned || u.status != StatusDeprovisioned) && m.match(userField(u))
+		}
+	default:
+		// q does not page: one page of up to limit users.
+		paged = prefix == ""
+		match = func(u *user) bool {
 			if u.status == StatusDeprovisioned {
 				return false
 			}
 			if prefix == "" {
 				return true
 			}
-			for _, k := range []string{"firstName", "lastName", "email", "login"} {
+			for _, k := range []string{"firstName", "lastName", "email"} {
 				if v, _ := u.profile[k].(string); strings.HasPrefix(strings.ToLower(v), prefix) {
 					return true
 				}
@@ -202,7 +226,13 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 			return false
 		}
 	}
+	if !paged {
+		l.after = ""
+	}
 	ids, next := page(s.org.userIDs, l, func(id string) bool { return match(s.org.users[id]) })
+	if !paged {
+		next = ""
+	}
 	docs := make([]userDoc, 0, len(ids))
 	for _, id := range ids {
 		docs = append(docs, s.userDoc(s.org.users[id], origin(r)))
@@ -211,25 +241,37 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, docs)
 }
 
+// listGroups is GET /api/v1/groups with filter (id, type, lastUpdated,
+// lastMembershipUpdated), search, q (a prefix of the name: Okta does not
+// page a query, 300 groups by default), after and limit.
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
-	l, ok := s.parseListing(w, r, GroupsDefaultLimit, GroupsMaxLimit)
+	q := r.URL.Query()
+	prefix := strings.ToLower(q.Get("q"))
+	def := GroupsDefaultLimit
+	if prefix != "" {
+		def = GroupsQueryDefaultLimit
+	}
+	l, ok := s.parseListing(w, r, def, GroupsMaxLimit)
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	prefix := strings.ToLower(q.Get("q"))
-	var match func(fieldFunc) bool
-	expr := q.Get("filter")
-	if expr == "" {
-		expr = q.Get("search")
-	}
-	if expr != "" {
-		m, err := parseExpr(expr)
-		if err != nil {
-			s.writeError(w, http.StatusBadRequest, codeBadSearch, errSearchSummary, err.Error())
-			return
+	var match expr
+	for _, p := range []struct {
+		name string
+		d    dialect
+	}{{"search", groupSearch}, {"filter", groupFilter}} {
+		if v := q.Get(p.name); v != "" {
+			m, err := parseExpr(v, p.d)
+			if err != nil {
+				s.writeError(w, http.StatusBadRequest, codeBadSearch, errSearchSummary, err.Error())
+				return
+			}
+			match = m.match
+			break
 		}
-		match = m
+	}
+	if prefix != "" {
+		l.after = ""
 	}
 	ids, next := page(s.org.groupID, l, func(id string) bool {
 		g := s.org.groups[id]
@@ -238,6 +280,9 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 		}
 		return match == nil || match(groupField(g))
 	})
+	if prefix != "" {
+		next = ""
+	}
 	docs := make([]groupJSON, 0, len(ids))
 	for _, id := range ids {
 		docs = append(docs, groupDoc(s.org.groups[id], origin(r)))
@@ -363,129 +408,66 @@ func groupDoc(g *group, base string) groupJSON {
 		}}
 }
 
-// fieldFunc reads one attribute of an object for a filter expression;
-// ok is false when the object has no such attribute.
-type fieldFunc func(name string) (value string, ok bool)
-
 func userField(u *user) fieldFunc {
-	return func(name string) (string, bool) {
+	return func(name string) ([]string, bool) {
 		switch name {
 		case "id":
-			return u.id, true
+			return one(u.id)
 		case "status":
-			return u.status, true
+			return one(u.status)
 		case "created":
-			return u.created.UTC().Format(timeLayout), true
+			return one(u.created.UTC().Format(timeLayout))
+		case "activated":
+			if u.activated.IsZero() {
+				return nil, false
+			}
+			return one(u.activated.UTC().Format(timeLayout))
+		case "statusChanged":
+			return one(u.statusChanged.UTC().Format(timeLayout))
 		case "lastUpdated":
-			return u.lastUpdated.UTC().Format(timeLayout), true
-		case "type.id":
-			return "", false
+			return one(u.lastUpdated.UTC().Format(timeLayout))
 		}
 		if k, ok := strings.CutPrefix(name, "profile."); ok {
-			v, has := u.profile[k]
-			if !has || v == nil {
-				return "", false
+			switch v := u.profile[k].(type) {
+			case nil:
+				return nil, false
+			case []any:
+				out := make([]string, 0, len(v))
+				for _, e := range v {
+					out = append(out, fmt.Sprint(e))
+				}
+				return out, true
+			default:
+				return one(fmt.Sprint(v))
 			}
-			return fmt.Sprint(v), true
 		}
-		return "", false
+		return nil, false
 	}
 }
 
 func groupField(g *group) fieldFunc {
-	return func(name string) (string, bool) {
+	return func(name string) ([]string, bool) {
 		switch name {
 		case "id":
-			return g.id, true
+			return one(g.id)
 		case "type":
-			return g.typ, true
+			return one(g.typ)
+		case "created":
+			return one(g.created.UTC().Format(timeLayout))
 		case "lastUpdated":
-			return g.lastUpdated.UTC().Format(timeLayout), true
+			return one(g.lastUpdated.UTC().Format(timeLayout))
 		case "lastMembershipUpdated":
-			return g.lastMembershipUpdated.UTC().Format(timeLayout), true
+			return one(g.lastMembershipUpdated.UTC().Format(timeLayout))
 		case "profile.name":
-			return g.name, true
+			return one(g.name)
 		case "profile.description":
-			return g.description, true
+			return one(g.description)
 		}
-		return "", false
-	}
-}
-
-// parseExpr compiles the subset of Okta's filter and search language the
-// simulator needs: terms `attr op "value"` (op eq, sw, gt, ge, lt, le)
-// joined by "and", alternatives joined by "or", no parentheses. Times
-// compare as their fixed-width text, which orders them correctly.
-func parseExpr(expr string) (func(fieldFunc) bool, error) {
-	type term struct{ attr, op, val string }
-	var alts [][]term
-	for _, alt := range splitWord(expr, "or") {
-		var terms []term
-		for _, t := range splitWord(alt, "and") {
-			t = strings.TrimSpace(t)
-			attr, rest, ok1 := strings.Cut(t, " ")
-			op, val, ok2 := strings.Cut(strings.TrimSpace(rest), " ")
-			val = strings.TrimSpace(val)
-			if !ok1 || !ok2 || len(val) < 2 || val[0] != '"' || val[len(val)-1] != '"' {
-				return nil, fmt.Errorf("cannot parse %q", t)
+		if k, ok := strings.CutPrefix(name, "profile."); ok {
+			if v, has := g.extra[k]; has && v != nil {
+				return one(fmt.Sprint(v))
 			}
-			op = strings.ToLower(op)
-			switch op {
-			case "eq", "sw", "gt", "ge", "lt", "le":
-			default:
-				return nil, fmt.Errorf("unsupported operator %q", op)
-			}
-			terms = append(terms, term{attr: attr, op: op, val: val[1 : len(val)-1]})
 		}
-		alts = append(alts, terms)
+		return nil, false
 	}
-	return func(get fieldFunc) bool {
-	alt:
-		for _, terms := range alts {
-			for _, t := range terms {
-				v, ok := get(t.attr)
-				if !ok {
-					continue alt
-				}
-				var hit bool
-				switch t.op {
-				case "eq":
-					hit = v == t.val
-				case "sw":
-					hit = strings.HasPrefix(strings.ToLower(v), strings.ToLower(t.val))
-				case "gt":
-					hit = v > t.val
-				case "ge":
-					hit = v >= t.val
-				case "lt":
-					hit = v < t.val
-				case "le":
-					hit = v <= t.val
-				}
-				if !hit {
-					continue alt
-				}
-			}
-			return true
-		}
-		return false
-	}, nil
-}
-
-// splitWord splits s on a keyword surrounded by spaces, outside quotes.
-func splitWord(s, word string) []string {
-	var out []string
-	inQuote, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '"':
-			inQuote = !inQuote
-		case !inQuote && s[i] == ' ' && i+len(word)+2 <= len(s) &&
-			strings.EqualFold(s[i+1:i+1+len(word)], word) && s[i+1+len(word)] == ' ':
-			out = append(out, s[start:i])
-			start = i + len(word) + 2
-			i = start - 1
-		}
-	}
-	return append(out, s[start:])
 }

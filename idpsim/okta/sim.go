@@ -89,6 +89,15 @@ type Config struct {
 	Latency time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// LogLag is how long after its published time a System Log event
+	// becomes readable (Okta commits events to the log after they
+	// happen, usually within seconds; DelayNextEvents makes a few late).
+	LogLag time.Duration
+	// FilterIncludesDeprovisioned makes /api/v1/users?filter= return
+	// DEPROVISIONED users, as Okta's reference says it does; by default a
+	// filtered listing has them only when the filter asks for that
+	// status, the reading older pages allowed and the harder on a client.
+	FilterIncludesDeprovisioned bool
 }
 
 // Client is an OAuth service app allowed to get access tokens with a
@@ -123,8 +132,13 @@ type Server struct {
 	requests   map[string]int
 	throttled  map[string]int
 	nextReqID  int
-	events     []logEvent // the System Log, oldest first
+	events     []logEvent // the System Log, in the order events become readable
 	nextEvent  int
+	logLag     time.Duration
+	lateNext   int           // the next events logged are this many...
+	lateBy     time.Duration // ...and become readable this much later still
+	// filterDeprovisioned: a filtered user listing includes DEPROVISIONED users.
+	filterDeprovisioned bool
 }
 
 type bucket struct {
@@ -168,7 +182,8 @@ func New(cfg Config) *Server {
 		errRate:  cfg.ServerErrorRate,
 		latency:  cfg.Latency,
 		faultRNG: rand.New(rand.NewPCG(uint64(cfg.Seed)+2, 11)),
-		requests: map[string]int{}, throttled: map[string]int{}}
+		requests: map[string]int{}, throttled: map[string]int{},
+		logLag: cfg.LogLag, filterDeprovisioned: cfg.FilterIncludesDeprovisioned}
 	for f, n := range DefaultRateLimits {
 		s.limits[f] = n
 	}
@@ -229,6 +244,32 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
+// SetLogLag sets how long after its published time a System Log event
+// becomes readable, for the events logged from now on.
+func (s *Server) SetLogLag(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logLag = max(d, 0)
+}
+
+// DelayNextEvents makes the next n System Log events late: each becomes
+// readable d after it would have (its published time plus the lag), as
+// an event Okta commits to the log long after it happened.
+func (s *Server) DelayNextEvents(n int, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lateNext, s.lateBy = max(n, 0), max(d, 0)
+}
+
+// SetFilterIncludesDeprovisioned says whether /api/v1/users?filter=
+// returns DEPROVISIONED users whatever the filter (Config
+// FilterIncludesDeprovisioned).
+func (s *Server) SetFilterIncludesDeprovisioned(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.filterDeprovisioned = on
+}
+
 // ExpireCursors makes every "after" cursor handed out so far invalid, as
 // when a long outage outlives the cursors a client kept.
 func (s *Server) ExpireCursors() {
@@ -273,6 +314,7 @@ const (
 	codeServer       = "E0000009"
 	codeMethod       = "E0000022"
 	codeBadSearch    = "E0000031"
+	codeInvalidParam = "E0000053" // the System Log's invalid filter or parameter
 	codeRateLimit    = "E0000047"
 )
 

@@ -160,7 +160,8 @@ func (s *Server) answerUser(w http.ResponseWriter, r *http.Request, id string) {
 // real org does not have:
 //
 //	GET      /_sim/org             the org URL, API token, app id and groups
-//	GET|PUT  /_sim/faults          {"serverErrorRate":0.1,"latency":"250ms","failNext":3}
+//	GET|PUT  /_sim/faults          {"serverErrorRate":0.1,"latency":"250ms","failNext":3,
+//	                                "logLag":"5s","lateEvents":2,"lateBy":"10m"}
 //	GET|PUT  /_sim/rate-limits     {"users":600,"groups":500,…} per window
 //	POST     /_sim/expire-cursors  every "after" cursor handed out stops working
 func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
@@ -185,10 +186,15 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, out)
 	case path == "/faults" && (r.Method == http.MethodGet || r.Method == http.MethodPut):
+		// logLag is the System Log's lag for events logged from now on;
+		// lateEvents makes that many of the next events lateBy later still.
 		type faults struct {
 			ServerErrorRate float64 `json:"serverErrorRate"`
 			Latency         string  `json:"latency"`
 			FailNext        int     `json:"failNext"`
+			LogLag          string  `json:"logLag"`
+			LateEvents      int     `json:"lateEvents"`
+			LateBy          string  `json:"lateBy"`
 		}
 		if r.Method == http.MethodPut {
 			var in faults
@@ -196,20 +202,27 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 				return
 			}
-			var lat time.Duration
-			if in.Latency != "" {
-				var err error
-				if lat, err = time.ParseDuration(in.Latency); err != nil {
-					writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			durations := map[string]time.Duration{}
+			for name, v := range map[string]string{"latency": in.Latency, "logLag": in.LogLag, "lateBy": in.LateBy} {
+				if v == "" {
+					continue
+				}
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 {
+					writeJSON(w, http.StatusBadRequest, map[string]string{"error": name + ": not a duration: " + v})
 					return
 				}
+				durations[name] = d
 			}
 			s.SetServerErrorRate(in.ServerErrorRate)
-			s.SetLatency(lat)
+			s.SetLatency(durations["latency"])
 			s.FailNext(in.FailNext)
+			s.SetLogLag(durations["logLag"])
+			s.DelayNextEvents(in.LateEvents, durations["lateBy"])
 		}
 		s.mu.Lock()
-		out := faults{ServerErrorRate: s.errRate, Latency: s.latency.String(), FailNext: s.failNext}
+		out := faults{ServerErrorRate: s.errRate, Latency: s.latency.String(), FailNext: s.failNext,
+			LogLag: s.logLag.String(), LateEvents: s.lateNext, LateBy: s.lateBy.String()}
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, out)
 	case path == "/rate-limits" && (r.Method == http.MethodGet || r.Method == http.MethodPut):

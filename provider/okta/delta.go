@@ -18,12 +18,15 @@ import (
 )
 
 // Incremental reads (provider.DeltaSource). Okta has no delta query, so a
-// state is a time, and a round reads what changed since:
+// round reads what changed since the state the last round handed out:
 //
-//   - users: /api/v1/users?filter=lastUpdated gt "<state>", which, being
-//     filtered, includes DEPROVISIONED users (so deactivations are seen),
+//   - users: /api/v1/users?filter=lastUpdated gt "<time>", which Okta
+//     documents to include DEPROVISIONED users; because older pages said
+//     otherwise for filtered listings, the DEPROVISIONED ones are also
+//     asked for by status (lastUpdated gt "<time>" and status eq
+//     "DEPROVISIONED"), so a deactivation is read under either reading;
 //     and the System Log's user.lifecycle.delete.completed for deletions;
-//   - groups: /api/v1/groups?filter=lastUpdated gt "<state>" for their
+//   - groups: /api/v1/groups?filter=lastUpdated gt "<time>" for their
 //     properties, and the System Log's group.user_membership.add and
 //     .remove for their members (with an app, .application_assignment.add
 //     and .remove for whether group sync may keep them; group.lifecycle
@@ -33,10 +36,11 @@ import (
 //     members of such a group would need the old member list, which only
 //     the engine's snapshot has.
 //
-// A state is taken when a round starts, deltaSkew early: Okta's
-// lastUpdated and its System Log are eventually consistent, and a change
-// read twice is applied twice to the same effect (log events are read
-// oldest first, so the last word on a membership wins).
+// A state (changeState, syslog.go) holds the time of the lastUpdated
+// filters, taken when a round starts, deltaSkew early (a change read twice
+// is applied twice to the same effect), and where the System Log stream of
+// its kind resumes: the next link of the last round's final page. The log
+// is read with polling requests only (syslog.go says why).
 
 var _ provider.DeltaSource = (*Source)(nil)
 
@@ -60,25 +64,30 @@ const (
 	eventGroupDeleted     = "group.lifecycle.delete"
 	eventAppAssignAdd     = "group.application_assignment.add"
 	eventAppAssignRemove  = "group.application_assignment.remove"
+
+	statusDeprovisioned = "DEPROVISIONED"
 )
 
 var timeNow = time.Now
 
 // Phases of a round, kept in its cursor.
 const (
-	phaseAppGroups = iota // app mode: the ids of the groups assigned to the app
-	phaseGroups           // a page of groups: their properties
-	phaseMembers          // full graph: the members of the page's groups
-	phaseLog              // delta: the System Log
-	phaseUsers            // the users changed
+	phaseAppGroups     = iota // app mode: the ids of the groups assigned to the app
+	phaseGroups               // a page of groups: their properties
+	phaseMembers              // full graph: the members of the page's groups
+	phaseLog                  // delta: the System Log
+	phaseUsers                // the users changed
+	phaseDeprovisioned        // the users deactivated, asked for by status
 )
 
-// deltaCursor is where a round is; Until is when it started, the upper
-// bound of its log reads and, deltaSkew early, the state it hands out.
+// deltaCursor is where a round is. Until is when it started (the name of
+// an older field, kept so that its JSON key stays): deltaSkew early, the
+// time of the state it hands out.
 type deltaCursor struct {
 	Until  string   `json:"u"`
 	Phase  int      `json:"p,omitempty"`
-	After  string   `json:"a,omitempty"`
+	After  string   `json:"a,omitempty"`   // a listing's after cursor
+	Log    string   `json:"l,omitempty"`   // the System Log: the next link to read ("" the state's position)
 	Groups []string `json:"g,omitempty"`   // full graph: the groups whose members are still to read
 	Next   string   `json:"n,omitempty"`   // the group listing's cursor after the current page
 	Done   bool     `json:"d,omitempty"`   // the group listing is read
@@ -99,6 +108,11 @@ func decodeDeltaCursor(c provider.Cursor) (deltaCursor, error) {
 	if err == nil {
 		_, err = time.Parse(time.RFC3339Nano, d.Until)
 	}
+	if err == nil && d.Phase == phaseLog && d.After != "" {
+		// A cursor of the bounded log reads this package once made: its
+		// after cannot be followed as a link.
+		err = errors.New("log cursor without a link")
+	}
 	if err != nil {
 		return d, fmt.Errorf("okta: change cursor cannot be read: %w", provider.ErrCursorExpired)
 	}
@@ -110,51 +124,54 @@ func startRound(c provider.Cursor, first int) (deltaCursor, error) {
 	if c != "" {
 		return decodeDeltaCursor(c)
 	}
-	// The log's until is exclusive and to the millisecond: an event of
-	// this very millisecond is read now rather than by the next round.
-	until := timeNow().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
-	return deltaCursor{Until: until.Format(oktaTime), Phase: first}, nil
+	return deltaCursor{Until: timeNow().UTC().Truncate(time.Millisecond).Format(oktaTime), Phase: first}, nil
 }
 
-// stateOf is the state a round that started at until hands out.
-func stateOf(until string) string {
-	t, _ := time.Parse(time.RFC3339Nano, until)
-	return t.Add(-deltaSkew).UTC().Format(oktaTime)
-}
-
-func parseState(state string) (string, error) {
-	t, err := time.Parse(time.RFC3339Nano, state)
-	if err != nil {
-		return "", fmt.Errorf("okta: %w: saved change state %q is not a time", provider.ErrStateExpired, state)
-	}
-	if timeNow().Sub(t) > logRetention {
-		return "", fmt.Errorf("okta: %w: saved change state %s is older than the System Log's retention", provider.ErrStateExpired, state)
-	}
-	return t.UTC().Format(oktaTime), nil
-}
-
-// LatestUserState implements provider.DeltaSource: now, deltaSkew early.
+// LatestUserState implements provider.DeltaSource: now, deltaSkew early,
+// for the users' lastUpdated filter and for the first polling request of
+// their System Log stream.
 func (s *Source) LatestUserState(context.Context) (string, error) {
-	return stateOf(timeNow().UTC().Format(oktaTime)), nil
+	return stateAt(timeNow().UTC().Format(oktaTime), "", ""), nil
+}
+
+// logsRefused is the error of a delta read when the service app may not
+// read the System Log at all: without it there is no telling who left a
+// group, so the state is refused and the run reads in full.
+func (s *Source) logsRefused() error {
+	if s.scopes == nil || !s.scopes.refused() {
+		return nil
+	}
+	return fmt.Errorf("okta: %w: the service app is not granted %s (the token endpoint answered invalid_scope), so changes cannot be read from the System Log; incremental sync is off and the run reads the org in full",
+		provider.ErrStateExpired, ScopeLogsRead)
 }
 
 // UserChanges implements provider.DeltaSource: the users whose lastUpdated
-// is after state, then the users deleted since.
+// is after the state's time (and, asked for by status, the deactivated
+// ones), then the users deleted, from the System Log.
 func (s *Source) UserChanges(ctx context.Context, state string, c provider.Cursor) (provider.ChangePage[provider.UserChange], error) {
 	var page provider.ChangePage[provider.UserChange]
-	since, err := parseState(state)
+	st, err := parseState(state)
 	if err != nil {
+		return page, err
+	}
+	if err := s.logsRefused(); err != nil {
 		return page, err
 	}
 	cur, err := startRound(c, phaseUsers)
 	if err != nil {
 		return page, err
 	}
-	if cur.Phase == phaseUsers {
+	switch cur.Phase {
+	case phaseUsers, phaseDeprovisioned:
+		filter, what := `lastUpdated gt "`+st.Updated+`"`, "list the users changed since "+st.Updated
+		if cur.Phase == phaseDeprovisioned {
+			filter += ` and status eq "` + statusDeprovisioned + `"`
+			what = "list the users deactivated since " + st.Updated
+		}
 		tctx, tr := withTrace(ctx)
-		users, resp, err := s.client.User.ListUsers(tctx, &query.Params{Filter: `lastUpdated gt "` + since + `"`,
+		users, resp, err := s.client.User.ListUsers(tctx, &query.Params{Filter: filter,
 			Limit: int64(min(s.pageSize, usersMaxLimit)), After: cur.After})
-		if err := s.check(tctx, tr, resp, err, "list the users changed since "+since, cur.After); err != nil {
+		if err := s.check(tctx, tr, resp, err, what, cur.After); err != nil {
 			return page, err
 		}
 		for _, u := range users {
@@ -169,27 +186,36 @@ func (s *Source) UserChanges(ctx context.Context, state string, c provider.Curso
 			return page, err
 		}
 		cur.After = next
-		if next == "" {
+		switch {
+		case next != "":
+		case cur.Phase == phaseUsers:
+			cur.Phase = phaseDeprovisioned
+		default:
 			cur.Phase = phaseLog
 		}
-		page.Next = cur.encode()
-		return page, nil
+	case phaseLog:
+		events, done, pos, err := s.logStep(ctx, st, &cur, `eventType eq "`+eventUserDeleted+`"`)
+		if err != nil {
+			return page, err
+		}
+		for _, e := range events {
+			if id := target(e, "User"); id != "" {
+				page.Items = append(page.Items, provider.UserChange{User: provider.User{ExternalID: id}, Removed: true})
+			}
+		}
+		if done {
+			page.State = stateAt(cur.Until, pos.Since, pos.Link)
+			return page, s.logsRefused()
+		}
+	default:
+		return page, fmt.Errorf("okta: user change cursor in phase %d: %w", cur.Phase, provider.ErrCursorExpired)
 	}
-	events, next, err := s.logEvents(ctx, since, cur, `eventType eq "`+eventUserDeleted+`"`)
-	if err != nil {
+	if err := s.logsRefused(); err != nil {
+		// The first request of this page asked for the access token and
+		// learnt that the System Log is out of reach.
 		return page, err
 	}
-	for _, e := range events {
-		if id := target(e, "User"); id != "" {
-			page.Items = append(page.Items, provider.UserChange{User: provider.User{ExternalID: id}, Removed: true})
-		}
-	}
-	if next != "" {
-		cur.After = next
-		page.Next = cur.encode()
-		return page, nil
-	}
-	page.State = stateOf(cur.Until)
+	page.Next = cur.encode()
 	return page, nil
 }
 
@@ -200,10 +226,14 @@ func (s *Source) UserChanges(ctx context.Context, state string, c provider.Curso
 // the app's groups with an app, else every group.
 func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Cursor) (provider.ChangePage[provider.GroupChange], error) {
 	var page provider.ChangePage[provider.GroupChange]
-	since := ""
-	if state != "" {
+	var st changeState
+	delta := state != ""
+	if delta {
 		var err error
-		if since, err = parseState(state); err != nil {
+		if st, err = parseState(state); err != nil {
+			return page, err
+		}
+		if err := s.logsRefused(); err != nil {
 			return page, err
 		}
 	}
@@ -240,9 +270,9 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 	case phaseGroups:
 		params := &query.Params{Limit: groupPageSize, After: cur.Next}
 		what := "list groups"
-		if since != "" {
-			params.Filter = `lastUpdated gt "` + since + `"`
-			what = "list the groups changed since " + since
+		if delta {
+			params.Filter = `lastUpdated gt "` + st.Updated + `"`
+			what = "list the groups changed since " + st.Updated
 		}
 		tctx, tr := withTrace(ctx)
 		groups, resp, err := s.client.Group.ListGroups(tctx, params)
@@ -265,14 +295,14 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 		}
 		cur.Next, cur.Done, cur.After = next, next == "", ""
 		switch {
-		case since != "" && next == "":
+		case delta && next == "":
 			cur.Phase, cur.Groups = phaseLog, nil
-		case since != "":
+		case delta:
 			cur.Groups = nil
 		case len(cur.Groups) > 0:
 			cur.Phase = phaseMembers
 		case next == "":
-			page.State = stateOf(cur.Until)
+			page.State = stateAt(cur.Until, "", "")
 			return page, nil
 		}
 	case phaseMembers:
@@ -284,7 +314,8 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 		var gone *objectNotFound
 		switch {
 		case errors.As(err, &gone) && cur.After == "":
-			// Deleted since the group page was read.
+			// Deleted since the group page was read: the graph records
+			// the deletion, as the next page of changes would.
 			page.Items = append(page.Items, provider.GroupChange{Group: provider.Group{ID: gid}, Removed: true})
 		case err != nil:
 			return page, err
@@ -304,13 +335,13 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 		switch {
 		case len(cur.Groups) > 0:
 		case cur.Done:
-			page.State = stateOf(cur.Until)
+			page.State = stateAt(cur.Until, "", "")
 			return page, nil
 		default:
 			cur.Phase, cur.Groups = phaseGroups, nil
 		}
 	case phaseLog:
-		if since == "" {
+		if !delta {
 			return page, fmt.Errorf("okta: group graph cursor of a change round: %w", provider.ErrCursorExpired)
 		}
 		filter := `eventType eq "` + eventMembershipAdd + `" or eventType eq "` + eventMembershipRemove +
@@ -318,7 +349,7 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 		if s.appID != "" {
 			filter += ` or eventType eq "` + eventAppAssignAdd + `" or eventType eq "` + eventAppAssignRemove + `"`
 		}
-		events, next, err := s.logEvents(ctx, since, cur, filter)
+		events, done, pos, err := s.logStep(ctx, st, &cur, filter)
 		if err != nil {
 			return page, err
 		}
@@ -328,13 +359,17 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 			return page, err
 		}
 		page.Items = append(page.Items, reassigned...)
-		if next == "" {
-			page.State = stateOf(cur.Until)
-			return page, nil
+		if done {
+			page.State = stateAt(cur.Until, pos.Since, pos.Link)
+			return page, s.logsRefused()
 		}
-		cur.After = next
 	default:
 		return page, fmt.Errorf("okta: group graph cursor in phase %d: %w", cur.Phase, provider.ErrCursorExpired)
+	}
+	if delta {
+		if err := s.logsRefused(); err != nil {
+			return page, err
+		}
 	}
 	page.Next = cur.encode()
 	return page, nil
@@ -419,54 +454,80 @@ func target(e *okta.LogEvent, typ string) string {
 	return ""
 }
 
-// logEvents reads a page of the System Log from since to the round's
-// start, oldest first. Without the right to read it there is no telling
-// who left a group: the state is refused, so the run reads in full.
-func (s *Source) logEvents(ctx context.Context, since string, cur deltaCursor, filter string) ([]*okta.LogEvent, string, error) {
-	tctx, tr := withTrace(ctx)
-	events, resp, err := s.client.LogEvent.GetLogs(tctx, &query.Params{Since: since, Until: cur.Until, Filter: filter,
-		SortOrder: "ASCENDING", Limit: logsLimit, After: cur.After})
-	if err := s.check(tctx, tr, resp, err, "read the System Log since "+since, cur.After); err != nil {
-		if errors.Is(err, provider.ErrPermission) {
-			return nil, "", fmt.Errorf("okta: %w: incremental sync reads the System Log (scope %s): %w", provider.ErrStateExpired, ScopeLogsRead, err)
-		}
-		return nil, "", err
-	}
-	next, err := nextAfter(resp)
-	return events, next, err
-}
-
 // UsersByID implements provider.DeltaSource: idsPerFilter users to a
-// filtered listing (which includes DEPROVISIONED users, as a group's
-// member listing does); STAGED users are left out as Users leaves them.
+// filtered listing; STAGED users are left out as Users leaves them. Okta
+// documents that a filtered listing includes DEPROVISIONED users, but
+// older pages said a listing leaves them out; the ids a listing did not
+// return are asked for again with status eq "DEPROVISIONED", so a
+// deactivated user moved into the scope is read under either reading.
 func (s *Source) UsersByID(ctx context.Context, ids []string) ([]provider.User, error) {
 	var out []provider.User
 	for start := 0; start < len(ids); start += idsPerFilter {
 		chunk := ids[start:min(start+idsPerFilter, len(ids))]
-		terms := make([]string, 0, len(chunk))
-		for _, id := range chunk {
-			terms = append(terms, `id eq "`+strings.ReplaceAll(id, `"`, ``)+`"`)
+		seen := map[string]bool{}
+		users, err := s.usersWhere(ctx, idTerms(chunk), "read users by id")
+		if err != nil {
+			return nil, err
 		}
-		after := ""
-		for {
-			tctx, tr := withTrace(ctx)
-			users, resp, err := s.client.User.ListUsers(tctx, &query.Params{Filter: strings.Join(terms, " or "),
-				Limit: usersMaxLimit, After: after})
-			if err := s.check(tctx, tr, resp, err, "read users by id", after); err != nil {
+		for _, u := range users {
+			seen[u.Id] = true
+		}
+		var missing []string
+		for _, id := range chunk {
+			if !seen[id] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) > 0 {
+			more, err := s.usersWhere(ctx, `status eq "`+statusDeprovisioned+`" and (`+idTerms(missing)+`)`, "read deactivated users by id")
+			if err != nil {
 				return nil, err
 			}
-			for _, u := range users {
-				if u != nil && u.Status != statusStaged {
-					out = append(out, s.mapUser(u))
+			for _, u := range more {
+				if !seen[u.Id] {
+					seen[u.Id] = true
+					users = append(users, u)
 				}
 			}
-			if after, err = nextAfter(resp); err != nil {
-				return nil, err
-			}
-			if after == "" {
-				break
+		}
+		for _, u := range users {
+			if u.Status != statusStaged {
+				out = append(out, s.mapUser(u))
 			}
 		}
 	}
 	return out, nil
+}
+
+// idTerms is a filter matching any of ids.
+func idTerms(ids []string) string {
+	terms := make([]string, 0, len(ids))
+	for _, id := range ids {
+		terms = append(terms, `id eq "`+strings.ReplaceAll(id, `"`, ``)+`"`)
+	}
+	return strings.Join(terms, " or ")
+}
+
+// usersWhere reads every page of /api/v1/users?filter=filter.
+func (s *Source) usersWhere(ctx context.Context, filter, what string) ([]*okta.User, error) {
+	var out []*okta.User
+	after := ""
+	for {
+		tctx, tr := withTrace(ctx)
+		users, resp, err := s.client.User.ListUsers(tctx, &query.Params{Filter: filter, Limit: usersMaxLimit, After: after})
+		if err := s.check(tctx, tr, resp, err, what, after); err != nil {
+			return nil, err
+		}
+		for _, u := range users {
+			if u != nil && u.Id != "" {
+				out = append(out, u)
+			}
+		}
+		if after, err = nextAfter(resp); err != nil {
+			return nil, err
+		}
+		if after == "" {
+			return out, nil
+		}
+	}
 }

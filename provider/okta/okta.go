@@ -39,6 +39,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +50,9 @@ import (
 	"github.com/usersync/usersync/provider"
 )
 
-// OAuth scopes a service app needs; ScopeAppsRead only with an AppID.
+// OAuth scopes a service app asks for; ScopeAppsRead only with an AppID.
+// ScopeLogsRead (delta.go) is asked for too, for incremental reads, but a
+// service app that is not granted it still syncs, in full every time.
 const (
 	ScopeUsersRead  = "okta.users.read"
 	ScopeGroupsRead = "okta.groups.read"
@@ -94,7 +97,9 @@ type Config struct {
 	PrivateKey string
 	KeyID      string
 	// Scopes overrides the scopes a service app asks for: by default
-	// okta.users.read and okta.groups.read, plus okta.apps.read with an AppID.
+	// okta.users.read, okta.groups.read and okta.logs.read, plus
+	// okta.apps.read with an AppID. okta.logs.read is dropped when Okta
+	// refuses it (invalid_scope): incremental sync is then off.
 	Scopes []string
 	// AppID is the usersync app; its assigned groups fill the picker and
 	// group sync. Empty: all groups of the org.
@@ -127,7 +132,7 @@ type Config struct {
 	// RequestTimeout bounds each HTTP attempt (default 60 s).
 	RequestTimeout time.Duration
 	// Logger receives what is worth knowing but not an error: waits for a
-	// rate-limit reset, a scope group that no longer exists.
+	// rate-limit reset, okta.logs.read refused to a service app.
 	Logger *slog.Logger
 }
 
@@ -140,9 +145,13 @@ type Source struct {
 	userAttr  string
 	attrs     map[string]string
 	pageSize  int
+	logLimit  int // events per System Log page
 	pacer     *pacer
 	log       *slog.Logger
 	scopeHint string // the scopes to grant, for messages
+	// scopes drops okta.logs.read from a service app's token requests
+	// once Okta refused it; nil for API tokens.
+	scopes *scopeFallback
 }
 
 var _ provider.Source = (*Source)(nil)
@@ -155,7 +164,7 @@ func (c Config) Open() (*Source, error) {
 		return nil, err
 	}
 	s := &Source{org: org, appID: strings.TrimSpace(c.AppID), userAttr: strings.TrimSpace(c.UsernameAttribute),
-		pageSize: c.PageSize, log: c.Logger, attrs: map[string]string{}}
+		pageSize: c.PageSize, logLimit: logsLimit, log: c.Logger, attrs: map[string]string{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -184,6 +193,7 @@ func (c Config) Open() (*Source, error) {
 		if s.appID != "" {
 			scopes = append(scopes, ScopeAppsRead)
 		}
+		scopes = append(scopes, ScopeLogsRead)
 	}
 	s.scopeHint = strings.Join(scopes, ", ")
 
@@ -223,7 +233,12 @@ func (c Config) Open() (*Source, error) {
 		next = http.DefaultTransport
 	}
 	p.next = next
-	hc := &http.Client{Transport: p, Jar: base.Jar,
+	var transport http.RoundTripper = p
+	if s.oauth && slices.Contains(scopes, ScopeLogsRead) && len(scopes) > 1 {
+		s.scopes = &scopeFallback{next: p, optional: ScopeLogsRead, org: s.org, log: s.log}
+		transport = s.scopes
+	}
+	hc := &http.Client{Transport: transport, Jar: base.Jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	retries := c.RateLimitRetries
@@ -353,18 +368,59 @@ func parsePrivateKey(s string) (*rsa.PrivateKey, error) {
 
 // Test reads one user and one group (or one of the app's groups): the
 // cheapest reads that prove the credentials, the scopes and, with an
-// AppID, that the app exists.
+// AppID, that the app exists. What works but not fully (the System Log
+// out of reach, so every run reads in full) is logged as a warning; a
+// caller that can show it uses TestWarnings.
 func (s *Source) Test(ctx context.Context) error {
+	warnings, err := s.TestWarnings(ctx)
+	for _, w := range warnings {
+		s.log.Warn(w, "org", s.org)
+	}
+	return err
+}
+
+// TestWarnings is Test, and says what the connection cannot do although
+// it works: read the System Log, which incremental sync needs.
+func (s *Source) TestWarnings(ctx context.Context) ([]string, error) {
 	uctx, tr := withTrace(ctx)
 	_, resp, err := s.client.User.ListUsers(uctx, &query.Params{Limit: 1})
 	if err := s.check(uctx, tr, resp, err, "read users", ""); err != nil {
-		return err
+		return nil, err
 	}
 	gctx, tr := withTrace(ctx)
 	if s.appID != "" {
 		_, resp, err = s.client.Application.ListApplicationGroupAssignments(gctx, url.PathEscape(s.appID), &query.Params{Limit: 1})
-		return s.check(gctx, tr, resp, err, "read the groups assigned to app "+s.appID+" (okta.appId)", "")
+		err = s.check(gctx, tr, resp, err, "read the groups assigned to app "+s.appID+" (okta.appId)", "")
+	} else {
+		_, resp, err = s.client.Group.ListGroups(gctx, &query.Params{Limit: 1})
+		err = s.check(gctx, tr, resp, err, "read groups", "")
 	}
-	_, resp, err = s.client.Group.ListGroups(gctx, &query.Params{Limit: 1})
-	return s.check(gctx, tr, resp, err, "read groups", "")
+	if err != nil {
+		return nil, err
+	}
+	if w := s.logWarning(ctx); w != "" {
+		return []string{w}, nil
+	}
+	return nil, nil
+}
+
+// logWarning reads one event of the System Log, as incremental sync will
+// (a polling request from now), and says what is wrong when it cannot.
+func (s *Source) logWarning(ctx context.Context) string {
+	if s.scopes != nil && s.scopes.refused() {
+		return "okta: " + ScopeLogsRead + " is not granted to the service app (the token endpoint answered invalid_scope): incremental sync is off and every run reads the whole org; grant " + ScopeLogsRead + " on the app's Okta API Scopes tab to turn it on"
+	}
+	lctx, tr := withTrace(ctx)
+	_, resp, err := s.client.LogEvent.GetLogs(lctx, &query.Params{Since: timeNow().UTC().Format(oktaTime),
+		SortOrder: "ASCENDING", Limit: 1})
+	err = s.check(lctx, tr, resp, err, "read the System Log", "")
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, provider.ErrPermission) && s.oauth:
+		return "okta: the service app's access token may not read the System Log (scope " + ScopeLogsRead + "): incremental sync is off and every run reads the whole org; grant " + ScopeLogsRead + " to the app: " + err.Error()
+	case errors.Is(err, provider.ErrPermission):
+		return "okta: the API token may not read the System Log: incremental sync is off and every run reads the whole org; the token's admin needs a role that reads the System Log (such as Read-only or Report Administrator): " + err.Error()
+	}
+	return "okta: the System Log could not be read, which incremental sync needs: " + err.Error()
 }

@@ -201,13 +201,14 @@ func TestOpenChecksTheConfiguration(t *testing.T) {
 		require.NoError(t, err)
 		cfg := s.client.GetConfig()
 		assert.Equal(t, "PrivateKey", cfg.Okta.Client.AuthorizationMode)
-		assert.Equal(t, []string{ScopeUsersRead, ScopeGroupsRead}, cfg.Okta.Client.Scopes)
+		assert.Equal(t, []string{ScopeUsersRead, ScopeGroupsRead, ScopeLogsRead}, cfg.Okta.Client.Scopes,
+			"okta.logs.read is asked for: incremental sync reads the System Log")
 		assert.NotNil(t, cfg.PrivateKeySigner)
 		assert.Empty(t, cfg.Okta.Client.PrivateKey, "the key reaches the SDK only as a signer")
 	}
 	s, err = Config{OrgURL: "example.okta.com", ClientID: "0oa1", PrivateKey: pkcs1PEM(testKey(t)), AppID: "0oaapp"}.Open()
 	require.NoError(t, err)
-	assert.Equal(t, []string{ScopeUsersRead, ScopeGroupsRead, ScopeAppsRead}, s.client.GetConfig().Okta.Client.Scopes)
+	assert.Equal(t, []string{ScopeUsersRead, ScopeGroupsRead, ScopeAppsRead, ScopeLogsRead}, s.client.GetConfig().Okta.Client.Scopes)
 }
 
 // TestIgnoresOktaEnvironmentAndHomeFiles: the SDK reads OKTA_* variables
@@ -393,7 +394,8 @@ func TestServiceAppWithPrivateKeyJWT(t *testing.T) {
 	eng := groupID(t, sim, "Engineering")
 	users, _ := allUsers(t, s, eng)
 	assert.Len(t, users, len(inScope(sim, eng)))
-	assert.Equal(t, 1, sim.Requests(oktasim.FamilyToken), "one access token serves every call")
+	assert.Equal(t, 2, sim.Requests(oktasim.FamilyToken),
+		"one access token serves every call (after okta.logs.read, not granted to this app, was refused once)")
 	withApp := open(t, srv, func(c *Config) { app("0oasync", pkcs1PEM(key))(c); c.AppID = sim.AppID() })
 	require.NoError(t, withApp.Test(ctx))
 
