@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +27,10 @@ const (
 	// actionConnectionTested records each "Test connection" with its
 	// outcome as JSON details (TestResult).
 	actionConnectionTested = "connection_tested"
+	// actionEndpointChanged records each changed address a profile's
+	// secrets go to, beside the profile_updated entry, so that a review of
+	// the log finds a profile pointed elsewhere without reading every diff.
+	actionEndpointChanged = "profile_endpoint_changed"
 )
 
 // readProfile decodes, normalizes and checks a profile body; old is the
@@ -37,8 +42,15 @@ func (s *server) readProfile(ctx context.Context, body []byte, old *profile.Conf
 		return nil, err
 	}
 	cfg.Normalize()
-	profile.MergeSecrets(old, cfg)
+	// A secret omitted from a body that moves its address is asked for
+	// again rather than kept (MergeSecrets says which).
+	moved := profile.MergeSecrets(old, cfg)
 	errs := cfg.Validate()
+	for _, m := range moved {
+		// "required again" says more than Validate's "required".
+		errs = slices.DeleteFunc(errs, func(e profile.FieldError) bool { return e.Field == m.Field })
+	}
+	errs = append(errs, moved...)
 	if old != nil && cfg.Provider != old.Provider {
 		// Users are matched on the provider's ids within the profile's
 		// directory: another provider would disable all of them.
@@ -249,6 +261,10 @@ func (s *server) saveProfile(ctx context.Context, id string, body []byte) (*dire
 	}
 	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileUpdated,
 		Connection: p.Name, Subject: p.ID, Details: details})
+	for _, ch := range profile.EndpointChanges(old, cfg) {
+		s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionEndpointChanged,
+			Connection: p.Name, Subject: p.ID, Details: ch.String()})
+	}
 	return p, nil
 }
 

@@ -124,7 +124,7 @@ func TestUpdateProfileKeepsSecrets(t *testing.T) {
 
 	// A PUT without the secrets keeps both.
 	r := e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"People file v2","provider":"csv",
-		"csv":{"url":"https://files.example.com/v2.csv","username":"svc"},"schedule":{"frequency":"interval","everyMinutes":30}}`)
+		"csv":{"url":"https://files.example.com/people.csv","username":"svc"},"schedule":{"frequency":"interval","everyMinutes":30}}`)
 	m := r.status(http.StatusOK)
 	assertNoSecrets(t, r.Body.String())
 	assert.Equal(t, "People file v2", m["name"])
@@ -132,7 +132,7 @@ func TestUpdateProfileKeepsSecrets(t *testing.T) {
 	c := e.storedConfig(id)
 	assert.Equal(t, "pw-SECRET-1", c.CSV.Password)
 	assert.Equal(t, "dpw-SECRET-2", c.CSV.DefaultPassword)
-	assert.Equal(t, "https://files.example.com/v2.csv", c.CSV.URL)
+	assert.Equal(t, "https://files.example.com/people.csv", c.CSV.URL)
 	assert.Equal(t, 30, c.Schedule.EveryMinutes)
 
 	// A secret sent replaces the stored one; one sent empty clears it.
@@ -146,8 +146,7 @@ func TestUpdateProfileKeepsSecrets(t *testing.T) {
 
 	audit := e.audit(actionProfileUpdated)
 	require.Len(t, audit, 2)
-	assert.Equal(t, "changed: csv.defaultPassword, csv.password, csv.username, schedule.everyMinutes, schedule.frequency", audit[0].Details)
-	assert.Contains(t, audit[1].Details, "csv.url")
+	assert.Equal(t, "changed: csv.defaultPassword, csv.password, csv.url, csv.username, schedule.everyMinutes, schedule.frequency", audit[0].Details)
 	assert.Contains(t, audit[1].Details, "name")
 	assert.Equal(t, "People file v2", audit[1].Connection)
 	for _, a := range audit {
@@ -265,7 +264,7 @@ func TestTestConnection(t *testing.T) {
 	assert.Contains(t, m, "latencyMs")
 	assert.Equal(t, "pw-SECRET-1", got.CSV.Password, "the tester gets the secrets")
 
-	e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"People file","provider":"csv","csv":{"url":"https://bad.example.com/a.csv"}}`).
+	e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"People file","provider":"csv","csv":{"url":"https://bad.example.com/a.csv","password":"pw-SECRET-1"}}`).
 		status(http.StatusOK)
 	m = e.do(http.MethodPost, "/api/v1/profiles/"+id+"/test", nil).status(http.StatusOK)
 	assert.Equal(t, false, m["ok"])

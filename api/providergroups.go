@@ -134,5 +134,11 @@ func scrubSecrets(msg string, cfg *profile.Config) string {
 			msg = strings.ReplaceAll(msg, sv, "[redacted]")
 		}
 	}
+	// csv.url's query is a secret (a signed URL's ?sig=…).
+	if c := cfg.CSV; c != nil {
+		if i := strings.IndexByte(c.URL, '?'); i >= 0 && len(c.URL)-i-1 >= minSecretLen {
+			msg = strings.ReplaceAll(msg, c.URL[i+1:], "[redacted]")
+		}
+	}
 	return msg
 }

@@ -48,7 +48,7 @@ func TestServiceProfilesRunsAndProblems(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
 		o.Tester = func(_ context.Context, _ *directory.Profile, c *profile.Config) error {
 			tested++
-			if c.CSV.URL == "https://files.example.com/broken.csv" {
+			if !c.IsEnabled() {
 				return errors.New("csv: header row missing")
 			}
 			return nil
@@ -80,7 +80,7 @@ func TestServiceProfilesRunsAndProblems(t *testing.T) {
 
 	// An update without secrets keeps them.
 	_, err = svc.UpdateProfile(ctx, p.ID, []byte(`{"name":"People file","provider":"csv","enabled":false,
-		"csv":{"url":"https://files.example.com/broken.csv"}}`))
+		"csv":{"url":"https://files.example.com/people.csv"}}`))
 	require.NoError(t, err)
 	assert.Equal(t, "pw-SECRET-1", e.storedConfig(p.ID).CSV.Password)
 

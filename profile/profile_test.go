@@ -273,16 +273,16 @@ func TestSecretPaths(t *testing.T) {
 func TestMergeSecrets(t *testing.T) {
 	old := decode(t, csvBody)
 
-	// Omitted: kept.
-	next := decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://files.example.com/v2.csv"}}`)
-	MergeSecrets(old, next)
+	// Omitted, address unchanged: kept.
+	next := decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://files.example.com/people.csv"}}`)
+	assert.Empty(t, MergeSecrets(old, next))
 	assert.Equal(t, "pw-csv", next.CSV.Password)
 	assert.Equal(t, "dpw-csv", next.CSV.DefaultPassword)
-	assert.Equal(t, "https://files.example.com/v2.csv", next.CSV.URL)
+	assert.Equal(t, "https://files.example.com/people.csv", next.CSV.URL)
 
 	// Sent: replaced; sent empty: cleared.
 	next = decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://x.example.com/a.csv","password":"new","defaultPassword":""}}`)
-	MergeSecrets(old, next)
+	assert.Empty(t, MergeSecrets(old, next))
 	assert.Equal(t, "new", next.CSV.Password)
 	assert.Empty(t, next.CSV.DefaultPassword)
 
@@ -292,7 +292,95 @@ func TestMergeSecrets(t *testing.T) {
 	assert.Empty(t, next.Okta.APIToken)
 
 	// A nil old profile is a no-op.
-	MergeSecrets(nil, next)
+	assert.Empty(t, MergeSecrets(nil, next))
+}
+
+// TestMergeSecretsRefusesToMoveASecret is issue 13's item 1: a PUT that
+// changes only where a secret is sent, and omits the secret, kept the
+// stored one, and the next test or sync sent it to the new host. Now the
+// secret must be sent again, and the error names it.
+func TestMergeSecretsRefusesToMoveASecret(t *testing.T) {
+	for _, tc := range []struct {
+		name, old, next, field, changed string
+	}{
+		{"csv url host", csvBody,
+			`{"name":"People file","provider":"csv","csv":{"url":"https://evil.example/people.csv","username":"u"}}`,
+			"csv.password", "csv.url"},
+		{"csv url path", csvBody,
+			`{"name":"People file","provider":"csv","csv":{"url":"https://files.example.com/other.csv","username":"u"}}`,
+			"csv.password", "csv.url"},
+		{"azure authority", azureBody,
+			`{"name":"Contoso Entra","provider":"azure","azure":{"tenantId":"t","clientId":"app","authorityUrl":"https://evil.example"}}`,
+			"azure.clientSecret", "azure.authorityUrl"},
+		{"azure graph", azureBody,
+			`{"name":"Contoso Entra","provider":"azure","azure":{"tenantId":"t","clientId":"app","graphBaseUrl":"https://evil.example/v1.0"}}`,
+			"azure.clientSecret", "azure.graphBaseUrl"},
+		{"azure cloud", azureBody,
+			`{"name":"Contoso Entra","provider":"azure","azure":{"tenantId":"t","clientId":"app","cloud":"china"}}`,
+			"azure.clientSecret", "azure.cloud"},
+		{"okta org", oktaBody,
+			`{"name":"Okta","provider":"okta","okta":{"orgUrl":"evil.example","clientId":"cid"}}`,
+			"okta.apiToken", "okta.orgUrl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old, next := decode(t, tc.old), decode(t, tc.next)
+			errs := MergeSecrets(old, next)
+			require.NotEmpty(t, errs)
+			assert.Equal(t, tc.field, errs[0].Field)
+			assert.Contains(t, errs[0].Message, tc.changed)
+			ch := EndpointChanges(old, next)
+			require.Len(t, ch, 1)
+			assert.Equal(t, tc.changed, ch[0].Field)
+		})
+	}
+	// Okta: every stored secret of the block is asked for.
+	errs := MergeSecrets(decode(t, oktaBody), decode(t, `{"name":"Okta","provider":"okta","okta":{"orgUrl":"evil.example","clientId":"cid"}}`))
+	assert.Len(t, errs, 2)
+	// The secret sent with the new address is fine, and a default password
+	// (never sent anywhere) is kept.
+	next := decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://new.example/p.csv","password":"again"}}`)
+	assert.Empty(t, MergeSecrets(decode(t, csvBody), next))
+	assert.Equal(t, "again", next.CSV.Password)
+	assert.Equal(t, "dpw-csv", next.CSV.DefaultPassword)
+}
+
+// TestCSVURLQueryIsSecret is issue 13's item 7: a signed URL's query is a
+// credential. It is sealed, redacted on reads, kept by a PUT that sends the
+// URL back as a read showed it, and never stored in clear.
+func TestCSVURLQueryIsSecret(t *testing.T) {
+	box := newBox(t)
+	c := decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv?sig=SIG-SECRET&se=2030"}}`)
+	clear, sealed, err := Seal(box, c)
+	require.NoError(t, err)
+	assert.NotContains(t, string(clear), "SIG-SECRET")
+	assert.NotContains(t, string(clear), "?")
+	assert.NotEmpty(t, sealed)
+	back, err := Open(box, clear, sealed)
+	require.NoError(t, err)
+	assert.Equal(t, "https://files.example.com/p.csv?sig=SIG-SECRET&se=2030", back.CSV.URL)
+
+	r := back.Redacted()
+	b, _ := json.Marshal(r)
+	assert.NotContains(t, string(b), "SIG-SECRET")
+	block := r["csv"].(map[string]any)
+	assert.Equal(t, "https://files.example.com/p.csv", block["url"])
+	assert.Equal(t, true, block["urlQuerySet"])
+
+	// The URL as a read shows it keeps the stored query.
+	next := decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv"}}`)
+	assert.Empty(t, MergeSecrets(back, next))
+	assert.Equal(t, back.CSV.URL, next.CSV.URL)
+	// A new query replaces it; a bare "?" drops it.
+	next = decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv?sig=NEW"}}`)
+	MergeSecrets(back, next)
+	assert.Equal(t, "https://files.example.com/p.csv?sig=NEW", next.CSV.URL)
+	next = decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv?"}}`)
+	MergeSecrets(back, next)
+	assert.Equal(t, "https://files.example.com/p.csv", next.CSV.URL)
+	// Another address does not inherit the query.
+	next = decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://evil.example/p.csv"}}`)
+	MergeSecrets(back, next)
+	assert.Equal(t, "https://evil.example/p.csv", next.CSV.URL)
 }
 
 func TestRedacted(t *testing.T) {

@@ -106,6 +106,12 @@ func Seal(box *secret.Box, c *Config) (clear json.RawMessage, sealed string, err
 			v.SetString("")
 		}
 	})
+	if cp.CSV != nil {
+		if base, query, has := splitQuery(cp.CSV.URL); has {
+			secrets[csvURLQuery] = query
+			cp.CSV.URL = base
+		}
+	}
 	clear, err = json.Marshal(cp)
 	if err != nil {
 		return nil, "", fmt.Errorf("marshal profile: %w", err)
@@ -154,6 +160,9 @@ func Open(box *secret.Box, clear json.RawMessage, sealed string) (*Config, error
 			v.SetString(s)
 		}
 	})
+	if q, ok := secrets[csvURLQuery]; ok && c.CSV != nil {
+		c.CSV.URL += "?" + q
+	}
 	return &c, nil
 }
 
@@ -162,23 +171,58 @@ func Open(box *secret.Box, clear json.RawMessage, sealed string) (*Config, error
 // return secrets and a client cannot send back what it never saw. A secret
 // sent explicitly empty (a body decoded by Decode with "password": "") is
 // cleared instead.
-func MergeSecrets(old, next *Config) {
+//
+// A secret is never kept for an address next changes (EndpointChanges):
+// it would go to the new host with the next test or sync. Such a secret is
+// left empty and reported as a field error that asks for it again.
+//
+// csv.url's query is a secret too (a signed URL's ?sig=…): reads show the
+// URL without it, so a URL sent without a query keeps the stored one when
+// the rest of the URL is unchanged, and a URL ending in a bare "?" drops it.
+func MergeSecrets(old, next *Config) FieldErrors {
+	if next != nil && next.CSV != nil {
+		if base, query, has := splitQuery(next.CSV.URL); has && query == "" {
+			next.CSV.URL = base
+		} else if !has && old != nil && old.CSV != nil && base != "" {
+			if oldBase, oldQuery, oldHas := splitQuery(old.CSV.URL); oldHas && oldBase == base {
+				next.CSV.URL = base + "?" + oldQuery
+			}
+		}
+	}
 	if old == nil || next == nil {
-		return
+		return nil
+	}
+	var moved []string
+	for _, c := range EndpointChanges(old, next) {
+		moved = append(moved, c.Field)
+	}
+	guarded := map[string]bool{}
+	if len(moved) > 0 {
+		for _, p := range endpointSecrets[next.Provider] {
+			guarded[p] = true
+		}
 	}
 	stored := map[string]string{}
 	secretFields(old, func(path string, v reflect.Value) { stored[path] = v.String() })
+	var errs FieldErrors
 	secretFields(next, func(path string, v reflect.Value) {
-		if v.String() == "" && !next.sent[path] {
-			v.SetString(stored[path])
+		if v.String() != "" || next.sent[path] || stored[path] == "" {
+			return
 		}
+		if guarded[path] {
+			errs.add(path, "required again: %s changed, and a stored secret is never sent to a new address", strings.Join(moved, ", "))
+			return
+		}
+		v.SetString(stored[path])
 	})
+	return errs
 }
 
 // Redacted is the profile as reads show it: every secret field is absent,
 // and its block says instead whether it is set, as "<field>Set": true
 // (clientSecretSet, apiTokenSet, privateKeySet, passwordSet,
-// defaultPasswordSet).
+// defaultPasswordSet). csv.url is shown without its query, with
+// urlQuerySet saying whether one is stored.
 func (c *Config) Redacted() map[string]any {
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -202,6 +246,12 @@ func (c *Config) Redacted() map[string]any {
 		v, _ := obj[name].(string)
 		delete(obj, name)
 		obj[name+"Set"] = v != ""
+	}
+	if obj, ok := out["csv"].(map[string]any); ok {
+		raw, _ := obj["url"].(string)
+		base, query, _ := splitQuery(raw)
+		obj["url"] = base
+		obj["urlQuerySet"] = query != ""
 	}
 	return out
 }

@@ -67,6 +67,13 @@ func formFromView(view map[string]any) (*profileForm, error) {
 			}
 		}
 	}
+	// The query of a signed CSV URL is a secret: the view shows the URL
+	// without it, and says whether one is stored.
+	if m, ok := view["csv"].(map[string]any); ok {
+		if set, _ := m["urlQuerySet"].(bool); set {
+			f.Set["csv.urlQuery"] = true
+		}
+	}
 	f.fill()
 	return f, nil
 }

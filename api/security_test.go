@@ -1,0 +1,131 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
+)
+
+// Regression tests of issue 13 (security) through the HTTP API, on both
+// databases.
+
+const azureSecProfile = `{"name":"Entra","provider":"azure",
+	"azure":{"tenantId":"contoso.example","clientId":"app","clientSecret":"azure-SECRET-9"},"groups":["g1"]}`
+
+const oktaSecProfile = `{"name":"Okta","provider":"okta",
+	"okta":{"orgUrl":"example.okta.com","apiToken":"okta-SECRET-8"},"groups":["g1"]}`
+
+// TestSecretDoesNotFollowAMovedEndpoint is item 1: a PUT that changed only
+// where a secret goes, and omitted the secret, kept it, and the next test
+// connection sent it to the new host. Now the PUT is a 422 naming the
+// secret; with the secret sent again it saves, and the audit log records
+// the address change.
+func TestSecretDoesNotFollowAMovedEndpoint(t *testing.T) {
+	var tested []*profile.Config
+	eachDialect(t, func(t *testing.T, e *env) {
+		for _, tc := range []struct {
+			name, create, put, secretField, secret, endpoint, resend string
+		}{
+			{"azure authority", azureSecProfile,
+				`{"name":"Entra","provider":"azure","azure":{"tenantId":"contoso.example","clientId":"app","authorityUrl":"https://evil.example"},"groups":["g1"]}`,
+				"azure.clientSecret", "azure-SECRET-9", "azure.authorityUrl", `"clientSecret":"azure-SECRET-9",`},
+			{"azure graph", azureSecProfile,
+				`{"name":"Entra","provider":"azure","azure":{"tenantId":"contoso.example","clientId":"app","graphBaseUrl":"https://evil.example/v1.0"},"groups":["g1"]}`,
+				"azure.clientSecret", "azure-SECRET-9", "azure.graphBaseUrl", `"clientSecret":"azure-SECRET-9",`},
+			{"azure cloud", azureSecProfile,
+				`{"name":"Entra","provider":"azure","azure":{"tenantId":"contoso.example","clientId":"app","cloud":"usgov"},"groups":["g1"]}`,
+				"azure.clientSecret", "azure-SECRET-9", "azure.cloud", `"clientSecret":"azure-SECRET-9",`},
+			{"okta org", oktaSecProfile,
+				`{"name":"Okta","provider":"okta","okta":{"orgUrl":"evil.example"},"groups":["g1"]}`,
+				"okta.apiToken", "okta-SECRET-8", "okta.orgUrl", `"apiToken":"okta-SECRET-8",`},
+			{"csv url", csvProfile,
+				`{"name":"People file","provider":"csv","csv":{"url":"https://evil.example/people.csv","username":"svc","defaultPassword":"dpw-SECRET-2"}}`,
+				"csv.password", "pw-SECRET-1", "csv.url", `"password":"pw-SECRET-1",`},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				id := e.createProfile(tc.create)
+				defer e.do(http.MethodDelete, "/api/v1/profiles/"+id, nil)
+				before := e.storedConfig(id)
+
+				er := e.do(http.MethodPut, "/api/v1/profiles/"+id, tc.put).apiErr(http.StatusUnprocessableEntity, "validation_failed")
+				details := er["details"].([]any)
+				require.Len(t, details, 1, "%v", details)
+				d := details[0].(map[string]any)
+				assert.Equal(t, tc.secretField, d["field"])
+				assert.Contains(t, d["message"], tc.endpoint)
+				assert.Equal(t, before, e.storedConfig(id), "a refused PUT changes nothing")
+
+				// Test connection still goes where it went.
+				n := len(tested)
+				e.do(http.MethodPost, "/api/v1/profiles/"+id+"/test", nil).status(http.StatusOK)
+				require.Len(t, tested, n+1)
+				assert.Equal(t, before, tested[n])
+
+				// Sent again, the secret goes with the new address, and the
+				// move is audited on its own.
+				block, _, _ := strings.Cut(tc.endpoint, ".")
+				put := strings.Replace(tc.put, `"`+block+`":{`, `"`+block+`":{`+tc.resend, 1)
+				e.do(http.MethodPut, "/api/v1/profiles/"+id, put).status(http.StatusOK)
+				entries := e.audit(actionEndpointChanged)
+				require.NotEmpty(t, entries)
+				assert.Equal(t, id, entries[0].Subject)
+				assert.True(t, strings.HasPrefix(entries[0].Details, tc.endpoint+": "), entries[0].Details)
+				assert.NotContains(t, entries[0].Details, tc.secret)
+			})
+		}
+	}, func(o *Options) {
+		o.Tester = func(_ context.Context, _ *directory.Profile, c *profile.Config) error {
+			tested = append(tested, c)
+			return nil
+		}
+	})
+}
+
+// TestSignedCSVURLIsSecret is item 7: the query of csv.url (?sig=…) was
+// shown by reads, the admin page and the audit log, and stored in clear.
+func TestSignedCSVURLIsSecret(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		const sig = "sig=SIGNED-URL-SECRET&se=2030-01-01"
+		body := strings.Replace(csvProfile, "people.csv", "people.csv?"+sig, 1)
+		r := e.do(http.MethodPost, "/api/v1/profiles", body)
+		m := r.status(http.StatusCreated)
+		id := m["id"].(string)
+		assert.NotContains(t, r.Body.String(), "SIGNED-URL-SECRET")
+		block := m["csv"].(map[string]any)
+		assert.Equal(t, "https://files.example.com/people.csv", block["url"])
+		assert.Equal(t, true, block["urlQuerySet"])
+
+		// Not in the database in clear, but given to a run.
+		p, err := e.store.GetProfile(context.Background(), id)
+		require.NoError(t, err)
+		assert.NotContains(t, string(p.Config), "SIGNED-URL-SECRET")
+		assert.Equal(t, "https://files.example.com/people.csv?"+sig, e.storedConfig(id).CSV.URL)
+
+		// A read sent back as it is keeps the query.
+		r = e.do(http.MethodGet, "/api/v1/profiles/"+id, nil)
+		assert.NotContains(t, r.Body.String(), "SIGNED-URL-SECRET")
+		e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"People file","provider":"csv",
+			"csv":{"url":"https://files.example.com/people.csv","username":"svc"}}`).status(http.StatusOK)
+		assert.Equal(t, "https://files.example.com/people.csv?"+sig, e.storedConfig(id).CSV.URL)
+		// A new signature replaces it.
+		e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"People file","provider":"csv",
+			"csv":{"url":"https://files.example.com/people.csv?sig=NEW-SIGNATURE","username":"svc"}}`).status(http.StatusOK)
+		assert.Equal(t, "https://files.example.com/people.csv?sig=NEW-SIGNATURE", e.storedConfig(id).CSV.URL)
+
+		page, err := e.store.ListAudit(context.Background(), directory.AuditFilter{}, directory.ListOptions{})
+		require.NoError(t, err)
+		for _, a := range page.Items {
+			assert.NotContains(t, a.Details, "SIGNED-URL-SECRET")
+			assert.NotContains(t, a.Details, "NEW-SIGNATURE")
+		}
+		r = e.do(http.MethodGet, "/api/v1/profiles", nil)
+		assert.NotContains(t, r.Body.String(), "NEW-SIGNATURE")
+	})
+}
