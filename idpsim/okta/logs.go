@@ -101,8 +101,13 @@ func (s *Server) logLocked(eventType string, targets ...logTarget) {
 		s.lateNext--
 		lag += s.lateBy
 	}
-	e := logEvent{UUID: fmt.Sprintf("evt%016d", s.nextEvent), Published: now.Format(timeLayout),
-		EventType: eventType, Severity: "INFO", Target: targets, at: now, readable: now.Add(lag), seq: s.nextEvent}
+	published := now
+	if s.backNext > 0 {
+		s.backNext--
+		published = now.Add(-s.backBy)
+	}
+	e := logEvent{UUID: fmt.Sprintf("evt%016d", s.nextEvent), Published: published.Format(timeLayout),
+		EventType: eventType, Severity: "INFO", Target: targets, at: published, readable: now.Add(lag), seq: s.nextEvent}
 	i, _ := slices.BinarySearchFunc(s.events, e.pos(), func(x logEvent, p logPos) int { return x.pos().cmp(p) })
 	s.events = slices.Insert(s.events, i, e)
 }

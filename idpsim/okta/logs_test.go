@@ -201,6 +201,21 @@ func TestSystemLogEvents(t *testing.T) {
 	events, _ = logs(t, srv, "/api/v1/logs?since="+q(since)+"&q="+q("user.lifecycle"))
 	assert.Len(t, events, 1, "keywords")
 
+	// A backdated event: logged now, published ten minutes ago. A polling
+	// request sees it; a bounded one from five minutes ago does not.
+	clock.Add(time.Minute)
+	sim.BackdateNextEvents(1, 10*time.Minute)
+	require.NoError(t, sim.RemoveFromGroup(sales.ID, mover))
+	clock.Add(time.Second)
+	events, _ = logs(t, srv, "/api/v1/logs?since="+q(clock.Now().Add(-2*time.Second).Format(timeLayout)))
+	require.Len(t, events, 1)
+	pub, err := time.Parse(time.RFC3339Nano, events[0].Published)
+	require.NoError(t, err)
+	assert.Equal(t, clock.Now().Add(-10*time.Minute-time.Second), pub)
+	events, _ = logs(t, srv, "/api/v1/logs?since="+q(clock.Now().Add(-5*time.Minute).Format(timeLayout))+"&until="+q(clock.Now().Format(timeLayout))+
+		"&filter="+q(`eventType eq "`+EventMembershipRemove+`" and target.id eq "`+sales.ID+`"`))
+	assert.Empty(t, events)
+
 	// Okta keeps 90 days.
 	clock.Add(91 * 24 * time.Hour)
 	events, _ = logs(t, srv, "/api/v1/logs?since="+q(since))

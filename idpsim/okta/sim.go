@@ -137,6 +137,8 @@ type Server struct {
 	logLag     time.Duration
 	lateNext   int           // the next events logged are this many...
 	lateBy     time.Duration // ...and become readable this much later still
+	backNext   int           // the next events logged are this many...
+	backBy     time.Duration // ...and say they were published this long ago
 	// filterDeprovisioned: a filtered user listing includes DEPROVISIONED users.
 	filterDeprovisioned bool
 }
@@ -259,6 +261,16 @@ func (s *Server) DelayNextEvents(n int, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lateNext, s.lateBy = max(n, 0), max(d, 0)
+}
+
+// BackdateNextEvents makes the next n System Log events say they were
+// published d before they were logged: to a reader, an event committed to
+// the log d after it happened, on a real clock (DelayNextEvents needs a
+// clock that can be moved on, as a test's fake one can).
+func (s *Server) BackdateNextEvents(n int, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.backNext, s.backBy = max(n, 0), max(d, 0)
 }
 
 // SetFilterIncludesDeprovisioned says whether /api/v1/users?filter=
