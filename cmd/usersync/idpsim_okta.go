@@ -28,11 +28,14 @@ func oktaSimulator() idpSimulator {
 		fs.StringVar(&cfg.Domain, "okta-domain", "example.com", "domain of the users' logins and emails")
 		fs.StringVar(&cfg.APIToken, "okta-api-token", oktasim.DefaultAPIToken, "the SSWS API token the org accepts")
 		fs.DurationVar(&cfg.Window, "okta-rate-window", time.Minute, "rate-limit window (Okta's is a minute)")
-		for _, f := range []string{oktasim.FamilyUsers, oktasim.FamilyGroups, oktasim.FamilyApps} {
+		for _, f := range []string{oktasim.FamilyUsers, oktasim.FamilyGroups, oktasim.FamilyApps, oktasim.FamilyLogs} {
 			limits[f] = fs.Int("okta-rate-"+f, oktasim.DefaultRateLimits[f], "requests to /api/v1/"+f+" per window before 429 E0000047")
 		}
 		fs.Float64Var(&cfg.ServerErrorRate, "okta-error-share", 0, "fault: share of requests answered 500")
 		fs.DurationVar(&cfg.Latency, "okta-latency", 0, "fault: delay added to every request")
+		fs.DurationVar(&cfg.LogLag, "okta-log-lag", 0, "System Log: how long after its published time an event becomes readable")
+		fs.BoolVar(&cfg.FilterIncludesDeprovisioned, "okta-filter-deprovisioned", false,
+			"/api/v1/users?filter= includes DEPROVISIONED users, as Okta documents (default: only when the filter asks for that status)")
 		return func(baseURL string, w io.Writer) (http.Handler, error) {
 			switch {
 			case cfg.Users < 1:
@@ -41,6 +44,8 @@ func oktaSimulator() idpSimulator {
 				return nil, errors.New("--okta-rate-window must be positive")
 			case cfg.ServerErrorRate < 0 || cfg.ServerErrorRate > 1:
 				return nil, errors.New("--okta-error-share must be between 0 and 1")
+			case cfg.LogLag < 0:
+				return nil, errors.New("--okta-log-lag must not be negative")
 			}
 			cfg.RateLimits = map[string]int{}
 			for f, n := range limits {
@@ -81,5 +86,6 @@ func printOktaOrg(w io.Writer, baseURL string, sim *oktasim.Server) {
 	fmt.Fprintf(w, "  Change the org between syncs with Okta's own calls (Authorization: SSWS <apiToken>):\n")
 	fmt.Fprintf(w, "  POST %s/api/v1/users/{id}/lifecycle/suspend (or deactivate, unsuspend, activate),\n", baseURL)
 	fmt.Fprintf(w, "  POST …/api/v1/users/{id} {\"profile\": {\"login\": …}}, PUT|DELETE …/api/v1/groups/{id}/users/{userId}\n")
-	fmt.Fprintf(w, "  PUT %s/_sim/faults {\"serverErrorRate\": 0.1, \"latency\": \"200ms\"}, PUT …/_sim/rate-limits {\"users\": 60}\n\n", baseURL)
+	fmt.Fprintf(w, "  PUT %s/_sim/faults {\"serverErrorRate\": 0.1, \"latency\": \"200ms\", \"logLag\": \"5s\", \"lateEvents\": 1, \"lateBy\": \"10m\"},\n", baseURL)
+	fmt.Fprintf(w, "  PUT …/_sim/rate-limits {\"users\": 60}\n\n")
 }
