@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/usersync/usersync/directory"
@@ -68,6 +69,10 @@ func fingerprint(rc *runContext) string {
 	}
 	if a := cfg.Azure; a != nil {
 		v["azure"] = []any{a.TenantID, a.ClientID, a.Cloud, a.GraphBaseURL, a.AuthorityURL, a.IncludeMailEnabledSecurityGroups, a.UsernameAttribute}
+		// The users' delta links of earlier releases asked for the manager
+		// with $expand, which the delta function ignores: a state of theirs
+		// would keep wrong managers until the weekly full run.
+		v["azureDelta"] = "select-manager"
 	}
 	if o := cfg.Okta; o != nil {
 		v["okta"] = []any{o.OrgURL, o.AppID, o.UsernameAttribute}
@@ -101,15 +106,98 @@ func (a *Activities) runMode(ctx context.Context, rc *runContext) (directory.Run
 	return a.Store.SetRunMode(ctx, rc.run.ID, want)
 }
 
-// firstStage is where the fetch of a run starts.
-func firstStage(delta bool, m directory.RunMode) fetchCursor {
+// firstStage is where the fetch of a run starts; src is the source's
+// change reading, nil when it has none.
+func firstStage(src provider.DeltaSource, m directory.RunMode) fetchCursor {
 	switch {
-	case !delta:
+	case src == nil:
 		return fetchCursor{Stage: stageUsers}
-	case m.Mode == directory.ModeDelta:
+	case m.Mode == directory.ModeDelta, readsFullByChanges(src):
 		return fetchCursor{Stage: stageGraph}
 	}
 	return fetchCursor{Stage: stageState}
+}
+
+// readsFullByChanges tells whether a full read of src is its initial
+// change round (provider.FullByChanges): the graph first, then every user,
+// keeping those in scope.
+func readsFullByChanges(src provider.DeltaSource) bool {
+	f, ok := src.(provider.FullByChanges)
+	return ok && f.ReadsFullByChanges()
+}
+
+// missingSelectedGroups fails a run whose selected groups are not in the
+// provider's group graph: deleted, or hidden from the credentials. Reading
+// the scope without them would take all their members out of it and
+// disable them in one run; the run stops before anything is planned.
+func (s *stager) missingSelectedGroups(ctx context.Context, scope provider.Scope) error {
+	missing, err := s.a.Store.MissingGroups(ctx, s.rc.run.ID, scope.GroupIDs)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	return fmt.Errorf("the profile's selected group(s) %s are not among the provider's groups (deleted, or not visible to "+
+		"these credentials): %w; the run stopped before changing anything, so nobody was disabled: remove them from "+
+		"the profile's groups, or restore them or the app's access, and sync again", strings.Join(missing, ", "), provider.ErrNotFound)
+}
+
+// knownManagers settles the users of a change page whose manager the
+// page did not tell (ManagerUnchanged): each keeps the manager the
+// snapshot has for it, and one the snapshot does not have (it entered the
+// scope with this change) is read again by id, which tells it. A user
+// that is gone by then is left out: the next run reads its deletion.
+func (s *stager) knownManagers(ctx context.Context, users []provider.User) ([]provider.User, error) {
+	var unknown []string
+	for _, u := range users {
+		if u.ManagerUnchanged {
+			unknown = append(unknown, u.ExternalID)
+		}
+	}
+	if len(unknown) == 0 {
+		return users, nil
+	}
+	known := map[string]string{}
+	if s.mode.Mode == directory.ModeDelta {
+		var err error
+		if known, err = s.a.Store.StagedManagers(ctx, s.mode.BaseRunID, unknown); err != nil {
+			return nil, err
+		}
+	}
+	var reread []string
+	for i := range users {
+		if !users[i].ManagerUnchanged {
+			continue
+		}
+		if ref, ok := known[users[i].ExternalID]; ok {
+			users[i].ManagerRef, users[i].ManagerUnchanged = ref, false
+			continue
+		}
+		reread = append(reread, users[i].ExternalID)
+	}
+	if len(reread) == 0 {
+		return users, nil
+	}
+	fresh, err := s.delta.UsersByID(ctx, reread)
+	if err != nil {
+		return nil, providerError{err}
+	}
+	byID := make(map[string]provider.User, len(fresh))
+	for _, u := range fresh {
+		if !u.ManagerUnchanged {
+			byID[u.ExternalID] = u
+		}
+	}
+	out := users[:0]
+	for _, u := range users {
+		if u.ManagerUnchanged {
+			f, ok := byID[u.ExternalID]
+			if !ok {
+				continue
+			}
+			u = f
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // fetchDeltaPage reads one page of a delta source's own stages.
@@ -157,22 +245,33 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 		if err := s.a.Store.BuildAncestry(ctx, s.rc.run.ID); err != nil {
 			return nil, nil, err
 		}
+		if err := s.missingSelectedGroups(ctx, scope); err != nil {
+			return nil, nil, err
+		}
 		switch {
-		case delta:
+		case delta, readsFullByChanges(src):
 			return page, &fetchCursor{Stage: stageChanges}, nil
 		case s.groups.On():
 			return page, &fetchCursor{Stage: stageDerive}, nil
 		}
 		return page, nil, nil
 	case stageChanges:
-		p, err := src.UserChanges(ctx, s.mode.From[stateUsers], cur.Cursor)
+		// A full run reads the initial round (from ""): every user.
+		from := ""
+		if delta {
+			from = s.mode.From[stateUsers]
+		}
+		p, err := src.UserChanges(ctx, from, cur.Cursor)
 		if err != nil {
 			return nil, nil, providerError{err}
 		}
 		var changed []provider.User
 		for _, c := range p.Items {
 			if c.Removed {
-				page.Removals = append(page.Removals, directory.Removal{ExternalID: c.User.ExternalID, Reason: "deleted in the provider"})
+				// In a full run a user that is not staged has left anyway.
+				if delta {
+					page.Removals = append(page.Removals, directory.Removal{ExternalID: c.User.ExternalID, Reason: "deleted in the provider"})
+				}
 				continue
 			}
 			changed = append(changed, c.User)
@@ -187,6 +286,9 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 			return nil, nil, err
 		}
 		changed = slices.DeleteFunc(changed, func(u provider.User) bool { return !in[u.ExternalID] })
+		if changed, err = s.knownManagers(ctx, changed); err != nil {
+			return nil, nil, err
+		}
 		staged, err := s.stage(ctx, changed)
 		if err != nil {
 			return nil, nil, err
@@ -196,7 +298,13 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 			return staged, &fetchCursor{Stage: stageChanges, Cursor: p.Next}, nil
 		}
 		staged.SourceState = map[string]string{stateUsers: p.State}
-		return staged, &fetchCursor{Stage: stageResolve}, nil
+		switch {
+		case delta:
+			return staged, &fetchCursor{Stage: stageResolve}, nil
+		case s.groups.On():
+			return staged, &fetchCursor{Stage: stageDerive}, nil
+		}
+		return staged, nil, nil
 	case stageResolve:
 		if err := s.a.Store.ResolveDelta(ctx, s.rc.run.ID, directory.ResolveInput{Selected: scope.GroupIDs, GroupSync: s.groups.On()}); err != nil {
 			return nil, nil, err
@@ -211,6 +319,9 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 			users, err := src.UsersByID(ctx, ids)
 			if err != nil {
 				return nil, nil, providerError{err}
+			}
+			if users, err = s.knownManagers(ctx, users); err != nil {
+				return nil, nil, err
 			}
 			if page, err = s.stage(ctx, users); err != nil {
 				return nil, nil, err

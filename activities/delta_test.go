@@ -135,6 +135,10 @@ func mutate(t *testing.T, ten *graph.Tenant, round int) {
 	must(t, ten.SetEnabled(pick(13).ID, true))
 	must(t, ten.RenameUPN(pick(14).ID, fmt.Sprintf("renamed.%d@%s", round, ten.Domain)))
 	must(t, ten.SetManager(pick(15).ID, pick(16).ID))
+	// A manager removed, and a department changed alone: Graph's delta
+	// lists that user without manager@delta, and the manager must stay.
+	must(t, ten.SetManager(pick(19).ID, ""))
+	must(t, ten.UpdateUser(pick(20).ID, func(x *graph.User) { x.Props["department"] = fmt.Sprintf("Alone %d", round) }))
 	for i := range 3 {
 		_, err := ten.NewUser(graph.User{UserPrincipalName: fmt.Sprintf("joiner.%d.%d@%s", round, i, ten.Domain), GivenName: "Joiner",
 			Surname: fmt.Sprint(i), Mail: fmt.Sprintf("joiner.%d.%d@%s", round, i, ten.Domain), AccountEnabled: true,
@@ -222,9 +226,54 @@ func TestDeltaMatchesFullOnEntra(t *testing.T) {
 				}
 				dv, fv := delta.directoryView(t), full.directoryView(t)
 				sameDirectory(t, round, fv, dv, fr.Counts, dr.Counts)
+				delta.managersAsInTenant(t, round)
 				t.Logf("round %d: delta %+v, full %+v", round, dr.Counts, fr.Counts)
 			}
 		})
+	}
+}
+
+// managersAsInTenant fails the test when an active synced user's manager
+// is not the one the tenant has (when that manager is synced too): both
+// sides of the delta test run the same code, so they are also held to
+// the source itself.
+func (s *entraSide) managersAsInTenant(t *testing.T, round int) {
+	t.Helper()
+	users := s.h.users()
+	byID, byExt := map[string]string{}, map[string]bool{}
+	for _, u := range users {
+		if u.ExternalID != nil && u.DirectoryKey == s.h.profile.DirectoryKey {
+			byID[u.ID], byExt[*u.ExternalID] = *u.ExternalID, true
+		}
+	}
+	checked := 0
+	for _, u := range users {
+		if u.ExternalID == nil || u.DirectoryKey != s.h.profile.DirectoryKey || u.Status != directory.StatusActive {
+			continue
+		}
+		tu, ok := s.ten.User(*u.ExternalID)
+		if !ok {
+			continue
+		}
+		full, err := s.h.store.GetUser(s.h.ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if full.ManagerID != nil {
+			got = byID[*full.ManagerID]
+		}
+		want := tu.ManagerID
+		if !byExt[want] {
+			want = "" // a manager outside the scope is not linked
+		}
+		if got != want {
+			t.Fatalf("round %d: user %s has manager %q in the directory, %q in the tenant", round, tu.UserPrincipalName, got, want)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatalf("round %d: no manager checked", round)
 	}
 }
 

@@ -112,7 +112,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 		}
 	}
 	scope := provider.Scope{GroupIDs: rc.cfg.Groups}
-	cur := firstStage(st.delta != nil, st.mode)
+	cur := firstStage(st.delta, st.mode)
 	if rc.run.FetchCursor != "" {
 		if cur, err = parseFetchCursor(rc.run.FetchCursor); err != nil {
 			return FetchResult{}, err
@@ -140,7 +140,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 			if st.mode, err = a.Store.RunMode(ctx, rc.run.ID); err != nil {
 				return FetchResult{}, err
 			}
-			cur, fetched, fellBack = firstStage(true, st.mode), 0, true
+			cur, fetched, fellBack = firstStage(st.delta, st.mode), 0, true
 			continue
 		}
 		if errors.Is(err, provider.ErrCursorExpired) && !restarted {
@@ -149,7 +149,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 			if err := a.Store.ResetFetch(ctx, rc.run.ID); err != nil {
 				return FetchResult{}, err
 			}
-			cur, fetched, restarted = firstStage(st.delta != nil, st.mode), 0, true
+			cur, fetched, restarted = firstStage(st.delta, st.mode), 0, true
 			continue
 		}
 		if err != nil {

@@ -87,6 +87,13 @@ type SyncEngine interface {
 	// DeriveGroups stages the kept groups of the run's graph and every
 	// staged user's memberships of them, at any depth.
 	DeriveGroups(ctx context.Context, runID string) error
+	// MissingGroups returns which of ids are not groups of the run's
+	// graph (deleted in the provider, or never there), in the order given.
+	MissingGroups(ctx context.Context, runID string, ids []string) ([]string, error)
+	// StagedManagers returns the manager reference staged for each of ids
+	// that runID (a snapshot) staged: a change that does not tell a
+	// user's manager keeps this one.
+	StagedManagers(ctx context.Context, runID string, ids []string) (map[string]string, error)
 }
 
 // StagedUser is a fetched user ready for staging: mapped, checked and hashed.

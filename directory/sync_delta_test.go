@@ -372,3 +372,39 @@ func TestDeltaCommitFoldsIntoTheSnapshot(t *testing.T) {
 		}
 	})
 }
+
+// A selected group that the run's graph no longer has is missing, in a
+// full run (never listed) and in a delta run (removed since the
+// snapshot); a snapshot's staged managers are what a change that does not
+// tell a manager keeps.
+func TestDeltaMissingGroupsAndStagedManagers(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *directory.DB) {
+		e := newEngine(t, db)
+		f := graphFixture()
+		f.users[1].ManagerRef = "a1"
+		e.syncGraph(directory.ModeFull, inScope(f, "a1", "a2", "b1"), "R")
+		full := e.runID
+		missing, err := e.s.MissingGroups(e.ctx, full, []string{"R", "nope", "B", "nope"})
+		if err != nil || len(missing) != 1 || missing[0] != "nope" {
+			t.Fatalf("full run: missing %v, %v", missing, err)
+		}
+		refs, err := e.s.StagedManagers(e.ctx, full, []string{"a1", "a2", "zz"})
+		if err != nil || len(refs) != 2 || refs["a1"] != "" || refs["a2"] != "a1" {
+			t.Fatalf("staged managers %v, %v", refs, err)
+		}
+
+		// A delta run that removes team B: B is missing, A still there
+		// (from the snapshot), and a group the run adds is there.
+		e.newRun()
+		e.runMode(directory.ModeDelta)
+		page := &directory.FetchedPage{GraphGroups: []directory.GraphGroup{{ExternalID: "B", Removed: true},
+			{ExternalID: "D", Name: "New", Kept: true}}}
+		if _, err := e.s.SaveFetchedPage(e.ctx, e.runID, page, "graph", false); err != nil {
+			t.Fatal(err)
+		}
+		missing, err = e.s.MissingGroups(e.ctx, e.runID, []string{"A", "B", "D"})
+		if err != nil || len(missing) != 1 || missing[0] != "B" {
+			t.Fatalf("delta run: missing %v, %v", missing, err)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -342,4 +343,59 @@ ORDER BY an.ancestor_external_id, e.m`, args...)
 		return fmt.Errorf("derive groups: %w", err)
 	}
 	return nil
+}
+
+// MissingGroups implements SyncEngine.
+func (s *SQLStore) MissingGroups(ctx context.Context, runID string, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	base, err := s.baseOf(ctx, s.db, runID)
+	if err != nil {
+		return nil, err
+	}
+	q, args, err := sqlx.In(`SELECT g.external_id FROM sync_staged_pgroups g
+WHERE g.run_id = ? AND NOT g.removed AND g.external_id IN (?)
+UNION
+SELECT g.external_id FROM sync_staged_pgroups g
+WHERE g.run_id = ? AND g.external_id IN (?)
+  AND NOT EXISTS (SELECT 1 FROM sync_staged_pgroups x WHERE x.run_id = ? AND x.external_id = g.external_id)`,
+		runID, ids, base, ids, runID)
+	if err != nil {
+		return nil, fmt.Errorf("selected groups: %w", err)
+	}
+	var found []string
+	if err := s.sel(ctx, s.db, &found, q, args...); err != nil {
+		return nil, fmt.Errorf("selected groups: %w", err)
+	}
+	var missing []string
+	for _, id := range ids {
+		if !slices.Contains(found, id) && !slices.Contains(missing, id) {
+			missing = append(missing, id)
+		}
+	}
+	return missing, nil
+}
+
+// StagedManagers implements SyncEngine.
+func (s *SQLStore) StagedManagers(ctx context.Context, runID string, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	if len(ids) == 0 || runID == "" {
+		return out, nil
+	}
+	q, args, err := sqlx.In(`SELECT external_id, manager_ref FROM sync_staged_users WHERE run_id = ? AND external_id IN (?)`, runID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("staged managers: %w", err)
+	}
+	var rows []struct {
+		ID  string `db:"external_id"`
+		Ref string `db:"manager_ref"`
+	}
+	if err := s.sel(ctx, s.db, &rows, q, args...); err != nil {
+		return nil, fmt.Errorf("staged managers: %w", err)
+	}
+	for _, r := range rows {
+		out[r.ID] = r.Ref
+	}
+	return out, nil
 }

@@ -32,6 +32,18 @@ type DeltaSource interface {
 	UsersByID(ctx context.Context, ids []string) ([]User, error)
 }
 
+// FullByChanges is a DeltaSource whose full read is its initial change
+// round: UserChanges from state "" lists every user of the source, with
+// what a later round tracks (Graph documents the manager only on its delta
+// function), and hands out the state of that round's end. A full run of
+// such a source reads the group graph first, then that round, keeping the
+// users the graph puts in scope; Users is not used.
+type FullByChanges interface {
+	DeltaSource
+	// ReadsFullByChanges is a marker: it returns true.
+	ReadsFullByChanges() bool
+}
+
 // ChangePage is one page of changes; the last page (Next "") carries the
 // state to read the next changes from.
 type ChangePage[T any] struct {

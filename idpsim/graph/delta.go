@@ -6,23 +6,35 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
 
-// Delta queries (/users/delta, /groups/delta), as PROVIDERS.md describes
-// them. A tenant numbers its changes: every change to a user or a group,
-// and every membership that starts or ends, takes the next sequence
-// number and is appended to a log. A round without a token lists every
-// user or group (groups with all their direct members in members@delta);
-// a round from a deltaLink lists what changed after the token's number, each
-// object once in its latest state, deleted ones as
+// Delta queries (/users/delta, /groups/delta), as Microsoft documents
+// them (docs/providers.md). A tenant numbers its changes: every change to a
+// user or a group, and every membership that starts or ends, takes the next
+// sequence number and is appended to a log. A round without a token lists
+// every user or group (groups with all their direct members in
+// members@delta); a round from a deltaLink lists what changed after the
+// token's number, each object once in its latest state, deleted ones as
 // {"id","@removed":{"reason"}}, and per group the net membership changes
 // (ended ones with @removed). A round lists what the tenant held when it
 // began; its last page carries the deltaLink of that moment, so a change
-// made during the round comes again in the next one. Pages hold up to
-// $top entries, a group's members counting one each: a large group spreads
-// over pages, its object repeated with the next part of its members.
+// made during the round comes again in the next one.
+//
+// Only what the delta functions document is honoured: $select (with
+// "manager" on users and "members" on groups naming the relationships to
+// track) and the $skiptoken/$deltatoken of the links handed out. Every
+// other option ($expand, $top, $filter, $count, …) is ignored, as Graph
+// ignores it, and pages are as large as the server decides
+// (Options.DeltaPageSize), a group's members counting one entry each: a
+// large group spreads over pages, its object repeated with the next part
+// of its members. A user's manager appears only as manager@delta: in an
+// initial round for every user that has one, in a later round only for a
+// user whose manager changed (an @removed entry when it was cleared); a
+// user listed without it kept its manager.
 // `$deltatoken=latest` answers a deltaLink of now and nothing else (Graph's
 // "sync from now"). Tokens last deltaTokenLifetime; an expired one, or one
 // handed out before ExpireDeltaTokens, answers 410 Gone.
@@ -98,9 +110,10 @@ type deltaToken struct {
 	Pages  int      `json:"pe"`           // page epoch (ExpirePageTokens)
 	Issued int64    `json:"i"`            // unix seconds
 	Select []string `json:"s,omitempty"`
-	Expand bool     `json:"x,omitempty"`
-	MgrSel []string `json:"ms,omitempty"`
-	Top    int      `json:"t"`
+	// Manager: users carry manager@delta ($select names manager).
+	Manager bool `json:"mg,omitempty"`
+	// IDs: the round tracks these objects only ($filter=id eq '…' or …).
+	IDs []string `json:"ids,omitempty"`
 	// Members: groups carry members@delta ($select names members, or
 	// there is no $select).
 	Members bool `json:"mb,omitempty"`
@@ -172,25 +185,36 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, t *Tenant, g
 			tok.Issued = now.Unix()
 		}
 	default:
-		// members is a relationship, not a property: it asks for
-		// members@delta.
-		members := groups
-		pr := r
-		if sel, ok := param(r, "select"); ok && groups {
-			var props []string
+		// manager and members are relationships, not properties: naming
+		// them in $select asks for manager@delta and members@delta.
+		// Nothing but $select shapes a round.
+		members, manager := groups, false
+		var sel []string
+		if v, ok := param(r, "select"); ok {
 			members = false
-			for _, p := range splitList(sel) {
-				if p == "members" {
+			for _, p := range splitList(v) {
+				switch {
+				case p == "members" && groups:
 					members = true
-					continue
+				case p == "manager" && !groups:
+					manager = true
+				default:
+					sel = append(sel, p)
 				}
-				props = append(props, p)
 			}
-			pr = r.Clone(r.Context())
-			v := pr.URL.Query()
-			v.Del("select")
-			v.Set("$select", strings.Join(props, ","))
-			pr.URL.RawQuery = v.Encode()
+		}
+		var ids []string
+		if f, ok := param(r, "filter"); ok {
+			var apiErr *apiError
+			if ids, apiErr = idFilter(f); apiErr != nil {
+				apiErr.write(w)
+				return
+			}
+		}
+		pr := r.Clone(r.Context())
+		pr.URL.RawQuery = ""
+		if sel != nil {
+			pr.URL.RawQuery = url.Values{"$select": {strings.Join(sel, ",")}}.Encode()
 		}
 		q, apiErr := s.parseQuery(pr, typ, true)
 		if apiErr != nil {
@@ -199,7 +223,7 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, t *Tenant, g
 		}
 		t.mu.Lock()
 		tok = deltaToken{Init: true, UpTo: t.seq, Epoch: epoch, Pages: pages, Issued: now.Unix(), Select: q.sel,
-			Expand: q.expandManager, MgrSel: q.managerSel, Top: q.top, Members: members}
+			Manager: manager, Members: members, IDs: ids}
 		t.mu.Unlock()
 		if r.URL.Query().Get("$deltatoken") == "latest" {
 			var b bytes.Buffer
@@ -212,7 +236,7 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, t *Tenant, g
 			return
 		}
 	}
-	q := query{sel: tok.Select, expandManager: tok.Expand, managerSel: tok.MgrSel, top: max(tok.Top, 1)}
+	q := query{sel: tok.Select, top: s.deltaPageSize()}
 	var b bytes.Buffer
 	b.WriteString(`{"@odata.context":`)
 	writeValue(&b, baseURL(r)+"/$metadata#"+name)
@@ -265,6 +289,9 @@ func (t *Tenant) writeDeltaPage(b *bytes.Buffer, tok deltaToken, q query, groups
 			if groups {
 				order = t.groupOrder
 			}
+			if tok.IDs != nil {
+				order = tok.IDs
+			}
 			if tok.Pos >= len(order) {
 				return tok, true
 			}
@@ -277,16 +304,25 @@ func (t *Tenant) writeDeltaPage(b *bytes.Buffer, tok deltaToken, q query, groups
 			if c.seq > tok.UpTo {
 				return tok, true
 			}
-			if c.seq <= tok.Since || c.group != groups || !t.latest(c) {
+			if c.seq <= tok.Since || c.group != groups || !t.latest(c) || (tok.IDs != nil && !slices.Contains(tok.IDs, c.id)) {
 				tok.Pos++
 				continue
 			}
 			id = c.id
 		}
+		if initial && tok.IDs != nil && ((groups && t.groups[id] == nil) || (!groups && t.users[id] == nil)) {
+			tok.Pos++
+			continue
+		}
 		if !groups {
 			sep()
 			if u := t.users[id]; u != nil {
-				t.writeObject(b, id, q, true)
+				b.WriteByte('{')
+				t.writeFields(b, id, q, true)
+				if tok.Manager {
+					t.writeManagerDelta(b, u, tok, initial)
+				}
+				b.WriteByte('}')
 			} else {
 				fmt.Fprintf(b, `{"@odata.type":"#microsoft.graph.user","id":%q,"@removed":{"reason":"changed"}}`, id)
 			}
@@ -339,6 +375,50 @@ func (t *Tenant) writeDeltaPage(b *bytes.Buffer, tok deltaToken, q query, groups
 		}
 	}
 	return tok, false
+}
+
+// maxDeltaIDs is how many objects one id-filtered round may track (the
+// delta pages say 50).
+const maxDeltaIDs = 50
+
+// idFilter reads the one $filter the delta functions support: id eq '…',
+// joined by or.
+func idFilter(f string) ([]string, *apiError) {
+	clauses, _, apiErr := parseFilter(f)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	var ids []string
+	for _, c := range clauses {
+		if len(c) != 1 || c[0].op != "eq" || c[0].not || !strings.EqualFold(c[0].prop, "id") {
+			return nil, unsupported("The only supported $filter on a delta function is id eq '{value}'.")
+		}
+		id, _ := c[0].val.(string)
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > maxDeltaIDs {
+		return nil, badRequest("A delta query tracks at most %d objects by id.", maxDeltaIDs)
+	}
+	return ids, nil
+}
+
+// writeManagerDelta writes manager@delta for u when the round tracks it:
+// in an initial round when u has a manager, in a later one only when the
+// manager changed within the round's changes; the caller holds t.mu.
+func (t *Tenant) writeManagerDelta(b *bytes.Buffer, u *User, tok deltaToken, initial bool) {
+	switch {
+	case initial && u.ManagerID == "":
+		return
+	case !initial && (u.mgrSeq <= tok.Since || u.mgrSeq > tok.UpTo):
+		return
+	}
+	if u.ManagerID != "" {
+		fmt.Fprintf(b, `,"manager@delta":[{"@odata.type":"#microsoft.graph.user","id":%q}]`, u.ManagerID)
+		return
+	}
+	fmt.Fprintf(b, `,"manager@delta":[{"@odata.type":"#microsoft.graph.user","id":%q,"@removed":{"reason":"deleted"}}]`, u.prevManager)
 }
 
 // latest tells whether c is the newest change of its object, deleted or

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 )
 
@@ -117,5 +118,78 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeltaTracksManagersAsDocumented holds the simulator to the delta
+// function's documentation: $expand and $top are ignored (pages are the
+// server's size, no manager object), the manager comes as manager@delta
+// when $select names it — for every user with one in an initial round,
+// later only for a user whose manager changed, an @removed entry when it
+// was unset — and an id filter tracks the given users only.
+func TestDeltaTracksManagersAsDocumented(t *testing.T) {
+	f := newSim(t, TenantOptions{Seed: 12, Users: 450, Groups: 3})
+	ten := f.ten
+	all := ten.Users()
+
+	// $expand and $top are ignored: default page size, no "manager".
+	status, body, _ := f.get("/v1.0/users/delta()?$select=id,department&$expand=manager($select=id)&$top=7")
+	if status != 200 || len(body["value"].([]any)) != DefaultDeltaPageSize {
+		t.Fatalf("first page: %d, %d users", status, len(body["value"].([]any)))
+	}
+	for _, v := range body["value"].([]any) {
+		if _, ok := v.(map[string]any)["manager"]; ok {
+			t.Fatalf("$expand honoured on delta: %v", v)
+		}
+	}
+
+	users, link := f.deltaRound("/v1.0/users/delta()?$select=id,department,manager")
+	withManager := 0
+	for _, u := range users {
+		md, ok := u["manager@delta"].([]any)
+		if !ok {
+			continue
+		}
+		withManager++
+		if id := md[0].(map[string]any)["id"]; id == nil || md[0].(map[string]any)["@removed"] != nil {
+			t.Fatalf("initial manager@delta %v", u)
+		}
+	}
+	if len(users) != 450 || withManager != 449 {
+		t.Fatalf("initial round: %d users, %d with manager@delta", len(users), withManager)
+	}
+
+	// A department change alone: listed without manager@delta. A new
+	// manager: manager@delta names it. A cleared one: an @removed entry.
+	must(t, ten.UpdateUser(all[10].ID, func(u *User) { u.Props["department"] = "Moved" }))
+	must(t, ten.SetManager(all[11].ID, all[0].ID))
+	must(t, ten.SetManager(all[12].ID, ""))
+	users, _ = f.deltaRound(link)
+	got := map[string]map[string]any{}
+	for _, u := range users {
+		got[u["id"].(string)] = u
+	}
+	if len(got) != 3 {
+		t.Fatalf("changes %v", users)
+	}
+	if _, ok := got[all[10].ID]["manager@delta"]; ok {
+		t.Fatalf("unchanged manager listed: %v", got[all[10].ID])
+	}
+	if md := got[all[11].ID]["manager@delta"].([]any); md[0].(map[string]any)["id"] != all[0].ID {
+		t.Fatalf("changed manager: %v", got[all[11].ID])
+	}
+	if md := got[all[12].ID]["manager@delta"].([]any); md[0].(map[string]any)["@removed"] == nil ||
+		md[0].(map[string]any)["id"] != all[12].ManagerID {
+		t.Fatalf("removed manager: %v", got[all[12].ID])
+	}
+
+	// An id filter: an initial round of those users only, managers told.
+	filter := url.QueryEscape("id eq '" + all[20].ID + "' or id eq '" + all[21].ID + "'")
+	users, _ = f.deltaRound("/v1.0/users/delta()?$select=id,manager&$filter=" + filter)
+	if len(users) != 2 || users[0]["manager@delta"] == nil {
+		t.Fatalf("id filter: %v", users)
+	}
+	if status, body, _ := f.get("/v1.0/users/delta()?$filter=" + url.QueryEscape("department eq 'x'")); status != 400 {
+		t.Fatalf("other filter: %d %v", status, body)
 	}
 }

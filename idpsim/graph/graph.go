@@ -155,6 +155,10 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, t *Tenant, 
 	if typ == groupObjects {
 		name = "groups"
 	}
+	if q.expandManager {
+		// $expand on directory objects caps a page at expandMaxTop.
+		q.top = min(q.top, expandMaxTop)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s.writePage(w, r, t, q, ids(), typ, baseURL(r)+"/$metadata#"+name)
@@ -179,6 +183,15 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, t *Tenant, 
 	q, apiErr := s.parseQuery(r, typ, true)
 	if apiErr != nil {
 		apiErr.write(w)
+		return
+	}
+	// $expand is not among the member listings' documented options:
+	// Graph ignores it, and so do we.
+	q.expandManager, q.managerSel = false, nil
+	if transitive && len(cast) == 1 && (!q.advanced || !q.count) {
+		// The OData cast on transitiveMembers is documented as an
+		// advanced query; read strictly, it needs both.
+		unsupported("Request with an OData cast on transitiveMembers only works through MSGraph with a special request header: 'ConsistencyLevel: eventual' and $count=true.").write(w)
 		return
 	}
 	t.mu.Lock()

@@ -178,9 +178,20 @@ func TestGraphAnswersLikeGraph(t *testing.T) {
 			t.Fatalf("root member %v", o)
 		}
 	}
-	_, body, _ = f.get("/v1.0/groups/" + root.ID + "/transitiveMembers/microsoft.graph.user?$select=id&$top=999")
+	// The cast on transitiveMembers is an advanced query: refused without
+	// its header and $count, and $expand is ignored there.
+	cast := "/v1.0/groups/" + root.ID + "/transitiveMembers/microsoft.graph.user?$select=id&$top=999"
+	if st, body, _ := f.get(cast); st != 400 || errCode(body) != "Request_UnsupportedQuery" {
+		t.Fatalf("cast without advanced query: %d %v", st, body)
+	}
+	_, body, _ = f.get(cast+"&$count=true&$expand=manager", "ConsistencyLevel", "eventual")
 	if n := len(body["value"].([]any)); n != len(f.ten.TransitiveUsers(root.ID)) || n == 0 {
 		t.Fatalf("%d transitive users", n)
+	}
+	for _, o := range body["value"].([]any) {
+		if _, ok := o.(map[string]any)["manager"]; ok {
+			t.Fatalf("transitiveMembers expanded the manager: %v", o)
+		}
 	}
 	// Group kinds and advanced search with its header, on every page.
 	_, body, _ = f.get("/v1.0/groups?$filter=" + url.QueryEscape("securityEnabled eq true and mailEnabled eq false") + "&$select=id,groupTypes")

@@ -29,6 +29,8 @@ func unsupported(msg string) *apiError {
 const (
 	defaultTop = 100
 	maxTop     = 999
+	// expandMaxTop is the page size a list with $expand is capped at.
+	expandMaxTop = 100
 )
 
 // query is the OData part of a request.

@@ -53,8 +53,16 @@ type Options struct {
 	Seed uint64
 	// TokenLifetime is expires_in of issued tokens (default 3599s).
 	TokenLifetime time.Duration
+	// DeltaPageSize is how many entries a delta page holds (a group's
+	// members one each): the server's choice, since the delta functions
+	// ignore $top. Default DefaultDeltaPageSize.
+	DeltaPageSize int
 	Faults        Faults
 }
+
+// DefaultDeltaPageSize is the entries of a delta page when Options do not
+// say.
+const DefaultDeltaPageSize = 200
 
 // Stats count what the server answered.
 type Stats struct {
@@ -97,6 +105,13 @@ func New(o Options) *Server {
 	}
 	return &Server{opts: o, tenants: map[string]*Tenant{}, tokens: map[string]token{}, faults: o.Faults,
 		dice: mrand.New(mrand.NewPCG(o.Seed, o.Seed+1)), now: time.Now} //nolint:gosec // fault dice
+}
+
+func (s *Server) deltaPageSize() int {
+	if s.opts.DeltaPageSize > 0 {
+		return s.opts.DeltaPageSize
+	}
+	return DefaultDeltaPageSize
 }
 
 // AddTenant generates a tenant and serves it.

@@ -41,6 +41,11 @@ type User struct {
 	Props             map[string]any
 
 	seq uint64 // its last change (delta.go)
+	// mgrSeq is the change that last set or cleared the manager, and
+	// prevManager the manager it replaced: a delta round lists
+	// manager@delta only when the manager changed within it (delta.go).
+	mgrSeq      uint64
+	prevManager string
 }
 
 func (u *User) clone() User {
@@ -361,9 +366,13 @@ func (t *Tenant) NewUser(u User, groups ...string) (string, error) {
 	}
 	c := u.clone()
 	c.ID = t.newID()
+	c.mgrSeq, c.prevManager = 0, ""
 	t.users[c.ID] = &c
 	t.userOrder = append(t.userOrder, c.ID)
 	t.touchUser(&c)
+	if c.ManagerID != "" {
+		c.mgrSeq = c.seq
+	}
 	for _, g := range groups {
 		t.groups[g].Members = append(t.groups[g].Members, c.ID)
 		t.memberChanged(t.groups[g], c.ID, true)
@@ -408,8 +417,9 @@ func (t *Tenant) DeleteUsers(ids ...string) error {
 	}
 	for _, uid := range t.userOrder {
 		if u := t.users[uid]; gone[u.ManagerID] {
-			u.ManagerID = ""
+			u.prevManager, u.ManagerID = u.ManagerID, ""
 			t.touchUser(u)
+			u.mgrSeq = u.seq
 		}
 	}
 	for _, id := range ids {
@@ -427,9 +437,13 @@ func (t *Tenant) UpdateUser(id string, f func(u *User)) error {
 	if u == nil {
 		return fmt.Errorf("%w: %s", ErrNoSuchUser, id)
 	}
+	before := u.ManagerID
 	f(u)
 	u.ID = id
 	t.touchUser(u)
+	if u.ManagerID != before {
+		u.mgrSeq, u.prevManager = u.seq, before
+	}
 	t.changed()
 	return nil
 }

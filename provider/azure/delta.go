@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
-	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
@@ -44,96 +44,184 @@ func (s *Source) stateError(ctx context.Context, err error, what string, kind re
 	return s.graphError(ctx, err, what, kind)
 }
 
+// ReadsFullByChanges implements provider.FullByChanges: Graph documents a
+// user's manager only on the users delta function ($select=manager), so a
+// full run reads the users as that function's initial round.
+func (s *Source) ReadsFullByChanges() bool { return true }
+
+// userDeltaSelect is what a users round tracks: what a user page maps, and
+// the manager relationship (manager@delta).
+func (s *Source) userDeltaSelect() []string {
+	return append(slices.Clone(s.listSelect), "manager")
+}
+
 // LatestUserState implements provider.DeltaSource ($deltatoken=latest:
-// Graph's "sync from now" for directory objects).
+// Graph's "sync from now" for directory objects). The round it starts
+// selects what UserChanges selects.
 func (s *Source) LatestUserState(ctx context.Context) (string, error) {
 	ctx = withWaitBudget(ctx, s.retry.MaxWait)
-	ri, err := s.userDeltaRequest(ctx, "")
+	ri, err := s.client.Users().Delta().ToGetRequestInformation(ctx, &graphusers.DeltaRequestBuilderGetRequestConfiguration{
+		QueryParameters: &graphusers.DeltaRequestBuilderGetQueryParameters{Select: s.userDeltaSelect()}})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("azure: users delta: %w", err)
 	}
 	u, err := ri.GetUri()
 	if err != nil {
 		return "", fmt.Errorf("azure: users delta: %w", err)
 	}
-	sep := "?"
-	if u.RawQuery != "" {
-		sep = "&"
-	}
-	resp, err := s.client.Users().Delta().WithUrl(u.String()+sep+"$deltatoken=latest").GetAsDeltaGetResponse(ctx, nil)
+	q := u.Query()
+	q.Set("$deltatoken", "latest")
+	u.RawQuery = q.Encode()
+	page, err := s.userDeltaPage(ctx, u.String(), firstPage)
 	if err != nil {
-		return "", s.graphError(ctx, err, "users (delta)", firstPage)
+		return "", err
 	}
-	if resp == nil || deref(resp.GetOdataDeltaLink()) == "" {
+	if page.Delta == "" {
 		return "", errEmptyAnswer("users (delta, latest)")
 	}
-	return *resp.GetOdataDeltaLink(), nil
+	return page.Delta, nil
 }
 
-func (s *Source) userDeltaRequest(ctx context.Context, link string) (*abstractions.RequestInformation, error) {
-	b := s.client.Users().Delta()
-	if link != "" {
-		return b.WithUrl(link).ToGetRequestInformation(ctx, nil)
+// userDeltaJSON is a user of a users round: its properties, or its id and
+// @removed; manager@delta lists the manager (an @removed entry for one that
+// was unset) in an initial round, and in a later one only when it changed.
+type userDeltaJSON struct {
+	leanUser
+	Removed *struct {
+		Reason string `json:"reason"`
+	} `json:"@removed"`
+	ManagerDelta *[]struct {
+		ID      string           `json:"id"`
+		Removed *json.RawMessage `json:"@removed"`
+	} `json:"manager@delta"`
+}
+
+type userDeltaPage struct {
+	Next  string          `json:"@odata.nextLink"`
+	Delta string          `json:"@odata.deltaLink"`
+	Value []userDeltaJSON `json:"value"`
+}
+
+// userDeltaPage reads one page of a users round from link (a request of
+// the round's first page, a nextLink or a deltaLink), through the SDK's
+// adapter and decoded by encoding/json (lean.go): an initial round lists
+// the whole tenant.
+func (s *Source) userDeltaPage(ctx context.Context, link string, kind requestKind) (*userDeltaPage, error) {
+	ri, err := s.client.Users().Delta().WithUrl(link).ToGetRequestInformation(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("azure: users delta: %w", err)
 	}
-	top := s.pageSize
-	return b.ToGetRequestInformation(ctx, &graphusers.DeltaRequestBuilderGetRequestConfiguration{
-		QueryParameters: &graphusers.DeltaRequestBuilderGetQueryParameters{Select: s.listSelect, Expand: managerExpand, Top: &top}})
+	raw, err := s.adapter.SendPrimitive(ctx, ri, "[]byte", graphErrors)
+	if err != nil {
+		return nil, s.stateError(ctx, err, "users (delta)", kind)
+	}
+	body, _ := raw.([]byte)
+	if len(body) == 0 {
+		return nil, errEmptyAnswer("users (delta)")
+	}
+	var page userDeltaPage
+	if err := json.Unmarshal(body, &page); err != nil {
+		return nil, &provider.InvalidDataError{Object: "Microsoft Graph answer to users (delta)", Reason: err.Error()}
+	}
+	if page.Next == "" && page.Delta == "" {
+		return nil, errEmptyAnswer("users (delta): a last page without a deltaLink")
+	}
+	return &page, nil
 }
 
-// UserChanges implements provider.DeltaSource. Changes are few, so the
-// SDK's parsing is used as it is.
+// firstUserDeltaLink is the request that starts a users round: $select
+// only ($expand and $top are not supported by the delta function), and an
+// id filter when the round reads given users.
+func (s *Source) firstUserDeltaLink(ctx context.Context, filter string) (string, error) {
+	qp := &graphusers.DeltaRequestBuilderGetQueryParameters{Select: s.userDeltaSelect()}
+	if filter != "" {
+		qp.Filter = &filter
+	}
+	ri, err := s.client.Users().Delta().ToGetRequestInformation(ctx, &graphusers.DeltaRequestBuilderGetRequestConfiguration{QueryParameters: qp})
+	if err != nil {
+		return "", fmt.Errorf("azure: users delta: %w", err)
+	}
+	u, err := ri.GetUri()
+	if err != nil {
+		return "", fmt.Errorf("azure: users delta: %w", err)
+	}
+	return u.String(), nil
+}
+
+// UserChanges implements provider.DeltaSource. From state "" it reads the
+// initial round (every user of the tenant, each with manager@delta when it
+// has a manager); from a deltaLink the users changed since, where a user
+// without manager@delta kept its manager (ManagerUnchanged).
 func (s *Source) UserChanges(ctx context.Context, state string, c provider.Cursor) (provider.ChangePage[provider.UserChange], error) {
 	ctx = withWaitBudget(ctx, s.retry.MaxWait)
+	initial := state == ""
 	link, kind := state, firstPage
-	if c != "" {
+	switch {
+	case c != "":
 		link, kind = c, nextPage
-	}
-	b := s.client.Users().Delta()
-	var (
-		resp graphusers.DeltaGetResponseable
-		err  error
-	)
-	if link == "" {
-		top := s.pageSize
-		resp, err = b.GetAsDeltaGetResponse(ctx, &graphusers.DeltaRequestBuilderGetRequestConfiguration{
-			QueryParameters: &graphusers.DeltaRequestBuilderGetQueryParameters{Select: s.listSelect, Expand: managerExpand, Top: &top}})
-	} else {
-		resp, err = b.WithUrl(link).GetAsDeltaGetResponse(ctx, nil)
-	}
-	if err != nil {
-		return provider.ChangePage[provider.UserChange]{}, s.stateError(ctx, err, "users (delta)", kind)
-	}
-	if resp == nil {
-		return provider.ChangePage[provider.UserChange]{}, errEmptyAnswer("users (delta)")
-	}
-	var present []models.Userable
-	var removed []string
-	for _, u := range resp.GetValue() {
-		if _, gone := u.GetAdditionalData()["@removed"]; gone {
-			if id := deref(u.GetId()); id != "" {
-				removed = append(removed, id)
-			}
-			continue
+	case initial:
+		var err error
+		if link, err = s.firstUserDeltaLink(ctx, ""); err != nil {
+			return provider.ChangePage[provider.UserChange]{}, err
 		}
-		present = append(present, u)
 	}
-	users := s.mapUsers(present)
+	resp, err := s.userDeltaPage(ctx, link, kind)
+	if err != nil {
+		return provider.ChangePage[provider.UserChange]{}, err
+	}
+	users, removed := s.mapDeltaUsers(resp.Value, initial)
 	if len(s.perUserAttrs) > 0 && len(users) > 0 {
 		if err := s.fillPerUser(ctx, users); err != nil {
 			return provider.ChangePage[provider.UserChange]{}, err
 		}
 	}
-	page := provider.ChangePage[provider.UserChange]{Next: deref(resp.GetOdataNextLink()), State: deref(resp.GetOdataDeltaLink())}
+	page := provider.ChangePage[provider.UserChange]{Next: resp.Next, State: resp.Delta}
 	for _, u := range users {
 		page.Items = append(page.Items, provider.UserChange{User: u})
 	}
 	for _, id := range removed {
 		page.Items = append(page.Items, provider.UserChange{User: provider.User{ExternalID: id}, Removed: true})
 	}
-	if page.Next == "" && page.State == "" {
-		return page, errEmptyAnswer("users (delta): a last page without a deltaLink")
-	}
 	return page, nil
+}
+
+// mapDeltaUsers maps the users of a users round and lists the removed
+// ones. In an initial round a user without manager@delta has no manager;
+// in a later one it kept the manager it had.
+func (s *Source) mapDeltaUsers(in []userDeltaJSON, initial bool) ([]provider.User, []string) {
+	var removed []string
+	present := make([]models.Userable, 0, len(in))
+	for i := range in {
+		if in[i].Removed != nil {
+			if in[i].ID != "" {
+				removed = append(removed, in[i].ID)
+			}
+			continue
+		}
+		present = append(present, in[i].model())
+	}
+	users := s.mapUsers(present)
+	byID := make(map[string]*userDeltaJSON, len(in))
+	for i := range in {
+		byID[in[i].ID] = &in[i]
+	}
+	for i := range users {
+		d := byID[users[i].ExternalID]
+		switch {
+		case d.ManagerDelta != nil:
+			// The entry that is not @removed is the manager now; only
+			// removed entries mean it was unset.
+			users[i].ManagerRef = ""
+			for _, m := range *d.ManagerDelta {
+				if m.Removed == nil && m.ID != "" {
+					users[i].ManagerRef = m.ID
+				}
+			}
+		case !initial:
+			users[i].ManagerUnchanged = true
+		}
+	}
+	return users, removed
 }
 
 // groupDeltaJSON is a group of a groups round. Decoded with encoding/json
@@ -170,9 +258,9 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 		err error
 	)
 	if link == "" {
-		top := s.pageSize
+		// $select only: the delta function does not support $top.
 		ri, err = b.ToGetRequestInformation(ctx, &groups.DeltaRequestBuilderGetRequestConfiguration{
-			QueryParameters: &groups.DeltaRequestBuilderGetQueryParameters{Select: deltaGroupSelect, Top: &top}})
+			QueryParameters: &groups.DeltaRequestBuilderGetQueryParameters{Select: deltaGroupSelect}})
 	} else {
 		ri, err = b.WithUrl(link).ToGetRequestInformation(ctx, nil)
 	}
@@ -227,101 +315,53 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 	return page, nil
 }
 
-// UsersByID implements provider.DeltaSource: one GET per user, 20 to a
-// $batch, with what a user page and the per-user reads select.
+// idsPerFilter is how many ids one id-filtered users round names. The
+// delta pages disagree on the limit (50 objects, or the URL's length) and
+// the query limitations cap an "in" list at 15 expressions: 15 is within
+// every reading.
+const idsPerFilter = 15
+
+// UsersByID implements provider.DeltaSource: an initial users round
+// filtered by id ($filter=id eq '…' or …, the one filter the delta function
+// documents), which lists the users as a full round does, managers
+// included; per-user properties come from $batch as for any page.
 func (s *Source) UsersByID(ctx context.Context, ids []string) ([]provider.User, error) {
 	ctx = withWaitBudget(ctx, s.retry.MaxWait)
-	sel := slices.Clone(s.listSelect)
-	sel = append(sel, s.perUserSelect...)
 	var out []provider.User
-	for start := 0; start < len(ids); start += maxBatch {
-		chunk := ids[start:min(start+maxBatch, len(ids))]
-		found, err := s.usersBatch(ctx, chunk, sel)
+	for start := 0; start < len(ids); start += idsPerFilter {
+		chunk := ids[start:min(start+idsPerFilter, len(ids))]
+		terms := make([]string, 0, len(chunk))
+		for _, id := range chunk {
+			if !guidPattern.MatchString(id) {
+				return nil, &provider.InvalidDataError{Object: "user " + id, Reason: "not an Entra ID object id"}
+			}
+			terms = append(terms, "id eq '"+id+"'")
+		}
+		link, err := s.firstUserDeltaLink(ctx, strings.Join(terms, " or "))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, found...)
+		for kind := firstPage; ; kind = nextPage {
+			page, err := s.userDeltaPage(ctx, link, kind)
+			if err != nil {
+				return nil, err
+			}
+			users, _ := s.mapDeltaUsers(page.Value, true)
+			if len(s.perUserAttrs) > 0 && len(users) > 0 {
+				if err := s.fillPerUser(ctx, users); err != nil {
+					return nil, err
+				}
+			}
+			out = append(out, users...)
+			if page.Next == "" {
+				break
+			}
+			link = page.Next
+		}
 	}
 	return out, nil
 }
 
-func (s *Source) usersBatch(ctx context.Context, ids, sel []string) ([]provider.User, error) {
-	pending := slices.Clone(ids)
-	var got []models.Userable
-	for attempt := 0; len(pending) > 0; attempt++ {
-		batch := msgraphcore.NewBatchRequest(s.adapter)
-		step := make(map[string]string, len(pending))
-		for _, id := range pending {
-			ri, err := s.client.Users().ByUserId(id).ToGetRequestInformation(ctx, &graphusers.UserItemRequestBuilderGetRequestConfiguration{
-				QueryParameters: &graphusers.UserItemRequestBuilderGetQueryParameters{Select: sel, Expand: managerExpand}})
-			if err != nil {
-				return nil, fmt.Errorf("azure: build user request: %w", err)
-			}
-			item, err := batch.AddBatchRequestStep(*ri)
-			if err != nil {
-				return nil, fmt.Errorf("azure: build $batch: %w", err)
-			}
-			step[deref(item.GetId())] = id
-		}
-		resp, err := batch.Send(ctx, s.adapter)
-		if err != nil {
-			return nil, s.graphError(ctx, err, "users by id ($batch)", firstPage)
-		}
-		var retry []string
-		var wait = s.retry.BaseDelay
-		answered := map[string]bool{}
-		for _, item := range resp.GetResponses() {
-			sid := deref(item.GetId())
-			id, ok := step[sid]
-			if !ok {
-				continue
-			}
-			answered[sid] = true
-			status := int(deref(item.GetStatus()))
-			switch {
-			case status >= 200 && status < 300:
-				u, err := msgraphcore.GetBatchResponseById[models.Userable](resp, sid, models.CreateUserFromDiscriminatorValue)
-				if err != nil {
-					return nil, &provider.InvalidDataError{Object: "user " + id, Reason: "unreadable: " + err.Error()}
-				}
-				got = append(got, u)
-			case status == http.StatusNotFound:
-				// Deleted since the change was read: the next run sees it go.
-			case retryableStatus(status):
-				retry = append(retry, id)
-				wait = max(wait, retryAfter(itemHeader(item.GetHeaders()), s.retry.BaseDelay))
-			default:
-				return nil, s.graphError(ctx, innerFailure(status, item.GetBody()), "user "+id, firstPage)
-			}
-		}
-		for sid, id := range step {
-			if !answered[sid] {
-				retry = append(retry, id)
-			}
-		}
-		if len(retry) == 0 {
-			break
-		}
-		if attempt >= s.retry.MaxRetries || !budgetOf(ctx, s.retry).take(wait) {
-			return nil, &provider.ThrottledError{RetryAfter: wait,
-				Message: fmt.Sprintf("Microsoft Graph kept throttling the reads of %d users", len(retry))}
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return nil, err
-		}
-		pending = retry
-	}
-	users := s.mapUsers(got)
-	byID := make(map[string]models.Userable, len(got))
-	for _, u := range got {
-		byID[deref(u.GetId())] = u
-	}
-	for i := range users {
-		for _, a := range s.perUserAttrs {
-			if v, ok := a.get(byID[users[i].ExternalID]); ok {
-				users[i].Attributes[a.field] = v
-			}
-		}
-	}
-	return users, nil
-}
+// guidPattern is an object id: it goes into a filter literal, so nothing
+// else may pass.
+var guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)

@@ -94,11 +94,14 @@ func searchTerm(s string) string {
 	return strings.TrimSpace(strings.NewReplacer(`"`, "", `\`, "").Replace(s))
 }
 
-// Members lists the transitive user members of a group (group sync). The
-// cursor is Graph's nextLink.
+// Members lists the transitive user members of a group. The OData cast is
+// an advanced query (ConsistencyLevel: eventual and $count=true), the
+// header sent again on every nextLink. The cursor is Graph's nextLink.
 func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor) (provider.Page[provider.Member], error) {
 	ctx = withWaitBudget(ctx, s.retry.MaxWait)
 	b := s.client.Groups().ByGroupId(groupID).TransitiveMembers().GraphUser()
+	headers := abstractions.NewRequestHeaders()
+	headers.Add("ConsistencyLevel", "eventual")
 	var (
 		resp models.UserCollectionResponseable
 		err  error
@@ -106,11 +109,11 @@ func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor)
 	kind := firstPage
 	if c != "" {
 		kind = nextPage
-		resp, err = b.WithUrl(c).Get(ctx, nil)
+		resp, err = b.WithUrl(c).Get(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{Headers: headers})
 	} else {
-		top := s.pageSize
-		resp, err = b.Get(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{
-			QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{Select: []string{"id"}, Top: &top}})
+		top, count := s.pageSize, true
+		resp, err = b.Get(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{Headers: headers,
+			QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{Select: []string{"id"}, Top: &top, Count: &count}})
 	}
 	if err != nil {
 		return provider.Page[provider.Member]{}, s.graphError(ctx, err, "the members of group "+groupID, kind)

@@ -17,10 +17,7 @@ import (
 
 // leanUser is a user of a page, every property a page may select.
 type leanUser struct {
-	ID      string `json:"id"`
-	Manager *struct {
-		ID *string `json:"id"`
-	} `json:"manager"`
+	ID                          string     `json:"id"`
 	AboutMe                     *string    `json:"aboutMe"`
 	AgeGroup                    *string    `json:"ageGroup"`
 	Birthday                    *time.Time `json:"birthday"`
@@ -92,11 +89,6 @@ func (l *leanUser) model() models.Userable {
 	u := models.NewUser()
 	id := l.ID
 	u.SetId(&id)
-	if l.Manager != nil && l.Manager.ID != nil {
-		m := models.NewUser()
-		m.SetId(l.Manager.ID)
-		u.SetManager(m)
-	}
 	if l.AboutMe != nil {
 		u.SetAboutMe(l.AboutMe)
 	}

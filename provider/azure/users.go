@@ -54,14 +54,20 @@ func selectedGroups(scope provider.Scope) []string {
 	return out
 }
 
-// managerExpand asks for the manager's object id only: that is what the
-// engine matches against external ids.
-var managerExpand = []string{"manager($select=id)"}
+// advancedQuery is what the OData cast on transitiveMembers is documented
+// to need: ConsistencyLevel: eventual and $count=true. Sent on every page,
+// nextLinks included, since the SDK's iterator drops initial headers.
+func advancedQuery(ri *abstractions.RequestInformation) {
+	ri.Headers.TryAdd("ConsistencyLevel", "eventual")
+}
 
 // Users returns one page of the transitive user members of the selected
-// groups, group after group. A user in several selected groups comes once
-// per group; the engine keeps the first. A selected group that no longer
-// exists is logged and skipped so that the others still sync.
+// groups, group after group, without their managers (ManagerUnchanged):
+// a sync does not read users here but through the users delta round
+// (delta.go), which is where Graph documents the manager. A user in several
+// selected groups comes once per group; the engine keeps the first. A
+// selected group that no longer exists is an error naming it: skipping it
+// would take its members out of scope.
 func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cursor) (provider.Page[provider.User], error) {
 	ctx = withWaitBudget(ctx, s.retry.MaxWait)
 	sel := selectedGroups(scope)
@@ -75,63 +81,72 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 			return provider.Page[provider.User]{}, fmt.Errorf("%w: group %s is no longer selected on the profile", provider.ErrCursorExpired, cur.Group)
 		}
 	}
-	for ; idx < len(sel); idx, cur = idx+1, (usersCursor{}) {
-		gid := sel[idx]
-		b := s.client.Groups().ByGroupId(gid).TransitiveMembers().GraphUser()
-		var (
-			ri  *abstractions.RequestInformation
-			err error
-		)
-		kind := firstPage
-		if cur.Next != "" {
-			kind = nextPage
-			ri, err = b.WithUrl(cur.Next).ToGetRequestInformation(ctx, nil)
-		} else {
-			top := s.pageSize
-			ri, err = b.ToGetRequestInformation(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{
-				QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{
-					Select: s.listSelect, Expand: managerExpand, Top: &top}})
-		}
-		if err != nil {
-			return provider.Page[provider.User]{}, fmt.Errorf("azure: the members of group %s: %w", gid, err)
-		}
-		// The lean path (lean.go): bytes through the SDK's adapter,
-		// decoded by encoding/json.
-		var raw any
-		raw, err = s.adapter.SendPrimitive(ctx, ri, "[]byte", graphErrors)
-		if err != nil {
-			if f, ok := asGraphFailure(err); ok && f.status == http.StatusNotFound && f.code == "Request_ResourceNotFound" {
-				s.log.Warn("a group selected on the profile no longer exists in Entra ID: its members are not synced; remove it from the profile",
-					"group", gid)
-				continue
-			}
-			return provider.Page[provider.User]{}, s.graphError(ctx, err, "the members of group "+gid, kind)
-		}
-		body, _ := raw.([]byte)
-		if len(body) == 0 {
-			return provider.Page[provider.User]{}, errEmptyAnswer("the members of group " + gid)
-		}
-		nextLink, page, err := decodeUsers(body)
-		if err != nil {
-			return provider.Page[provider.User]{}, &provider.InvalidDataError{Object: "Microsoft Graph answer to the members of group " + gid,
-				Reason: err.Error()}
-		}
-		users := s.mapUsers(page)
-		if len(s.perUserAttrs) > 0 && len(users) > 0 {
-			if err := s.fillPerUser(ctx, users); err != nil {
-				return provider.Page[provider.User]{}, err
-			}
-		}
-		var next string
-		switch {
-		case nextLink != "":
-			next = usersCursor{Group: gid, Next: nextLink}.encode()
-		case idx+1 < len(sel):
-			next = usersCursor{Group: sel[idx+1]}.encode()
-		}
-		return provider.Page[provider.User]{Items: users, Next: next}, nil
+	if idx >= len(sel) {
+		return provider.Page[provider.User]{}, nil
 	}
-	return provider.Page[provider.User]{}, nil
+	gid := sel[idx]
+	b := s.client.Groups().ByGroupId(gid).TransitiveMembers().GraphUser()
+	var (
+		ri  *abstractions.RequestInformation
+		err error
+	)
+	kind := firstPage
+	if cur.Next != "" {
+		kind = nextPage
+		ri, err = b.WithUrl(cur.Next).ToGetRequestInformation(ctx, nil)
+	} else {
+		top, count := s.pageSize, true
+		ri, err = b.ToGetRequestInformation(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{
+			QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{
+				Select: s.listSelect, Top: &top, Count: &count}})
+	}
+	if err != nil {
+		return provider.Page[provider.User]{}, fmt.Errorf("azure: the members of group %s: %w", gid, err)
+	}
+	advancedQuery(ri)
+	// The lean path (lean.go): bytes through the SDK's adapter, decoded by
+	// encoding/json.
+	raw, err := s.adapter.SendPrimitive(ctx, ri, "[]byte", graphErrors)
+	if err != nil {
+		if f, ok := asGraphFailure(err); ok && f.status == http.StatusNotFound && f.code == "Request_ResourceNotFound" {
+			return provider.Page[provider.User]{}, selectedGroupMissing(gid, f)
+		}
+		return provider.Page[provider.User]{}, s.graphError(ctx, err, "the members of group "+gid, kind)
+	}
+	body, _ := raw.([]byte)
+	if len(body) == 0 {
+		return provider.Page[provider.User]{}, errEmptyAnswer("the members of group " + gid)
+	}
+	nextLink, page, err := decodeUsers(body)
+	if err != nil {
+		return provider.Page[provider.User]{}, &provider.InvalidDataError{Object: "Microsoft Graph answer to the members of group " + gid,
+			Reason: err.Error()}
+	}
+	users := s.mapUsers(page)
+	for i := range users {
+		users[i].ManagerUnchanged = true
+	}
+	if len(s.perUserAttrs) > 0 && len(users) > 0 {
+		if err := s.fillPerUser(ctx, users); err != nil {
+			return provider.Page[provider.User]{}, err
+		}
+	}
+	var next string
+	switch {
+	case nextLink != "":
+		next = usersCursor{Group: gid, Next: nextLink}.encode()
+	case idx+1 < len(sel):
+		next = usersCursor{Group: sel[idx+1]}.encode()
+	}
+	return provider.Page[provider.User]{Items: users, Next: next}, nil
+}
+
+// selectedGroupMissing is a selected group Graph answers 404 for: deleted,
+// or hidden from the app. Its members cannot be read, and reading the
+// scope without them would disable them all.
+func selectedGroupMissing(gid string, f graphFailure) error {
+	return fmt.Errorf("azure: selected group %s was not found in Entra ID (deleted, or not readable by this app): %w; "+
+		"nobody was disabled: remove the group from the profile or restore it (%s)", gid, provider.ErrNotFound, f.text())
 }
 
 // mapUsers turns a Graph page into provider users, once each.
@@ -152,9 +167,6 @@ func (s *Source) mapUsers(in []models.Userable) []provider.User {
 			// worst reading of an unknown.
 			Active: u.GetAccountEnabled() == nil || *u.GetAccountEnabled()}
 		pu.Username, _ = username(u)
-		if m := u.GetManager(); m != nil {
-			pu.ManagerRef = deref(m.GetId())
-		}
 		if len(s.listAttrs)+len(s.perUserAttrs) > 0 {
 			pu.Attributes = make(map[string]string, len(s.listAttrs)+len(s.perUserAttrs))
 			for _, a := range s.listAttrs {

@@ -1,0 +1,105 @@
+package azure
+
+import (
+	"context"
+	"testing"
+
+	"github.com/usersync/usersync/idpsim/graph"
+	"github.com/usersync/usersync/provider"
+)
+
+// userRound reads a users round from state to its end.
+func userRound(t *testing.T, src *Source, state string) (map[string]provider.UserChange, string) {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]provider.UserChange{}
+	c := ""
+	for range 10000 {
+		p, err := src.UserChanges(ctx, state, c)
+		if err != nil {
+			t.Fatalf("users round: %v", err)
+		}
+		for _, u := range p.Items {
+			out[u.User.ExternalID] = u
+		}
+		if p.Next == "" {
+			if p.State == "" {
+				t.Fatal("a round ended without a state")
+			}
+			return out, p.State
+		}
+		c = p.Next
+	}
+	t.Fatal("endless round")
+	return nil, ""
+}
+
+// TestUserChangesTrackManagersAsGraphDocuments: the initial round tells
+// every user's manager (manager@delta, $select=manager); a later round
+// tells it only for a user whose manager changed, and a user listed for
+// another change keeps its manager (ManagerUnchanged) instead of losing
+// it; a cleared manager is "" and known; UsersByID tells the managers of
+// the users it reads and leaves out the ones that are gone.
+func TestUserChangesTrackManagersAsGraphDocuments(t *testing.T) {
+	f := newFixture(t, graph.TenantOptions{Seed: 61, Users: 500, Groups: 6})
+	src := f.open(t, func(c *Config) { c.AttributeMap = map[string]string{"department": "department"} })
+
+	initial, state := userRound(t, src, "")
+	if len(initial) != 500 {
+		t.Fatalf("initial round: %d users", len(initial))
+	}
+	for _, u := range f.ten.Users() {
+		c := initial[u.ID]
+		if c.User.ManagerUnchanged || c.User.ManagerRef != u.ManagerID {
+			t.Fatalf("initial round, user %s: manager %q (untold %t), want %q", u.ID, c.User.ManagerRef, c.User.ManagerUnchanged, u.ManagerID)
+		}
+	}
+
+	all := f.ten.Users()
+	dept, moved, cleared := all[10], all[11], all[12]
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(f.ten.UpdateUser(dept.ID, func(u *graph.User) { u.Props["department"] = "Somewhere else" }))
+	must(f.ten.SetManager(moved.ID, all[0].ID))
+	must(f.ten.SetManager(cleared.ID, ""))
+	joiner, err := f.ten.NewUser(graph.User{UserPrincipalName: "joiner@" + f.ten.Domain, GivenName: "J", Surname: "Oiner",
+		Mail: "joiner@" + f.ten.Domain, AccountEnabled: true, ManagerID: all[1].ID})
+	must(err)
+
+	changes, _ := userRound(t, src, state)
+	if len(changes) != 4 {
+		t.Fatalf("%d changes, want 4: %v", len(changes), changes)
+	}
+	if c := changes[dept.ID].User; !c.ManagerUnchanged || c.Attributes["department"] != "Somewhere else" {
+		t.Fatalf("department change: %+v", c)
+	}
+	if c := changes[moved.ID].User; c.ManagerUnchanged || c.ManagerRef != all[0].ID {
+		t.Fatalf("manager change: %+v", c)
+	}
+	if c := changes[cleared.ID].User; c.ManagerUnchanged || c.ManagerRef != "" {
+		t.Fatalf("manager cleared: %+v", c)
+	}
+	if c := changes[joiner].User; c.ManagerUnchanged || c.ManagerRef != all[1].ID {
+		t.Fatalf("joiner: %+v", c)
+	}
+
+	gone := all[20].ID
+	must(f.ten.DeleteUser(gone))
+	got, err := src.UsersByID(context.Background(), []string{dept.ID, cleared.ID, gone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("UsersByID: %+v", got)
+	}
+	for _, u := range got {
+		want, _ := f.ten.User(u.ExternalID)
+		if u.ManagerUnchanged || u.ManagerRef != want.ManagerID {
+			t.Fatalf("UsersByID %s: manager %q, want %q", u.ExternalID, u.ManagerRef, want.ManagerID)
+		}
+	}
+}
