@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/okta/okta-sdk-golang/v2/okta"
@@ -53,14 +55,37 @@ func FuzzUserPage(f *testing.F) {
 	})
 }
 
-// FuzzCursors: cursors and next links come back from outside (the run
-// row, Okta's Link header); anything must decode or fail typed, never panic.
+// FuzzCursors: cursors, states and next links come back from outside (the
+// run row, Okta's Link header); anything must decode or fail typed, never
+// panic, and a link is only ever followed on the org's own origin.
 func FuzzCursors(f *testing.F) {
 	for _, seed := range []string{"", "e30", "eyJnIjotMX0", "not base64!", "\x00",
-		"https://example.okta.com/api/v1/groups/00g1/users?after=00u9&limit=200", "://bad"} {
+		"https://example.okta.com/api/v1/groups/00g1/users?after=00u9&limit=200", "://bad",
+		"2026-03-01T12:00:00.000Z", "eyJ0IjoiMjAyNi0wMy0wMVQxMjowMDowMC4wMDBaIiwibCI6Imh0dHBzOi8vZXZpbC5leGFtcGxlL2FwaS92MS9sb2dzIn0",
+		"https://example.okta.com/api/v1/logs?after=1&filter=x", "//evil.example/api/v1/logs", "/api/v1/logs?after=2",
+		"https://example.okta.com:443/api/v1/logs", "https://EXAMPLE.okta.com/api/v1/logs", "https://example.okta.com.evil/api/v1/logs"} {
 		f.Add(seed)
 	}
+	src, err := Config{OrgURL: "https://example.okta.com", APIToken: "t"}.Open()
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := parseState(s); err != nil && !errors.Is(err, provider.ErrStateExpired) {
+			t.Fatalf("state %q: untyped error %v", s, err)
+		}
+		if target, err := src.logLink(s); err == nil {
+			if !strings.HasPrefix(target, "/api/v1/logs") {
+				t.Fatalf("link %q followed to %q", s, target)
+			}
+			u, _ := url.Parse(s)
+			if u.Host != "" && !strings.EqualFold(u.Hostname(), "example.okta.com") {
+				t.Fatalf("link %q to another host accepted", s)
+			}
+		} else if !errors.Is(err, provider.ErrStateExpired) {
+			t.Fatalf("link %q: untyped error %v", s, err)
+		}
+		nextLink(&okta.Response{Response: &http.Response{Header: http.Header{"Link": {s}}}})
 		if _, err := decodePosition(s); err != nil && !errors.Is(err, provider.ErrCursorExpired) {
 			t.Fatalf("position %q: untyped error %v", s, err)
 		}
