@@ -10,10 +10,15 @@
 // Content-Type application/json; the self and next links must come in two
 // separate Link headers (combined, the SDK loops on self); a 429 without
 // both X-Rate-Limit-Reset and Date is final for the SDK; /api/v1/users
-// omits DEPROVISIONED users unless a filter or search is given; each
-// endpoint caps its limit differently (users 200, group members 1000, app
-// groups 20 by default and 200 at most). The facts are collected in
-// PROVIDERS.md.
+// omits DEPROVISIONED users without a filter or search; each endpoint caps
+// its limit differently (users 200, group members 1000, app groups 20 by
+// default and 200 at most). Each endpoint takes only the query options
+// Okta documents for it (api.go, filter.go), and the System Log is served
+// with the lag, the polling and bounded requests and the next links of
+// Okta's "System Log query" page (logs.go). Where the documentation is
+// silent or contradicts itself, the simulator takes the reading that is
+// harder on a client (a filtered /api/v1/users leaves DEPROVISIONED users
+// out unless the filter asks for that status).
 //
 // The org is generated from a seed, so a test or a benchmark gets the same
 // users, groups, managers and statuses every time, and its own Go methods

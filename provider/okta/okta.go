@@ -195,7 +195,12 @@ func (c Config) Open() (*Source, error) {
 		}
 		scopes = append(scopes, ScopeLogsRead)
 	}
-	s.scopeHint = strings.Join(scopes, ", ")
+	// The scopes to grant, for messages: okta.logs.read is not needed to
+	// sync, only to sync incrementally.
+	s.scopeHint = strings.Join(slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return sc == ScopeLogsRead }), ", ")
+	if slices.Contains(scopes, ScopeLogsRead) {
+		s.scopeHint += " (and " + ScopeLogsRead + " for incremental sync)"
+	}
 
 	var signer jose.Signer
 	mode, token := "SSWS", strings.TrimSpace(c.APIToken)
@@ -404,15 +409,16 @@ func (s *Source) TestWarnings(ctx context.Context) ([]string, error) {
 	return nil, nil
 }
 
-// logWarning reads one event of the System Log, as incremental sync will
-// (a polling request from now), and says what is wrong when it cannot.
+// logWarning reads one event of the System Log with a polling request,
+// as incremental sync does, and says what is wrong when it cannot. It
+// gives no since: Okta's default (7 days back) is valid whatever the
+// local clock says.
 func (s *Source) logWarning(ctx context.Context) string {
 	if s.scopes != nil && s.scopes.refused() {
 		return "okta: " + ScopeLogsRead + " is not granted to the service app (the token endpoint answered invalid_scope): incremental sync is off and every run reads the whole org; grant " + ScopeLogsRead + " on the app's Okta API Scopes tab to turn it on"
 	}
 	lctx, tr := withTrace(ctx)
-	_, resp, err := s.client.LogEvent.GetLogs(lctx, &query.Params{Since: timeNow().UTC().Format(oktaTime),
-		SortOrder: "ASCENDING", Limit: 1})
+	_, resp, err := s.client.LogEvent.GetLogs(lctx, &query.Params{SortOrder: "ASCENDING", Limit: 1})
 	err = s.check(lctx, tr, resp, err, "read the System Log", "")
 	switch {
 	case err == nil:
