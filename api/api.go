@@ -73,6 +73,10 @@ type Options struct {
 	// Metrics, when set, is served on /metrics (no token) and receives the
 	// API's HTTP request metrics.
 	Metrics *prometheus.Registry
+	// SignIns throttles wrong tokens; the API and the admin page (through
+	// Service) share it when both are made from the same Options. Nil
+	// makes one, counted on Metrics.
+	SignIns *SignInThrottle
 }
 
 // Trigger values a run records.
@@ -91,6 +95,8 @@ type server struct {
 	tester func(ctx context.Context, p *directory.Profile, c *profile.Config) error
 	admin  http.Handler
 	extras extras // extras.go
+	// signIns throttles wrong tokens (throttle.go).
+	signIns *SignInThrottle
 
 	maxDocument int64 // maxDocument, lowered by tests
 }
@@ -107,6 +113,13 @@ func newServer(o Options) *server {
 		log: o.Logger, ready: o.Ready, tester: o.Tester, admin: o.Admin, extras: newExtras(o), maxDocument: maxDocument}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.signIns = o.SignIns; s.signIns == nil {
+		var reg prometheus.Registerer
+		if o.Metrics != nil {
+			reg = o.Metrics
+		}
+		s.signIns = NewSignInThrottle(reg)
 	}
 	return s
 }

@@ -90,9 +90,25 @@ func (s *server) recover(c *gin.Context) {
 
 // auth checks the bearer token. Both sides are hashed first so the
 // comparison takes the same time whatever the length of the guess.
+//
+// A wrong token counts against the client's and everybody's sign-in
+// attempts (SignInThrottle); a client out of attempts gets 429 without its
+// token being looked at. A request without a token guesses nothing and
+// is not counted.
 func (s *server) auth(c *gin.Context) {
 	scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-	if s.token == "" || !strings.EqualFold(scheme, "Bearer") || !tokenEqual(strings.TrimSpace(token), s.token) {
+	token = strings.TrimSpace(token)
+	presented := strings.EqualFold(scheme, "Bearer") && token != ""
+	if presented {
+		if ok, wait := s.signIns.Allow(ClientOf(c.Request), ViaAPI); !ok {
+			s.fail(c, errThrottled(wait))
+			return
+		}
+	}
+	if s.token == "" || !presented || !tokenEqual(token, s.token) {
+		if presented {
+			s.signIns.Fail(ClientOf(c.Request), ViaAPI)
+		}
 		c.Header("WWW-Authenticate", `Bearer realm="usersync"`)
 		s.fail(c, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
 			Message: "missing or invalid bearer token"})

@@ -2,10 +2,13 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -128,4 +131,60 @@ func TestSignedCSVURLIsSecret(t *testing.T) {
 		r = e.do(http.MethodGet, "/api/v1/profiles", nil)
 		assert.NotContains(t, r.Body.String(), "NEW-SIGNATURE")
 	})
+}
+
+// TestWrongTokensAreThrottled is item 4 on the API: wrong bearer tokens
+// were answered as fast as they came. After a client's allowance they are
+// refused unchecked (429, Retry-After), and /metrics counts both.
+func TestWrongTokensAreThrottled(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Metrics = prometheus.NewRegistry() })
+	bad := map[string]string{"Authorization": "Bearer wrong-token"}
+	codes := map[int]int{}
+	for range 30 {
+		r := e.doWith(http.MethodGet, "/api/v1/profiles", nil, bad)
+		codes[r.Code]++
+		if r.Code == http.StatusTooManyRequests {
+			r.apiErr(http.StatusTooManyRequests, "too_many_attempts")
+			assert.NotEmpty(t, r.Header().Get("Retry-After"))
+		}
+	}
+	assert.Equal(t, map[int]int{http.StatusUnauthorized: 10, http.StatusTooManyRequests: 20}, codes)
+	// Throttled, the right token is refused too; a request without one is
+	// not a guess and is answered as before.
+	e.do(http.MethodGet, "/api/v1/profiles", nil).apiErr(http.StatusTooManyRequests, "too_many_attempts")
+	e.doWith(http.MethodGet, "/api/v1/profiles", nil, nil).apiErr(http.StatusUnauthorized, "unauthorized")
+
+	m := e.doWith(http.MethodGet, "/metrics", nil, nil)
+	require.Equal(t, http.StatusOK, m.Code)
+	assert.Contains(t, m.Body.String(), `usersync_signin_failures_total{via="api"} 10`)
+	assert.Contains(t, m.Body.String(), `usersync_signin_throttled_total{via="api"} 21`)
+
+}
+
+// TestThrottleRecoversAndHasAGlobalLimit checks the throttle's arithmetic
+// with its own clock: attempts come back over time, and many clients
+// together run out of the global allowance.
+func TestThrottleRecoversAndHasAGlobalLimit(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	th := NewSignInThrottle(nil)
+	th.now = func() time.Time { return now }
+	th.global.at = now
+	for range 10 {
+		ok, _ := th.Allow("a", ViaAPI)
+		require.True(t, ok)
+		th.Fail("a", ViaAPI)
+	}
+	ok, wait := th.Allow("a", ViaAPI)
+	assert.False(t, ok)
+	assert.Equal(t, 6*time.Second, wait)
+	now = now.Add(6 * time.Second)
+	ok, _ = th.Allow("a", ViaAPI)
+	assert.True(t, ok, "one attempt back after its period")
+
+	// 100 failures from 100 clients empty the global allowance.
+	for i := range 100 {
+		th.Fail(fmt.Sprint("c", i), ViaAPI)
+	}
+	ok, _ = th.Allow("fresh", ViaAPI)
+	assert.False(t, ok, "the global limit holds for a client never seen")
 }

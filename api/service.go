@@ -219,3 +219,7 @@ func IsNotFound(err error) bool {
 	var ae *apiError
 	return errors.Is(err, directory.ErrNotFound) || (errors.As(err, &ae) && ae.Status == http.StatusNotFound)
 }
+
+// SignInThrottle is the throttle of wrong tokens the API uses, for the
+// admin page's sign-in form.
+func (v *Service) SignInThrottle() *SignInThrottle { return v.s.signIns }

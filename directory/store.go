@@ -61,6 +61,11 @@ type Store interface {
 	AddAudit(ctx context.Context, e *AuditEntry) error
 	ListAudit(ctx context.Context, f AuditFilter, opt ListOptions) (Page[AuditEntry], error)
 
+	// Admin sessions: a signed-out session is revoked on every replica
+	// (crud_sessions.go).
+	RevokeSession(ctx context.Context, id string, until time.Time) error
+	SessionRevoked(ctx context.Context, id string) (bool, error)
+
 	// Settings: the licence limit (0 = unlimited).
 	GetLicenceLimit(ctx context.Context) (int, error)
 	SetLicenceLimit(ctx context.Context, limit int) error

@@ -126,7 +126,20 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	db := dbtest.Open(t, schema.SQLite)
+	return newEnvOn(t, schema.SQLite)
+}
+
+// eachDialect runs f with an env on each database the store supports.
+func eachDialect(t *testing.T, f func(t *testing.T, e *env)) {
+	for _, d := range dbtest.Dialects {
+		t.Run(d, func(t *testing.T) { f(t, newEnvOn(t, d)) })
+	}
+}
+
+// newEnvOn is newEnv on a database of the dialect.
+func newEnvOn(t *testing.T, dialect string) *env {
+	t.Helper()
+	db := dbtest.Open(t, dialect)
 	box, err := secret.NewBox(secret.GenerateKey())
 	require.NoError(t, err)
 	store := directory.NewSQLStore(db)

@@ -95,3 +95,96 @@ func TestAdminHidesSignedURLQuery(t *testing.T) {
 		assert.False(t, strings.Contains(b.get(p).body, "SIGNED-URL-SECRET"), p)
 	}
 }
+
+// TestSignInRedirectStaysOnSite is item 5: /signin?next=/%09/evil.example
+// sent the browser to "/\t/evil.example" after sign-in, which browsers
+// read as //evil.example.
+func TestSignInRedirectStaysOnSite(t *testing.T) {
+	e := newEnv(t)
+	for _, next := range []string{"/\t/evil.example", "/\n/evil.example", "/\r/evil.example", "/\\/evil.example",
+		"/ /evil.example", "/\x00/evil.example", "//evil.example", "https://evil.example/", "/\u2028/evil.example"} {
+		b := e.browser()
+		p := b.get("/signin?next=" + url.QueryEscape(next))
+		require.Equal(t, http.StatusOK, p.status)
+		assert.Contains(t, p.body, `name="next" value="/"`, "%q", next)
+		p = b.post("/signin", url.Values{"token": {testToken}, "next": {next}})
+		require.Equal(t, http.StatusSeeOther, p.status, p.body)
+		assert.Equal(t, "/", p.location, "%q", next)
+	}
+	// A real path, query and all, is kept.
+	b := e.browser()
+	b.get("/signin")
+	p := b.post("/signin", url.Values{"token": {testToken}, "next": {"/users?q=ann%20lee&status=active"}})
+	assert.Equal(t, "/users?q=ann%20lee&status=active", p.location)
+}
+
+// TestSignOutRevokesTheSession is item 9: sign-out only cleared the
+// browser's cookie (a copy kept working until it expired) and, with the
+// session due for renewal, set a renewed cookie beside the cleared one.
+// On both databases, since the revocation is shared through the store.
+func TestSignOutRevokesTheSession(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		b := e.browser()
+		b.signIn()
+		p := b.get("/profiles")
+		require.Equal(t, http.StatusOK, p.status)
+		u, _ := url.Parse(e.srv.URL)
+		var copied *http.Cookie
+		for _, c := range b.c.Jar.Cookies(u) {
+			if c.Name == sessionCookie {
+				copied = c
+			}
+		}
+		require.NotNil(t, copied)
+
+		e.clock.advance(2 * touchEvery) // the session is due for renewal
+		p = b.post("/signout", nil)
+		require.Equal(t, http.StatusSeeOther, p.status, p.body)
+		var set []*http.Cookie
+		for _, c := range (&http.Response{Header: p.header}).Cookies() {
+			if c.Name == sessionCookie {
+				set = append(set, c)
+			}
+		}
+		require.Len(t, set, 1, "one Set-Cookie for the session: the clearing one")
+		assert.Equal(t, -1, set[0].MaxAge)
+
+		// The copied cookie no longer works, for pages, forms and JSON.
+		thief := e.browser()
+		thief.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: copied.Value, Path: "/"}})
+		p = thief.get("/profiles")
+		assert.Equal(t, http.StatusSeeOther, p.status)
+		assert.True(t, strings.HasPrefix(p.location, "/signin"), p.location)
+		assert.Equal(t, http.StatusUnauthorized, thief.get("/runs/x/status.json").status)
+		p = thief.postRaw("/licence", url.Values{"limit": {"5"}}, nil)
+		assert.Equal(t, http.StatusUnauthorized, p.status)
+
+		// Signing in again gives a new session that works.
+		b.signIn()
+		assert.Equal(t, http.StatusOK, b.get("/profiles").status)
+	})
+}
+
+// TestSignInIsThrottled is item 4 on the admin page: 30 wrong sign-ins in
+// a second were all answered. After the client's allowance, attempts are
+// refused unchecked (even with the right token) until time passes.
+func TestSignInIsThrottled(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.get("/signin")
+	refused := 0
+	for range 30 {
+		p := b.post("/signin", url.Values{"token": {"guess"}, "next": {"/"}})
+		if p.status == http.StatusTooManyRequests {
+			refused++
+			assert.NotEmpty(t, p.header.Get("Retry-After"))
+			assert.Contains(t, p.body, "Too many wrong tokens")
+		} else {
+			assert.Equal(t, http.StatusUnauthorized, p.status)
+		}
+	}
+	assert.GreaterOrEqual(t, refused, 19, "only the allowance is checked")
+	p := b.post("/signin", url.Values{"token": {testToken}, "next": {"/"}})
+	assert.Equal(t, http.StatusTooManyRequests, p.status, "refused unchecked while throttled")
+	assert.Nil(t, sessionCookieOf(p))
+}

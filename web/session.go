@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,18 +10,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
-// Sessions are signed cookies, not server state: any API replica that has
-// the same secret key and API token reads a session another one issued, so
-// replicas behind a load balancer need no sticky sessions and no shared
-// session store. The price is that signing out cannot revoke a copied
-// cookie before it expires; the idle timeout bounds that, and changing the
-// API token (or the secret key) ends every session at once, because the
+// Sessions are signed cookies: any API replica that has the same secret
+// key and API token reads a session another one issued, so replicas behind
+// a load balancer need no sticky sessions and no session store. Only a
+// sign-out is shared state: it revokes the session's id in the database
+// (directory.Store.RevokeSession), which every replica checks, so that a
+// copied cookie stops working the moment its owner signs out. The idle
+// timeout bounds a session nobody signed out of, and changing the API
+// token (or the secret key) ends every session at once, because the
 // signing key is derived from both.
 
 const (
@@ -60,6 +66,7 @@ func SessionKey(secretKeyB64, apiToken string) ([]byte, error) {
 
 // session is what the session cookie holds, signed.
 type session struct {
+	ID     string `json:"sid"`  // what a sign-out revokes
 	Issued int64  `json:"iat"`  // unix seconds
 	Seen   int64  `json:"seen"` // unix seconds of the last request
 	CSRF   string `json:"csrf"` // the forms' token
@@ -76,6 +83,11 @@ type sessions struct {
 	key  []byte
 	idle time.Duration
 	now  func() time.Time
+	// revoked tells whether a session id was signed out; revoke records
+	// one (the store, shared by every replica).
+	revoked func(ctx context.Context, id string) (bool, error)
+	revoke  func(ctx context.Context, id string, until time.Time) error
+	log     *slog.Logger
 }
 
 func newToken() string {
@@ -125,12 +137,25 @@ func (s *sessions) read(r *http.Request) *session {
 		return nil
 	}
 	var se session
-	if !s.verify(sessionCookie, c.Value, &se) || se.CSRF == "" {
+	// A cookie without an id (issued before sign-out revoked sessions)
+	// could not be revoked, so it is not taken.
+	if !s.verify(sessionCookie, c.Value, &se) || se.CSRF == "" || se.ID == "" {
 		return nil
 	}
 	now := s.now()
 	if now.Sub(time.Unix(se.Seen, 0)) > s.idle || now.Sub(time.Unix(se.Issued, 0)) > maxSessionAge {
 		return nil
+	}
+	if s.revoked != nil {
+		gone, err := s.revoked(r.Context(), se.ID)
+		if err != nil {
+			// Fail closed: a session that cannot be checked is not used.
+			s.log.WarnContext(r.Context(), "admin session check failed", "error", err)
+			return nil
+		}
+		if gone {
+			return nil
+		}
 	}
 	return &se
 }
@@ -139,7 +164,7 @@ func (s *sessions) read(r *http.Request) *session {
 // sign-in must not carry over).
 func (s *sessions) start(w http.ResponseWriter, r *http.Request) *session {
 	now := s.now().Unix()
-	se := &session{Issued: now, Seen: now, CSRF: newToken()}
+	se := &session{ID: newToken(), Issued: now, Seen: now, CSRF: newToken()}
 	s.write(w, r, se)
 	return se
 }
@@ -158,9 +183,17 @@ func (s *sessions) write(w http.ResponseWriter, r *http.Request, se *session) {
 	http.SetCookie(w, s.cookie(r, sessionCookie, s.sign(sessionCookie, se), s.idle))
 }
 
-// end clears the session cookie.
-func (s *sessions) end(w http.ResponseWriter, r *http.Request) {
+// end revokes the session everywhere and clears its cookie. The cookie
+// is cleared even when the revocation fails, which the error reports.
+func (s *sessions) end(w http.ResponseWriter, r *http.Request, se *session) error {
 	http.SetCookie(w, s.cookie(r, sessionCookie, "", -1))
+	if s.revoke == nil || se == nil {
+		return nil
+	}
+	if err := s.revoke(r.Context(), se.ID, time.Unix(se.Issued, 0).Add(maxSessionAge)); err != nil {
+		return fmt.Errorf("revoke the admin session: %w", err)
+	}
+	return nil
 }
 
 // signinToken returns the CSRF token of the sign-in form, issuing a signed
@@ -234,10 +267,20 @@ func sameOrigin(r *http.Request) bool {
 }
 
 // localPath keeps a post-sign-in redirect on this site: a path, not a URL,
-// and not "//host" (which browsers read as another host).
+// and not "//host" (which browsers read as another host). Browsers drop
+// tab and line breaks from a URL and read a backslash as a slash, so
+// "/\t/evil.example" or "/\\evil.example" would be "//evil.example" to them:
+// a path with any control character or backslash is refused whole.
 func localPath(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		strings.ContainsAny(p, "\r\n") {
+	if p == "" || p[0] != '/' || strings.HasPrefix(p, "//") || strings.ContainsRune(p, '\\') {
+		return "/"
+	}
+	for _, r := range p {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || r == utf8.RuneError {
+			return "/"
+		}
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return "/"
 	}
 	return p

@@ -98,7 +98,7 @@ func TestSessionCookieIsSignedAndBoundToKey(t *testing.T) {
 	key1, err := SessionKey(secret.GenerateKey(), "token-1")
 	require.NoError(t, err)
 	s := &sessions{key: key1, idle: time.Hour, now: func() time.Time { return now }}
-	value := s.sign(sessionCookie, session{Issued: now.Unix(), Seen: now.Unix(), CSRF: "abc"})
+	value := s.sign(sessionCookie, session{ID: "s1", Issued: now.Unix(), Seen: now.Unix(), CSRF: "abc"})
 	req := func(v string) *http.Request {
 		r, _ := http.NewRequest(http.MethodGet, "/", nil)
 		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: v})
@@ -108,11 +108,11 @@ func TestSessionCookieIsSignedAndBoundToKey(t *testing.T) {
 
 	// Tampered payload, another cookie's signature, another key: refused.
 	body, sig, _ := strings.Cut(value, ".")
-	forged := s.sign(sessionCookie, session{Issued: now.Unix(), Seen: now.Unix() + 1e6, CSRF: "abc"})
+	forged := s.sign(sessionCookie, session{ID: "s1", Issued: now.Unix(), Seen: now.Unix() + 1e6, CSRF: "abc"})
 	fbody, _, _ := strings.Cut(forged, ".")
 	assert.Nil(t, s.read(req(fbody+"."+sig)))
 	assert.Nil(t, s.read(req(body+"."+sig[:len(sig)-2]+"AA")))
-	signin := s.sign(signinCookie, session{Issued: now.Unix(), Seen: now.Unix(), CSRF: "abc"})
+	signin := s.sign(signinCookie, session{ID: "s1", Issued: now.Unix(), Seen: now.Unix(), CSRF: "abc"})
 	assert.Nil(t, s.read(req(signin)), "a sign-in cookie is not a session")
 
 	// The key follows the API token and the secret key.
@@ -123,7 +123,7 @@ func TestSessionCookieIsSignedAndBoundToKey(t *testing.T) {
 	assert.NotEqual(t, a, b)
 	assert.NotEqual(t, a, c)
 	other := &sessions{key: b, idle: time.Hour, now: s.now}
-	assert.Nil(t, other.read(req(s.sign(sessionCookie, session{Issued: now.Unix(), Seen: now.Unix(), CSRF: "x"}))))
+	assert.Nil(t, other.read(req(s.sign(sessionCookie, session{ID: "s1", Issued: now.Unix(), Seen: now.Unix(), CSRF: "x"}))))
 	_, err = SessionKey("not base64!", "t")
 	assert.Error(t, err)
 
@@ -133,6 +133,6 @@ func TestSessionCookieIsSignedAndBoundToKey(t *testing.T) {
 	assert.True(t, s.cookie(r, sessionCookie, "v", time.Hour).Secure)
 
 	// Older than the longest session: refused however busy.
-	old := s.sign(sessionCookie, session{Issued: now.Add(-maxSessionAge - time.Hour).Unix(), Seen: now.Unix(), CSRF: "abc"})
+	old := s.sign(sessionCookie, session{ID: "s1", Issued: now.Add(-maxSessionAge - time.Hour).Unix(), Seen: now.Unix(), CSRF: "abc"})
 	assert.Nil(t, s.read(req(old)))
 }

@@ -20,8 +20,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,10 +75,12 @@ func New(o Options) (http.Handler, error) {
 		return nil, errors.New("web: Options.SessionKey must be at least 16 bytes")
 	}
 	a := &admin{svc: o.Service, store: o.Store, token: o.Token, log: o.Logger,
-		sessions: &sessions{key: o.SessionKey, idle: o.IdleTimeout, now: o.Now}}
+		sessions: &sessions{key: o.SessionKey, idle: o.IdleTimeout, now: o.Now,
+			revoked: o.Store.SessionRevoked, revoke: o.Store.RevokeSession}}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	a.sessions.log = a.log
 	if a.sessions.idle <= 0 {
 		a.sessions.idle = DefaultIdleTimeout
 	}
@@ -97,7 +101,8 @@ func (a *admin) routes() http.Handler {
 
 	mux.HandleFunc("GET /signin", a.signinPage)
 	mux.HandleFunc("POST /signin", a.signin)
-	mux.Handle("POST /signout", a.page(a.signout))
+	// Signing out must not renew the cookie it clears.
+	mux.Handle("POST /signout", a.wrap(a.signout, false, false))
 
 	mux.Handle("GET /{$}", a.page(func(q *request) error { return q.redirect("/profiles") }))
 
@@ -190,14 +195,15 @@ func (q *request) render(status int, name, title, nav string, data any) error {
 // page wraps a page handler: it needs a session, and a POST needs the
 // session's CSRF token and must come from this site. Errors are rendered
 // as the error page with the status the API would answer.
-func (a *admin) page(h func(q *request) error) http.Handler { return a.wrap(h, false) }
+func (a *admin) page(h func(q *request) error) http.Handler { return a.wrap(h, false, true) }
 
 // upload is page for the one form posted as multipart: its handler checks
 // the CSRF token itself, in the body's first part, so that a 100 MB body
 // is not read before the check. Any other handler refuses a multipart post.
-func (a *admin) upload(h func(q *request) error) http.Handler { return a.wrap(h, true) }
+func (a *admin) upload(h func(q *request) error) http.Handler { return a.wrap(h, true, true) }
 
-func (a *admin) wrap(h func(q *request) error, multipart bool) http.Handler {
+// wrap is page and upload; touch renews the session's cookie when due.
+func (a *admin) wrap(h func(q *request) error, multipart, touch bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		se := a.sessions.read(r)
 		if se == nil {
@@ -215,7 +221,9 @@ func (a *admin) wrap(h func(q *request) error, multipart bool) http.Handler {
 				errorView{Message: "The form was refused: it did not carry this session's security token, or came from another site. Reload the page and try again."})
 			return
 		}
-		a.sessions.touch(w, r, se)
+		if touch {
+			a.sessions.touch(w, r, se)
+		}
 		if err := h(q); err != nil {
 			a.fail(q, err)
 		}
@@ -315,7 +323,19 @@ func (a *admin) signin(w http.ResponseWriter, r *http.Request) {
 			Error: "The sign-in form expired or came from another site. Try again."})
 		return
 	}
+	// Wrong tokens are throttled with the API's bearer tokens: it is the
+	// same secret, guessed through either door.
+	throttle, client := a.svc.SignInThrottle(), api.ClientOf(r)
+	if ok, wait := throttle.Allow(client, api.ViaAdmin); !ok {
+		a.log.WarnContext(r.Context(), "admin sign-in throttled", "retryAfter", wait.String())
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		a.render(w, r, nil, http.StatusTooManyRequests, "signin", "Sign in", "", signinView{
+			CSRF: st.CSRF, Next: next,
+			Error: fmt.Sprintf("Too many wrong tokens. Wait %d seconds and try again.", int(math.Ceil(wait.Seconds())))})
+		return
+	}
 	if a.token == "" || !tokenEqual(strings.TrimSpace(r.PostForm.Get("token")), a.token) {
+		throttle.Fail(client, api.ViaAdmin)
 		a.log.WarnContext(r.Context(), "admin sign-in refused: wrong token")
 		a.render(w, r, nil, http.StatusUnauthorized, "signin", "Sign in", "", signinView{
 			CSRF: st.CSRF, Next: next, Error: "That is not the API token."})
@@ -328,7 +348,10 @@ func (a *admin) signin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) signout(q *request) error {
-	a.sessions.end(q.w, q.r)
+	if err := a.sessions.end(q.w, q.r, q.se); err != nil {
+		return err
+	}
+	a.log.InfoContext(q.ctx(), "admin signed out")
 	return q.redirect("/signin")
 }
 
