@@ -97,6 +97,8 @@ type server struct {
 	extras extras // extras.go
 	// signIns throttles wrong tokens (throttle.go).
 	signIns *SignInThrottle
+	// cursors seals the group picker's cursors (cursor.go).
+	cursors *pickerCursors
 
 	maxDocument int64 // maxDocument, lowered by tests
 }
@@ -114,6 +116,7 @@ func newServer(o Options) *server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.cursors = newPickerCursors(o.Box)
 	if s.signIns = o.SignIns; s.signIns == nil {
 		var reg prometheus.Registerer
 		if o.Metrics != nil {

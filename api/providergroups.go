@@ -46,7 +46,13 @@ func (s *server) listProviderGroups(c *gin.Context) error {
 
 // providerGroups is one page of profile id's provider groups, read live
 // with its stored credentials: the handler's and the admin page's.
+//
+// The cursor a client sees is not the provider's (a Graph cursor is a URL
+// the provider would fetch, token attached): it is sealed by the server,
+// bound to the profile and the search, and a cursor the server did not
+// make is refused before anything is fetched.
 func (s *server) providerGroups(ctx context.Context, id, search, cursor string, limit int) (provider.Page[provider.Group], error) {
+	search = strings.TrimSpace(search)
 	p, err := s.store.GetProfile(ctx, id)
 	if err != nil {
 		return provider.Page[provider.Group]{}, err
@@ -55,9 +61,18 @@ func (s *server) providerGroups(ctx context.Context, id, search, cursor string, 
 	if err != nil {
 		return provider.Page[provider.Group]{}, err
 	}
-	page, err := s.extras.providerGroups(ctx, p, cfg, search, cursor, limit)
+	var providerCursor string
+	if cursor != "" {
+		if providerCursor, err = s.cursors.open(p.ID, cursor); err != nil {
+			return provider.Page[provider.Group]{}, errBadRequest("invalid cursor: %v; start again without one", err)
+		}
+	}
+	page, err := s.extras.providerGroups(ctx, p, cfg, search, providerCursor, limit)
 	if err != nil {
 		return provider.Page[provider.Group]{}, s.providerError(ctx, err, cfg)
+	}
+	if page.Next != "" {
+		page.Next = s.cursors.seal(p.ID, page.Next)
 	}
 	return page, nil
 }

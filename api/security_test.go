@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
 )
 
 // Regression tests of issue 13 (security) through the HTTP API, on both
@@ -187,4 +189,47 @@ func TestThrottleRecoversAndHasAGlobalLimit(t *testing.T) {
 	}
 	ok, _ = th.Allow("fresh", ViaAPI)
 	assert.False(t, ok, "the global limit holds for a client never seen")
+}
+
+// TestPickerCursorIsOpaque is item 2: ?cursor= was handed to the provider
+// as it came, and Graph's provider fetched it as a URL (with the token
+// when the host looked like Graph's). Cursors are now sealed by the
+// server: one it did not make, or made for another profile, or too old,
+// is a 400 and the provider is never asked.
+func TestPickerCursorIsOpaque(t *testing.T) {
+	var seen []string
+	eachDialect(t, func(t *testing.T, e *env) {
+		seen = nil
+		id := e.createProfile(azureSecProfile)
+		other := e.createProfile(strings.Replace(azureSecProfile, `"Entra"`, `"Entra 2"`, 1))
+		base := "/api/v1/profiles/" + id + "/provider-groups"
+		for _, forged := range []string{"https://evil.example/v1.0/groups?$skiptoken=x", "http://169.254.169.254/latest/meta-data",
+			"page-2", "e30.AAAA", "a.b.c", "\x00", strings.Repeat("A", 4000)} {
+			e.do(http.MethodGet, base+"?cursor="+url.QueryEscape(forged), nil).apiErr(http.StatusBadRequest, "bad_request")
+		}
+		assert.Empty(t, seen, "the provider was given a forged cursor")
+
+		m := e.do(http.MethodGet, base, nil).status(http.StatusOK)
+		next := m["nextCursor"].(string)
+		assert.NotContains(t, next, "graph.example")
+		e.do(http.MethodGet, base+"?cursor="+url.QueryEscape(next), nil).status(http.StatusOK)
+		assert.Equal(t, []string{"", "https://graph.example/v1.0/groups?$skiptoken=2"}, seen)
+
+		// Not for another profile, and not for ever.
+		e.do(http.MethodGet, "/api/v1/profiles/"+other+"/provider-groups?cursor="+url.QueryEscape(next), nil).
+			apiErr(http.StatusBadRequest, "bad_request")
+		e.srv.cursors.now = func() time.Time { return time.Now().Add(cursorTTL + time.Minute) }
+		er := e.do(http.MethodGet, base+"?cursor="+url.QueryEscape(next), nil).apiErr(http.StatusBadRequest, "bad_request")
+		assert.Contains(t, er["message"], "expired")
+		assert.Len(t, seen, 2)
+	}, func(o *Options) {
+		o.ProviderGroups = func(_ context.Context, _ *directory.Profile, _ *profile.Config, _, cursor string, _ int) (provider.Page[provider.Group], error) {
+			seen = append(seen, cursor)
+			if cursor == "" {
+				return provider.Page[provider.Group]{Items: []provider.Group{{ID: "g1", Name: "One"}},
+					Next: "https://graph.example/v1.0/groups?$skiptoken=2"}, nil
+			}
+			return provider.Page[provider.Group]{}, nil
+		}
+	})
 }

@@ -14,7 +14,9 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -31,6 +33,19 @@ type Box struct {
 	aead cipher.AEAD
 	// previous are the keys a rotation replaces: they only open.
 	previous []cipher.AEAD
+	// root derives the keys of other purposes (DeriveKey): a one-way
+	// function of the current key, so nothing derived can reveal it.
+	root []byte
+}
+
+// DeriveKey returns a 32-byte key for purpose (e.g. "picker cursor"), the
+// same in every process that has the same secret key, and unrelated to
+// the key of any other purpose. It never seals anything: it is for MACs
+// over values the server hands out and must recognise when they return.
+func (b *Box) DeriveKey(purpose string) []byte {
+	m := hmac.New(sha256.New, b.root)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // NewBox makes a Box from a base64-encoded 32-byte key (USERSYNC_SECRET_KEY)
@@ -42,7 +57,10 @@ func NewBox(keyB64 string, previousB64 ...string) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Box{aead: aead}
+	raw, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(keyB64)) // checked by newAEAD
+	m := hmac.New(sha256.New, raw)
+	m.Write([]byte("usersync derived keys v1"))
+	b := &Box{aead: aead, root: m.Sum(nil)}
 	for i, k := range previousB64 {
 		old, err := newAEAD(k)
 		if err != nil {

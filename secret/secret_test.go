@@ -147,3 +147,22 @@ func TestTamperedValueDoesNotOpen(t *testing.T) {
 		t.Fatalf("short value: %v", err)
 	}
 }
+
+func TestDeriveKey(t *testing.T) {
+	k := GenerateKey()
+	a, err := NewBox(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewBox(k, GenerateKey())
+	c, _ := NewBox(GenerateKey())
+	if !bytes.Equal(a.DeriveKey("x"), b.DeriveKey("x")) {
+		t.Error("the same key derives differently")
+	}
+	if bytes.Equal(a.DeriveKey("x"), a.DeriveKey("y")) || bytes.Equal(a.DeriveKey("x"), c.DeriveKey("x")) {
+		t.Error("purposes or keys share a derived key")
+	}
+	if len(a.DeriveKey("x")) != 32 {
+		t.Error("not 32 bytes")
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider"
 )
 
 // Regression tests of issue 13 (security) through the admin page.
@@ -187,4 +188,36 @@ func TestSignInIsThrottled(t *testing.T) {
 	p := b.post("/signin", url.Values{"token": {testToken}, "next": {"/"}})
 	assert.Equal(t, http.StatusTooManyRequests, p.status, "refused unchecked while throttled")
 	assert.Nil(t, sessionCookieOf(p))
+}
+
+// TestAdminPickerCursorIsOpaque is item 2 on the admin page: the picker's
+// groups.json and the editor's groupCursor passed a client's cursor to
+// the provider as it came.
+func TestAdminPickerCursorIsOpaque(t *testing.T) {
+	e := newEnv(t)
+	e.groups = []provider.Group{{ID: "g1", Name: "A"}, {ID: "g2", Name: "B"}, {ID: "g3", Name: "C"}}
+	b := e.browser()
+	b.signIn()
+	b.get("/profiles/new?provider=azure")
+	page := b.post("/profiles/new", url.Values{"action": {"save"}, "name": {"Entra"}, "enabled": {"on"}, "provider": {"azure"},
+		"azure.tenantId": {"contoso.example"}, "azure.clientId": {"app"}, "azure.clientSecret": {"s3cret-value"},
+		"azure.cloud": {"global"}, "azure.usernameAttribute": {"userPrincipalName"}, "groupSync.mode": {"off"},
+		"schedule.frequency": {"off"}})
+	require.Equal(t, http.StatusSeeOther, page.status, page.body)
+	id := profileURL.FindStringSubmatch(page.location)[1]
+
+	p := b.get("/profiles/" + id + "/groups.json?cursor=" + url.QueryEscape("https://evil.example/groups"))
+	assert.Equal(t, http.StatusBadRequest, p.status, p.body)
+	assert.Contains(t, p.body, "invalid cursor")
+	p = b.get("/profiles/" + id + "?groupCursor=2")
+	assert.Contains(t, p.body, "invalid cursor", "the editor says so in the picker")
+	assert.NotContains(t, p.body, `value="g3"`)
+
+	// The cursor the page hands out works.
+	p = b.get("/profiles/" + id + "/groups.json")
+	require.Equal(t, http.StatusOK, p.status)
+	next := regexpFind(t, p.body, `"next":"([^"]+)"`)
+	p = b.get("/profiles/" + id + "/groups.json?cursor=" + url.QueryEscape(next))
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	assert.Contains(t, p.body, `"g3"`)
 }
