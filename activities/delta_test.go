@@ -14,6 +14,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/idpsim/graph"
+	"github.com/usersync/usersync/internal/reqtable"
 	"github.com/usersync/usersync/profile"
 )
 
@@ -28,7 +29,7 @@ type entraSide struct {
 
 func newEntraSide(t *testing.T, dialect string) *entraSide {
 	sim := graph.New(graph.Options{Seed: 5})
-	srv := httptest.NewServer(sim)
+	srv := httptest.NewServer(reqtable.Check(t, "graph", sim))
 	t.Cleanup(srv.Close)
 	ten := sim.AddTenant(graph.TenantOptions{Seed: 2027, Users: 400, Groups: 14, Depth: 3, OutOfScopeShare: 0.08, DisabledShare: 0.03})
 	root, _ := ten.GroupByName("All Staff")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/idpsim/graph"
+	"github.com/usersync/usersync/internal/reqtable"
 	"github.com/usersync/usersync/provider"
 )
 
@@ -30,7 +31,7 @@ func newAzureStack(t *testing.T) *azureStack {
 	t.Helper()
 	st := newStack(t, stackOptions{Quiet: true})
 	sim := graph.New(graph.Options{Seed: 6})
-	gr := httptest.NewServer(sim)
+	gr := httptest.NewServer(reqtable.Check(t, "graph", sim))
 	t.Cleanup(gr.Close)
 	return &azureStack{t: t, c: st.api, sim: sim, gr: gr}
 }

@@ -58,16 +58,16 @@ type User struct {
 	Email      string
 	Active     bool              // provider status mapped to active/inactive
 	ManagerRef string            // external id or username of the manager, "" when none
-	// ManagerUnchanged says the listing did not tell the manager and
-	// ManagerRef means nothing: a change round that names a manager only
-	// when it changed (Graph's manager@delta), or a listing that does not
-	// carry it. The run keeps the manager it knew, or reads the user by id.
-	ManagerUnchanged bool
 	Attributes map[string]string // directory field -> value, only mapped attributes
 	Password   string            // CSV only: clear text from the file, hashed before it is stored
 	Groups     []string          // names or ids of the provider groups the user is in, where the listing carries them (CSV)
 	Line       int               // CSV only: 1-based line of the record, for error reports
 	Invalid    string            // non-empty when the provider already knows the record is unusable (why)
+	// ManagerUnchanged says the listing did not tell the manager and
+	// ManagerRef means nothing: a change round that names a manager only
+	// when it changed (Graph's manager@delta), or a listing that does not
+	// carry it. The run keeps the manager it knew, or reads the user by id.
+	ManagerUnchanged bool
 }
 
 // Group is one provider group.

@@ -114,6 +114,8 @@ type deltaToken struct {
 	Manager bool `json:"mg,omitempty"`
 	// IDs: the round tracks these objects only ($filter=id eq '…' or …).
 	IDs []string `json:"ids,omitempty"`
+	// Emptied: this link follows an empty page served on purpose.
+	Emptied bool `json:"em,omitempty"`
 	// Members: groups carry members@delta ($select names members, or
 	// there is no $select).
 	Members bool `json:"mb,omitempty"`
@@ -165,11 +167,16 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, t *Tenant, g
 			writeError(w, http.StatusBadRequest, "Request_BadRequest", "Invalid delta or skip token.")
 			return
 		case d.Epoch != epoch:
+			// Graph's "restart with a full synchronization": 410 Gone with
+			// a Location of the initial request.
+			w.Header().Set("Location", baseURL(r)+"/"+name+"/delta?$deltatoken=")
 			writeError(w, http.StatusGone, "syncStateNotFound",
 				"The sync state generation is not found. Delete the sync state and start a new sync from scratch.")
 			return
 		case now.Sub(time.Unix(d.Issued, 0)) > deltaTokenLifetime:
-			writeError(w, http.StatusGone, "resyncRequired", "The delta token has expired: a full synchronization is required.")
+			// An expired token is documented only as "a 40X-series error
+			// with error codes such as syncStateNotFound": not a 410.
+			writeError(w, http.StatusBadRequest, "syncStateNotFound", "The delta token has expired: a full synchronization is required.")
 			return
 		case isNext && d.Pages != pages:
 			writeError(w, http.StatusBadRequest, "Directory_ExpiredPageToken",
@@ -236,6 +243,21 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, t *Tenant, g
 			return
 		}
 	}
+	// "A page can be empty and still have a nextLink": at most one empty
+	// page in a row, so a round always ends.
+	if !tok.Emptied && s.roll(s.Faults().EmptyPageShare) {
+		e := tok
+		e.Emptied = true
+		var b bytes.Buffer
+		b.WriteString(`{"@odata.context":`)
+		writeValue(&b, baseURL(r)+"/$metadata#"+name)
+		b.WriteString(`,"value":[],"@odata.nextLink":`)
+		writeValue(&b, baseURL(r)+"/"+name+"/delta?$skiptoken="+e.encode())
+		b.WriteByte('}')
+		writeRaw(w, b.Bytes())
+		return
+	}
+	tok.Emptied = false
 	q := query{sel: tok.Select, top: s.deltaPageSize()}
 	var b bytes.Buffer
 	b.WriteString(`{"@odata.context":`)
@@ -250,7 +272,7 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, t *Tenant, g
 		writeValue(&b, deltaLinkOf(r, name, tok))
 	} else {
 		b.WriteString(`,"@odata.nextLink":`)
-		writeValue(&b, baseURL(r)+"/"+name+"/delta()?$skiptoken="+next.encode())
+		writeValue(&b, baseURL(r)+"/"+name+"/delta?$skiptoken="+next.encode())
 	}
 	b.WriteByte('}')
 	writeRaw(w, b.Bytes())
@@ -261,7 +283,7 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, t *Tenant, g
 func deltaLinkOf(r *http.Request, name string, tok deltaToken) string {
 	d := tok
 	d.Init, d.Since, d.Pos, d.Member = false, 0, 0, 0
-	return baseURL(r) + "/" + name + "/delta()?$deltatoken=" + d.encode()
+	return baseURL(r) + "/" + name + "/delta?$deltatoken=" + d.encode()
 }
 
 func writeRaw(w http.ResponseWriter, body []byte) {

@@ -114,6 +114,14 @@ func (s *Server) deltaPageSize() int {
 	return DefaultDeltaPageSize
 }
 
+// SetClock replaces the server's clock (tests: tokens and delta links
+// that age).
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
 // AddTenant generates a tenant and serves it.
 func (s *Server) AddTenant(o TenantOptions) *Tenant {
 	t := newTenant(o)

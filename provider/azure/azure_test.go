@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/idpsim/graph"
+	"github.com/usersync/usersync/internal/reqtable"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 )
@@ -34,7 +35,7 @@ func newFixture(t *testing.T, o graph.TenantOptions) *fixture {
 	t.Helper()
 	sim := graph.New(graph.Options{Seed: o.Seed + 100})
 	ten := sim.AddTenant(o)
-	srv := httptest.NewServer(sim)
+	srv := httptest.NewServer(reqtable.Check(t, "graph", sim))
 	t.Cleanup(srv.Close)
 	return &fixture{sim: sim, srv: srv, ten: ten}
 }
@@ -890,7 +891,12 @@ func TestEveryCatalogueAttributeIsReadable(t *testing.T) {
 // (a graphBaseUrl with a wrong path) fails the read instead of skipping
 // every group and returning nobody.
 func TestWrongGraphPathIsNotAnEmptyTenant(t *testing.T) {
-	f := newFixture(t, graph.TenantOptions{Seed: 21, Users: 10, Groups: 2})
+	// A server without the request table: the request is wrong on purpose.
+	sim := graph.New(graph.Options{Seed: 121})
+	ten := sim.AddTenant(graph.TenantOptions{Seed: 21, Users: 10, Groups: 2})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	f := &fixture{sim: sim, srv: srv, ten: ten}
 	src := f.open(t, func(c *Config) { c.GraphBaseURL = f.srv.URL + "/v2.0" })
 	_, err := src.Users(context.Background(), provider.Scope{GroupIDs: []string{group(t, f.ten, "All Staff")}}, "")
 	if !errors.Is(err, provider.ErrNotFound) || provider.Retryable(err) {

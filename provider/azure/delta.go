@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -69,6 +70,7 @@ func (s *Source) LatestUserState(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("azure: users delta: %w", err)
 	}
+	documentedDelta(u)
 	q := u.Query()
 	q.Set("$deltatoken", "latest")
 	u.RawQuery = q.Encode()
@@ -145,7 +147,17 @@ func (s *Source) firstUserDeltaLink(ctx context.Context, filter string) (string,
 	if err != nil {
 		return "", fmt.Errorf("azure: users delta: %w", err)
 	}
+	documentedDelta(u)
 	return u.String(), nil
+}
+
+// documentedDelta spells the delta function as its documentation does
+// (GET /users/delta, /groups/delta); the SDK writes it delta().
+func documentedDelta(u *url.URL) {
+	if p, ok := strings.CutSuffix(u.Path, "/delta()"); ok {
+		u.Path = p + "/delta"
+		u.RawPath = ""
+	}
 }
 
 // UserChanges implements provider.DeltaSource. From state "" it reads the
@@ -261,6 +273,13 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 		// $select only: the delta function does not support $top.
 		ri, err = b.ToGetRequestInformation(ctx, &groups.DeltaRequestBuilderGetRequestConfiguration{
 			QueryParameters: &groups.DeltaRequestBuilderGetQueryParameters{Select: deltaGroupSelect}})
+		if err == nil {
+			var u *url.URL
+			if u, err = ri.GetUri(); err == nil {
+				documentedDelta(u)
+				ri, err = b.WithUrl(u.String()).ToGetRequestInformation(ctx, nil)
+			}
+		}
 	} else {
 		ri, err = b.WithUrl(link).ToGetRequestInformation(ctx, nil)
 	}

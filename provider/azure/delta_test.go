@@ -2,7 +2,9 @@ package azure
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/usersync/usersync/idpsim/graph"
 	"github.com/usersync/usersync/provider"
@@ -101,5 +103,31 @@ func TestUserChangesTrackManagersAsGraphDocuments(t *testing.T) {
 		if u.ManagerUnchanged || u.ManagerRef != want.ManagerID {
 			t.Fatalf("UsersByID %s: manager %q, want %q", u.ExternalID, u.ManagerRef, want.ManagerID)
 		}
+	}
+}
+
+// TestUserRoundsSurviveEmptyPagesAndRefusedTokens: empty pages with a
+// nextLink are followed to the round's end; a delta link Graph refuses, as
+// 410 Gone or as an expired token's 400 syncStateNotFound, is
+// provider.ErrStateExpired (the run reads in full).
+func TestUserRoundsSurviveEmptyPagesAndRefusedTokens(t *testing.T) {
+	f := newFixture(t, graph.TenantOptions{Seed: 62, Users: 450, Groups: 3})
+	src := f.open(t, nil)
+	f.sim.SetFaults(graph.Faults{EmptyPageShare: 1})
+	users, state := userRound(t, src, "")
+	if len(users) != 450 {
+		t.Fatalf("%d users through empty pages", len(users))
+	}
+	f.sim.SetFaults(graph.Faults{})
+
+	now := time.Now()
+	f.sim.SetClock(func() time.Time { return now.Add(8 * 24 * time.Hour) })
+	if _, err := src.UserChanges(context.Background(), state, ""); !errors.Is(err, provider.ErrStateExpired) {
+		t.Fatalf("expired delta link: %v", err)
+	}
+	f.sim.SetClock(time.Now)
+	f.sim.ExpireDeltaTokens()
+	if _, err := src.UserChanges(context.Background(), state, ""); !errors.Is(err, provider.ErrStateExpired) {
+		t.Fatalf("410 Gone: %v", err)
 	}
 }

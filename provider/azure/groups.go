@@ -111,9 +111,8 @@ func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor)
 		kind = nextPage
 		resp, err = b.WithUrl(c).Get(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{Headers: headers})
 	} else {
-		top, count := s.pageSize, true
-		resp, err = b.Get(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{Headers: headers,
-			QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{Select: []string{"id"}, Top: &top, Count: &count}})
+		resp, err = b.WithUrl(s.castURL(groupID, []string{"id"})).Get(ctx,
+			&groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{Headers: headers})
 	}
 	if err != nil {
 		return provider.Page[provider.Member]{}, s.graphError(ctx, err, "the members of group "+groupID, kind)

@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
-	"github.com/microsoftgraph/msgraph-sdk-go/groups"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	graphusers "github.com/microsoftgraph/msgraph-sdk-go/users"
 
@@ -95,10 +96,7 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 		kind = nextPage
 		ri, err = b.WithUrl(cur.Next).ToGetRequestInformation(ctx, nil)
 	} else {
-		top, count := s.pageSize, true
-		ri, err = b.ToGetRequestInformation(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{
-			QueryParameters: &groups.ItemTransitiveMembersGraphUserRequestBuilderGetQueryParameters{
-				Select: s.listSelect, Top: &top, Count: &count}})
+		ri, err = b.WithUrl(s.castURL(gid, s.listSelect)).ToGetRequestInformation(ctx, nil)
 	}
 	if err != nil {
 		return provider.Page[provider.User]{}, fmt.Errorf("azure: the members of group %s: %w", gid, err)
@@ -139,6 +137,14 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 		next = usersCursor{Group: sel[idx+1]}.encode()
 	}
 	return provider.Page[provider.User]{Items: users, Next: next}, nil
+}
+
+// castURL is the first page of a group's transitive user members, spelled
+// as the documentation spells the cast (the SDK writes graph.user), with
+// the advanced query's $count.
+func (s *Source) castURL(gid string, sel []string) string {
+	q := url.Values{"$select": {strings.Join(sel, ",")}, "$top": {strconv.Itoa(int(s.pageSize))}, "$count": {"true"}}
+	return s.graphBase + "/groups/" + url.PathEscape(gid) + "/transitiveMembers/microsoft.graph.user?" + q.Encode()
 }
 
 // selectedGroupMissing is a selected group Graph answers 404 for: deleted,
