@@ -84,14 +84,18 @@ const (
 // an older field, kept so that its JSON key stays): deltaSkew early, the
 // time of the state it hands out.
 type deltaCursor struct {
-	Until  string   `json:"u"`
-	Phase  int      `json:"p,omitempty"`
-	After  string   `json:"a,omitempty"`   // a listing's after cursor
-	Log    string   `json:"l,omitempty"`   // the System Log: the next link to read ("" the state's position)
-	Groups []string `json:"g,omitempty"`   // full graph: the groups whose members are still to read
-	Next   string   `json:"n,omitempty"`   // the group listing's cursor after the current page
-	Done   bool     `json:"d,omitempty"`   // the group listing is read
-	App    []string `json:"app,omitempty"` // app mode: the assigned groups, sorted
+	Until    string   `json:"u"`
+	Phase    int      `json:"p,omitempty"`
+	Link     string   `json:"al,omitempty"`  // a listing's next link
+	Log      string   `json:"l,omitempty"`   // the System Log: the next link to read ("" the state's position)
+	Groups   []string `json:"g,omitempty"`   // full graph: the groups whose members are still to read
+	NextLink string   `json:"nl,omitempty"`  // the group listing's next link after the current page
+	Done     bool     `json:"d,omitempty"`   // the group listing is read
+	App      []string `json:"app,omitempty"` // app mode: the assigned groups, sorted
+	// After and Next held after values where older cursors now hold
+	// links; a cursor with them is refused and the round starts again.
+	After string `json:"a,omitempty"`
+	Next  string `json:"n,omitempty"`
 }
 
 func (c deltaCursor) encode() provider.Cursor {
@@ -108,10 +112,10 @@ func decodeDeltaCursor(c provider.Cursor) (deltaCursor, error) {
 	if err == nil {
 		_, err = time.Parse(time.RFC3339Nano, d.Until)
 	}
-	if err == nil && d.Phase == phaseLog && d.After != "" {
-		// A cursor of the bounded log reads this package once made: its
-		// after cannot be followed as a link.
-		err = errors.New("log cursor without a link")
+	if err == nil && (d.After != "" || d.Next != "") {
+		// A cursor of an older version, with an after where a link now
+		// goes: it cannot be followed as a link.
+		err = errors.New("cursor without links")
 	}
 	if err != nil {
 		return d, fmt.Errorf("okta: change cursor cannot be read: %w", provider.ErrCursorExpired)
@@ -168,10 +172,10 @@ func (s *Source) UserChanges(ctx context.Context, state string, c provider.Curso
 			filter += ` and status eq "` + statusDeprovisioned + `"`
 			what = "list the users deactivated since " + st.Updated
 		}
-		tctx, tr := withTrace(ctx)
-		users, resp, err := s.client.User.ListUsers(tctx, &query.Params{Filter: filter,
-			Limit: int64(min(s.pageSize, usersMaxLimit)), After: cur.After})
-		if err := s.check(tctx, tr, resp, err, what, cur.After); err != nil {
+		var users []*okta.User
+		next, _, err := s.listPage(ctx, "/api/v1/users", &query.Params{Filter: filter, Limit: int64(min(s.pageSize, usersMaxLimit))},
+			cur.Link, &users, what, provider.ErrInvalidData)
+		if err != nil {
 			return page, err
 		}
 		for _, u := range users {
@@ -181,11 +185,7 @@ func (s *Source) UserChanges(ctx context.Context, state string, c provider.Curso
 				page.Items = append(page.Items, provider.UserChange{User: s.mapUser(u)})
 			}
 		}
-		next, err := nextAfter(resp)
-		if err != nil {
-			return page, err
-		}
-		cur.After = next
+		cur.Link = next
 		switch {
 		case next != "":
 		case cur.Phase == phaseUsers:
@@ -247,10 +247,10 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 	}
 	switch cur.Phase {
 	case phaseAppGroups:
-		tctx, tr := withTrace(ctx)
-		assigned, resp, err := s.client.Application.ListApplicationGroupAssignments(tctx, url.PathEscape(s.appID),
-			&query.Params{Limit: groupPageSize, After: cur.After})
-		if err := s.check(tctx, tr, resp, err, "list the groups assigned to app "+s.appID+" (okta.appId)", cur.After); err != nil {
+		var assigned []*okta.ApplicationGroupAssignment
+		next, _, err := s.listPage(ctx, "/api/v1/apps/"+escape(s.appID)+"/groups", &query.Params{Limit: groupPageSize},
+			cur.Link, &assigned, "list the groups assigned to app "+s.appID+" (okta.appId)", provider.ErrInvalidData)
+		if err != nil {
 			return page, err
 		}
 		for _, a := range assigned {
@@ -258,25 +258,21 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 				cur.App = append(cur.App, a.Id)
 			}
 		}
-		next, err := nextAfter(resp)
-		if err != nil {
-			return page, err
-		}
-		cur.After = next
+		cur.Link = next
 		if next == "" {
 			slices.Sort(cur.App)
 			cur.Phase = phaseGroups
 		}
 	case phaseGroups:
-		params := &query.Params{Limit: groupPageSize, After: cur.Next}
+		params := &query.Params{Limit: groupPageSize}
 		what := "list groups"
 		if delta {
 			params.Filter = `lastUpdated gt "` + st.Updated + `"`
 			what = "list the groups changed since " + st.Updated
 		}
-		tctx, tr := withTrace(ctx)
-		groups, resp, err := s.client.Group.ListGroups(tctx, params)
-		if err := s.check(tctx, tr, resp, err, what, cur.Next); err != nil {
+		var groups []*okta.Group
+		next, _, err := s.listPage(ctx, "/api/v1/groups", params, cur.NextLink, &groups, what, provider.ErrInvalidData)
+		if err != nil {
 			return page, err
 		}
 		cur.Groups = cur.Groups[:0]
@@ -289,11 +285,7 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 				Eligible: s.appID == "" || assigned})
 			cur.Groups = append(cur.Groups, g.Id)
 		}
-		next, err := nextAfter(resp)
-		if err != nil {
-			return page, err
-		}
-		cur.Next, cur.Done, cur.After = next, next == "", ""
+		cur.NextLink, cur.Done, cur.Link = next, next == "", ""
 		switch {
 		case delta && next == "":
 			cur.Phase, cur.Groups = phaseLog, nil
@@ -310,10 +302,10 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 			return page, fmt.Errorf("okta: group graph cursor without groups: %w", provider.ErrCursorExpired)
 		}
 		gid := cur.Groups[0]
-		users, next, err := s.groupUsers(ctx, gid, cur.After)
+		users, next, err := s.groupUsers(ctx, gid, cur.Link)
 		var gone *objectNotFound
 		switch {
-		case errors.As(err, &gone) && cur.After == "":
+		case errors.As(err, &gone) && cur.Link == "":
 			// Deleted since the group page was read: the graph records
 			// the deletion, as the next page of changes would.
 			page.Items = append(page.Items, provider.GroupChange{Group: provider.Group{ID: gid}, Removed: true})
@@ -328,7 +320,7 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 			}
 			page.Items = append(page.Items, gc)
 		}
-		cur.After = next
+		cur.Link = next
 		if next == "" {
 			cur.Groups = cur.Groups[1:]
 		}
@@ -511,11 +503,12 @@ func idTerms(ids []string) string {
 // usersWhere reads every page of /api/v1/users?filter=filter.
 func (s *Source) usersWhere(ctx context.Context, filter, what string) ([]*okta.User, error) {
 	var out []*okta.User
-	after := ""
+	link := ""
 	for {
-		tctx, tr := withTrace(ctx)
-		users, resp, err := s.client.User.ListUsers(tctx, &query.Params{Filter: filter, Limit: usersMaxLimit, After: after})
-		if err := s.check(tctx, tr, resp, err, what, after); err != nil {
+		var users []*okta.User
+		next, _, err := s.listPage(ctx, "/api/v1/users", &query.Params{Filter: filter, Limit: usersMaxLimit}, link, &users, what,
+			provider.ErrInvalidData)
+		if err != nil {
 			return nil, err
 		}
 		for _, u := range users {
@@ -523,11 +516,9 @@ func (s *Source) usersWhere(ctx context.Context, filter, what string) ([]*okta.U
 				out = append(out, u)
 			}
 		}
-		if after, err = nextAfter(resp); err != nil {
-			return nil, err
-		}
-		if after == "" {
+		if next == "" {
 			return out, nil
 		}
+		link = next
 	}
 }

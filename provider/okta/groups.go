@@ -22,11 +22,14 @@ func (s *Source) Groups(ctx context.Context, q provider.GroupQuery, c provider.C
 	}
 	search := strings.TrimSpace(q.Search)
 	if s.appID != "" {
-		return s.appGroups(ctx, search, pos.After)
+		return s.appGroups(ctx, search, pos.Link)
 	}
-	tctx, tr := withTrace(ctx)
-	groups, resp, err := s.client.Group.ListGroups(tctx, &query.Params{Q: search, Limit: groupPageSize, After: pos.After})
-	if err := s.check(tctx, tr, resp, err, "list groups", pos.After); err != nil {
+	// With q Okta does not page ("paging and searching are mutually
+	// exclusive"): a search is one page, which is what a picker shows.
+	var groups []*okta.Group
+	next, _, err := s.listPage(ctx, "/api/v1/groups", &query.Params{Q: search, Limit: groupPageSize}, pos.Link,
+		&groups, "list groups", provider.ErrInvalidData)
+	if err != nil {
 		return provider.Page[provider.Group]{}, err
 	}
 	page := provider.Page[provider.Group]{Items: make([]provider.Group, 0, len(groups))}
@@ -35,17 +38,17 @@ func (s *Source) Groups(ctx context.Context, q provider.GroupQuery, c provider.C
 			page.Items = append(page.Items, mapGroup(g))
 		}
 	}
-	return withNext(page, resp)
+	return withNext(page, next), nil
 }
 
 // appGroups lists the app's group assignments, then reads each group for
 // its name and type, which an assignment does not carry. A group deleted
 // between the two reads is left out.
-func (s *Source) appGroups(ctx context.Context, search, after string) (provider.Page[provider.Group], error) {
-	tctx, tr := withTrace(ctx)
-	assigned, resp, err := s.client.Application.ListApplicationGroupAssignments(tctx, url.PathEscape(s.appID),
-		&query.Params{Q: search, Limit: appGroupPageSize, After: after})
-	if err := s.check(tctx, tr, resp, err, "list the groups assigned to app "+s.appID+" (okta.appId)", after); err != nil {
+func (s *Source) appGroups(ctx context.Context, search, link string) (provider.Page[provider.Group], error) {
+	var assigned []*okta.ApplicationGroupAssignment
+	next, _, err := s.listPage(ctx, "/api/v1/apps/"+escape(s.appID)+"/groups", &query.Params{Q: search, Limit: appGroupPageSize},
+		link, &assigned, "list the groups assigned to app "+s.appID+" (okta.appId)", provider.ErrInvalidData)
+	if err != nil {
 		return provider.Page[provider.Group]{}, err
 	}
 	page := provider.Page[provider.Group]{Items: make([]provider.Group, 0, len(assigned))}
@@ -66,18 +69,14 @@ func (s *Source) appGroups(ctx context.Context, search, after string) (provider.
 		}
 		page.Items = append(page.Items, mapGroup(g))
 	}
-	return withNext(page, resp)
+	return withNext(page, next), nil
 }
 
-func withNext(page provider.Page[provider.Group], resp *okta.Response) (provider.Page[provider.Group], error) {
-	next, err := nextAfter(resp)
-	if err != nil {
-		return provider.Page[provider.Group]{}, err
-	}
+func withNext(page provider.Page[provider.Group], next string) provider.Page[provider.Group] {
 	if next != "" {
-		page.Next = position{After: next}.encode()
+		page.Next = position{Link: next}.encode()
 	}
-	return page, nil
+	return page
 }
 
 func mapGroup(g *okta.Group) provider.Group {

@@ -25,7 +25,7 @@
 //
 // Scope is the members of the profile's groups (/api/v1/groups/{id}/users),
 // read one Okta page per call; cursors carry the group's index and Okta's
-// "after" cursor, so a resumed fetch continues where it stopped.
+// next link (links.go), so a resumed fetch continues where it stopped.
 package okta
 
 import (

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/okta/okta-sdk-golang/v2/okta"
@@ -97,83 +95,6 @@ func stateAt(start, since, link string) string {
 	return changeState{Updated: updated, Since: since, Link: link}.encode()
 }
 
-// nextLink is the rel="next" URL of an answer's Link headers, exactly as
-// Okta wrote it. The SDK's Response.NextPage is not that: it drops the
-// scheme and host and merges the request's own query into the link's, so
-// a link without since would be sent with since again.
-func nextLink(resp *okta.Response) string {
-	if resp == nil || resp.Response == nil {
-		return ""
-	}
-	for _, h := range resp.Header.Values("Link") {
-		for h != "" {
-			start := strings.IndexByte(h, '<')
-			end := strings.IndexByte(h, '>')
-			if start < 0 || end < start {
-				break
-			}
-			target := h[start+1 : end]
-			rest := h[end+1:]
-			params := rest
-			if i := strings.IndexByte(rest, '<'); i >= 0 {
-				params = rest[:i]
-			}
-			h = rest[len(params):]
-			for _, p := range strings.Split(params, ";") {
-				k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-				if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
-					continue
-				}
-				for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), ",")), `"`)) {
-					if strings.EqualFold(rel, "next") {
-						return target
-					}
-				}
-			}
-		}
-	}
-	return ""
-}
-
-// logLink checks that a System Log link is on the org's own origin and
-// path before the credentials go with it, and returns what to request
-// (path and query, as given). The link comes from an answer or from a
-// saved state, neither of which may send the API token or the access
-// token elsewhere. A refusal is provider.ErrStateExpired: the run then
-// reads in full, which needs no link.
-func (s *Source) logLink(link string) (string, error) {
-	u, err := url.Parse(link)
-	if err != nil {
-		return "", fmt.Errorf("okta: %w: the System Log's next link cannot be read", provider.ErrStateExpired)
-	}
-	org, _ := url.Parse(s.org)
-	if !u.IsAbs() && u.Host == "" {
-		u = org.ResolveReference(u)
-	}
-	switch {
-	case !sameOrigin(u, org):
-		return "", fmt.Errorf("okta: %w: the System Log's next link points at %s, not at the org %s: refusing to send the credentials there (if the org has another domain, set okta.orgUrl to the one Okta's links use)",
-			provider.ErrStateExpired, u.Scheme+"://"+u.Host, s.org)
-	case u.User != nil || u.Fragment != "" || u.Path != logsPath:
-		return "", fmt.Errorf("okta: %w: the System Log's next link is not a System Log query on %s", provider.ErrStateExpired, s.org)
-	}
-	return u.RequestURI(), nil
-}
-
-// sameOrigin compares scheme and host, the port made explicit.
-func sameOrigin(a, b *url.URL) bool {
-	port := func(u *url.URL) string {
-		if p := u.Port(); p != "" {
-			return p
-		}
-		if strings.EqualFold(u.Scheme, "http") {
-			return "80"
-		}
-		return "443"
-	}
-	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
-}
-
 // logPage is one answer of the System Log.
 type logPage struct {
 	events []*okta.LogEvent
@@ -183,46 +104,20 @@ type logPage struct {
 // readLog reads one page of the System Log: at link, or, when link is "",
 // the first page of a polling request from since (no until, ascending).
 func (s *Source) readLog(ctx context.Context, link, since, filter string) (logPage, error) {
-	tctx, tr := withTrace(ctx)
-	var (
-		events []*okta.LogEvent
-		resp   *okta.Response
-		err    error
-	)
-	if link == "" {
-		events, resp, err = s.client.LogEvent.GetLogs(tctx, &query.Params{Since: since, Filter: filter,
-			SortOrder: "ASCENDING", Limit: int64(s.logLimit)})
-	} else {
-		var target string
-		if target, err = s.logLink(link); err != nil {
-			return logPage{}, err
-		}
-		// The request executor adds the org URL (checked equal above), the
-		// SSWS or bearer authorization and our pacer transport; the path
-		// and query go as Okta wrote them.
-		re := s.client.CloneRequestExecutor()
-		req, rerr := re.WithAccept("application/json").NewRequest("GET", target, nil)
-		if rerr != nil {
-			err = rerr
-		} else {
-			resp, err = re.Do(tctx, req, &events)
-		}
-	}
 	what := "read the System Log since " + since
 	if link != "" {
 		what = "read the System Log at its next link"
 	}
-	if err := s.check(tctx, tr, resp, err, what, link); err != nil {
-		status := tr.get().status
-		if resp != nil && resp.Response != nil {
-			status = resp.StatusCode
-		}
-		switch {
-		case errors.Is(err, provider.ErrPermission):
-			return logPage{}, fmt.Errorf("okta: %w: incremental sync reads the System Log (scope %s): %w", provider.ErrStateExpired, ScopeLogsRead, err)
-		case status == http.StatusBadRequest:
-			return logPage{}, &badRequest{err}
-		}
+	var events []*okta.LogEvent
+	next, status, err := s.listPage(ctx, logsPath, &query.Params{Since: since, Filter: filter, SortOrder: "ASCENDING",
+		Limit: int64(s.logLimit)}, link, &events, what, provider.ErrStateExpired)
+	switch {
+	case err == nil:
+	case errors.Is(err, provider.ErrPermission):
+		return logPage{}, fmt.Errorf("okta: %w: incremental sync reads the System Log (scope %s): %w", provider.ErrStateExpired, ScopeLogsRead, err)
+	case status == http.StatusBadRequest:
+		return logPage{}, &badRequest{err}
+	default:
 		return logPage{}, err
 	}
 	// Okta orders a polling answer by when events were committed, which
@@ -234,14 +129,6 @@ func (s *Source) readLog(ctx context.Context, link, since, filter string) (logPa
 		}
 		return a.Published.Compare(*b.Published)
 	})
-	next := nextLink(resp)
-	if next != "" {
-		// Checked now rather than when it is followed: a link that may
-		// not be followed must not end up in a saved state either.
-		if _, err := s.logLink(next); err != nil {
-			return logPage{}, err
-		}
-	}
 	return logPage{events: events, next: next}, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -29,12 +28,15 @@ var statusActive = map[string]bool{
 const statusStaged = "STAGED"
 
 // position is a decoded cursor: the index of the scope group being read
-// and Okta's "after" cursor in its member listing. Scope is a hash of the
-// scope's group ids, so a cursor saved before the profile's groups changed
-// is refused rather than read against another list.
+// and the next link of its member listing. Scope is a hash of the scope's
+// group ids, so a cursor saved before the profile's groups changed is
+// refused rather than read against another list. After is the after
+// value older cursors carried instead of a link: such a cursor is
+// refused, and the fetch starts again.
 type position struct {
 	Group int    `json:"g,omitempty"`
 	After string `json:"a,omitempty"`
+	Link  string `json:"l,omitempty"`
 	Scope uint32 `json:"s,omitempty"`
 }
 
@@ -52,7 +54,7 @@ func decodePosition(c provider.Cursor) (position, error) {
 	if err == nil {
 		err = json.Unmarshal(b, &p)
 	}
-	if err != nil || p.Group < 0 {
+	if err != nil || p.Group < 0 || p.After != "" {
 		return p, fmt.Errorf("okta: cursor cannot be read: %w", provider.ErrCursorExpired)
 	}
 	return p, nil
@@ -77,22 +79,6 @@ func scopeGroups(scope provider.Scope) ([]string, uint32) {
 	return out, h.Sum32()
 }
 
-// nextAfter extracts the "after" cursor from the SDK's next page link.
-func nextAfter(resp *okta.Response) (string, error) {
-	if resp == nil || !resp.HasNextPage() {
-		return "", nil
-	}
-	u, err := url.Parse(resp.NextPage)
-	if err != nil {
-		return "", fmt.Errorf("okta: next page link cannot be read: %w", err)
-	}
-	after := u.Query().Get("after")
-	if after == "" {
-		return "", errors.New("okta: next page link carries no after cursor")
-	}
-	return after, nil
-}
-
 // Users reads one page of the members of the scope's groups. A user in two
 // selected groups is returned once per page; across pages the run's
 // staging keeps the first record of an id, so the set a fetch ends with has
@@ -113,7 +99,7 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 		return provider.Page[provider.User]{}, nil
 	}
 	gid := groups[pos.Group]
-	users, next, err := s.groupUsers(ctx, gid, pos.After)
+	users, next, err := s.groupUsers(ctx, gid, pos.Link)
 	var gone *objectNotFound
 	if errors.As(err, &gone) {
 		return provider.Page[provider.User]{}, fmt.Errorf("okta: selected group %s was not found (deleted, or not visible to these credentials): no user was disabled; remove it from the profile or check the app's access: %w",
@@ -133,7 +119,7 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 	}
 	switch {
 	case next != "":
-		page.Next = position{Group: pos.Group, After: next, Scope: hash}.encode()
+		page.Next = position{Group: pos.Group, Link: next, Scope: hash}.encode()
 	case pos.Group+1 < len(groups):
 		page.Next = position{Group: pos.Group + 1, Scope: hash}.encode()
 	}
@@ -147,7 +133,7 @@ func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor)
 	if err != nil {
 		return provider.Page[provider.Member]{}, err
 	}
-	users, next, err := s.groupUsers(ctx, groupID, pos.After)
+	users, next, err := s.groupUsers(ctx, groupID, pos.Link)
 	if err != nil {
 		return provider.Page[provider.Member]{}, err
 	}
@@ -158,20 +144,17 @@ func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor)
 		}
 	}
 	if next != "" {
-		page.Next = position{After: next}.encode()
+		page.Next = position{Link: next}.encode()
 	}
 	return page, nil
 }
 
-// groupUsers reads one page of /api/v1/groups/{id}/users.
-func (s *Source) groupUsers(ctx context.Context, groupID, after string) ([]*okta.User, string, error) {
-	ctx, tr := withTrace(ctx)
-	users, resp, err := s.client.Group.ListGroupUsers(ctx, url.PathEscape(groupID),
-		&query.Params{Limit: int64(s.pageSize), After: after})
-	if err := s.check(ctx, tr, resp, err, "list the members of group "+groupID, after); err != nil {
-		return nil, "", err
-	}
-	next, err := nextAfter(resp)
+// groupUsers reads one page of /api/v1/groups/{id}/users: the first, or
+// the one at link.
+func (s *Source) groupUsers(ctx context.Context, groupID, link string) ([]*okta.User, string, error) {
+	var users []*okta.User
+	next, _, err := s.listPage(ctx, "/api/v1/groups/"+escape(groupID)+"/users", &query.Params{Limit: int64(s.pageSize)},
+		link, &users, "list the members of group "+groupID, provider.ErrInvalidData)
 	return users, next, err
 }
 
