@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/rules"
 )
 
 // maxDocument is the largest document (a CSV) POST /documents accepts.
@@ -132,6 +133,9 @@ func (s *server) uploadDocument(c *gin.Context) error {
 // saveDocument stores an uploaded file of at most maxDocument bytes and
 // audits it.
 func (s *server) saveDocument(ctx context.Context, name, contentType string, r io.Reader) (*directory.Document, error) {
+	if msg := rules.TextProblem(name, maxDocumentName, false); msg != "" {
+		return nil, errInvalidField("file", "file name %s", msg)
+	}
 	if contentType == "" || contentType == "application/octet-stream" {
 		contentType = "text/csv"
 	}

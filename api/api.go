@@ -154,7 +154,7 @@ func (s *server) routes() http.Handler {
 		g.GET("/readyz", s.readyz)
 	}
 
-	v1 := r.Group("/api/v1", s.auth)
+	v1 := r.Group("/api/v1", s.auth, s.checkParams)
 	h := s.handle
 
 	v1.POST("/profiles", h(s.createProfile))

@@ -79,7 +79,11 @@ func (s *server) createUser(c *gin.Context) error {
 		LastName: req.LastName, Email: req.Email}) {
 		errs = append(errs, profile.FieldError{Field: f, Message: "required"})
 	}
-	if req.Email != "" && !rules.ValidEmail(req.Email) {
+	checkText(&errs, "username", req.Username, rules.MaxUsernameLength)
+	checkText(&errs, "firstName", req.FirstName, rules.MaxNameLength)
+	checkText(&errs, "lastName", req.LastName, rules.MaxNameLength)
+	checkText(&errs, "email", req.Email, rules.MaxEmailLength)
+	if req.Email != "" && !rules.ValidEmail(req.Email) && rules.TextProblem(req.Email, rules.MaxEmailLength, false) == "" {
 		errs = append(errs, profile.FieldError{Field: "email", Message: "not a valid email address"})
 	}
 	u := &directory.User{Username: req.Username, FirstName: req.FirstName, LastName: req.LastName,
@@ -201,6 +205,10 @@ func readName(c *gin.Context) (string, error) {
 	name := strings.TrimSpace(req.Name)
 	if name == "" {
 		return "", errInvalidField("name", "required")
+	}
+	var errs profile.FieldErrors
+	if checkText(&errs, "name", name, rules.MaxNameLength); len(errs) > 0 {
+		return "", errs
 	}
 	return name, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/rules"
 )
 
 // Audit actions of profile changes.
@@ -57,7 +58,10 @@ func (s *server) readProfile(ctx context.Context, body []byte, old *profile.Conf
 		errs = append(errs, profile.FieldError{Field: "provider",
 			Message: "cannot change the provider of a profile; create a new profile instead"})
 	}
-	if v := cfg.CSV; v != nil && cfg.Provider == profile.ProviderCSV && v.Source == profile.CSVDocument && v.DocumentID != "" {
+	// An id Validate refused (a NUL) is not looked up: the database would
+	// refuse it too, as a server error.
+	if v := cfg.CSV; v != nil && cfg.Provider == profile.ProviderCSV && v.Source == profile.CSVDocument && v.DocumentID != "" &&
+		rules.TextProblem(v.DocumentID, maxIDLength, false) == "" {
 		if _, err := s.store.GetDocument(ctx, v.DocumentID); errors.Is(err, directory.ErrNotFound) {
 			errs = append(errs, profile.FieldError{Field: "csv.documentId", Message: "no such document"})
 		} else if err != nil {

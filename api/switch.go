@@ -11,6 +11,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/rules"
 )
 
 // maxSwitchUsernames bounds one switch-directory request, like a page.
@@ -52,6 +53,13 @@ type SwitchOutcome struct {
 func (s *server) switchUsers(ctx context.Context, directoryKey string, usernames []string) (*SwitchOutcome, error) {
 	key := strings.TrimSpace(directoryKey)
 	var errs profile.FieldErrors
+	checkText(&errs, "directoryKey", key, maxIDLength)
+	for i, u := range usernames {
+		checkText(&errs, indexed("usernames", i), u, rules.MaxUsernameLength)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	switch {
 	case key == "":
 		errs = append(errs, profile.FieldError{Field: "directoryKey", Message: "required"})

@@ -4,10 +4,24 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/usersync/usersync/secret"
 )
+
+// fuzzStored are stored profiles FuzzProfile merges each body into, with
+// every secret fuzzSecret, at the default addresses.
+const fuzzSecret = "stored-secret-value"
+
+var fuzzStored = map[string]*Config{
+	ProviderAzure: {Provider: ProviderAzure, Azure: &Azure{TenantID: "t", ClientID: "c", ClientSecret: fuzzSecret, Cloud: CloudGlobal}},
+	ProviderOkta:  {Provider: ProviderOkta, Okta: &Okta{OrgURL: "https://example.okta.com", APIToken: fuzzSecret, PrivateKey: fuzzSecret}},
+	ProviderCSV: {Provider: ProviderCSV, CSV: &CSV{Source: CSVRemote, URL: "https://files.example.com/p.csv?sig=" + fuzzSecret,
+		Password: fuzzSecret, DefaultPassword: fuzzSecret}},
+}
 
 // fuzzBox seals in FuzzProfile; one key for the whole run keeps it cheap.
 var fuzzBox = func() *secret.Box {
@@ -34,6 +48,13 @@ func FuzzProfile(f *testing.F) {
 		`{"name":"x","provider":"csv","csv":{"Password":"case"},"attributeMap":{"a":"b"},"safety":{"maxDisables":-1}}`,
 		`{"name":"x","azure":{"tenantID":"typo"}}`,
 		`[1,2]`,
+		// Control characters and overlong text are refused, the field named.
+		`{"name":"N\u0000","provider":"csv","csv":{"source":"document","documentId":"d\u0007","userMatchField":"user\tname","delimiter":"\t"},"attributeMap":{"a\u0000":"b"}}`,
+		`{"name":"Okta","provider":"okta","okta":{"orgUrl":"example.okta.com","clientId":"c","privateKey":"-----BEGIN\r\nKEY\n-----END","keyId":"k\u001b"}}`,
+		`{"name":"x","provider":"azure","azure":{"tenantId":"t","clientId":"` + strings.Repeat("c", 300) + `","clientSecret":"s"},"groups":["g\u0000"]}`,
+		// A moved address with the secret omitted is refused.
+		`{"name":"Entra","provider":"azure","azure":{"tenantId":"t","clientId":"c","authorityUrl":"https://evil.example"},"groups":["g"]}`,
+		`{"name":"People","provider":"csv","csv":{"url":"https://evil.example/p.csv?"}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -61,6 +82,37 @@ func FuzzProfile(f *testing.F) {
 		if again := cfg.Validate(); !reflect.DeepEqual(errs, again) {
 			t.Fatalf("Validate is not deterministic: %v then %v", errs, again)
 		}
+		// A valid profile holds no control character (but a PEM key's
+		// line breaks and a tab delimiter) and nothing over its limit.
+		if len(errs) == 0 {
+			walkText(reflect.ValueOf(cfg).Elem(), "", func(field, v string) {
+				for _, r := range v {
+					if unicode.IsControl(r) && !(multilineFields[field] && (r == '\t' || r == '\n' || r == '\r')) {
+						t.Fatalf("valid profile with a control character in %s: %q", field, v)
+					}
+				}
+			})
+			for i, g := range cfg.Groups {
+				if strings.ContainsFunc(g, unicode.IsControl) || len([]rune(g)) > maxGroupIDLength {
+					t.Fatalf("valid profile with groups[%d] = %q", i, g)
+				}
+			}
+		}
+		// No secret stored for one address is kept for another.
+		if stored := fuzzStored[cfg.Provider]; stored != nil {
+			next := cfg.clone()
+			next.sent = cfg.sent
+			moved := EndpointChanges(stored, next)
+			refused := MergeSecrets(stored, next)
+			if len(moved) > 0 {
+				secretFields(next, func(path string, v reflect.Value) {
+					if slices.Contains(endpointSecrets[next.Provider], path) && !cfg.sent[path] && v.String() != "" &&
+						v.String() == fuzzSecret {
+						t.Fatalf("%s kept for a moved address (%v); refused %v", path, moved, refused)
+					}
+				})
+			}
+		}
 
 		clear, sealed, err := Seal(fuzzBox, cfg)
 		if err != nil {
@@ -83,7 +135,7 @@ func FuzzProfile(f *testing.F) {
 			}
 		})
 		if other.CSV != nil { // csv.url's query is a secret too
-			if base, q, has := splitQuery(other.CSV.URL); has {
+			if base, q, _ := splitQuery(other.CSV.URL); q != "" {
 				other.CSV.URL = base + "?" + q + "-changed"
 			}
 		}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"regexp"
 	"regexp/syntax"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -208,6 +210,7 @@ func (c *Config) Validate() FieldErrors {
 			errs.add(fmt.Sprintf("groups[%d]", i), "empty group id")
 		}
 	}
+	c.validateText(&errs)
 	c.validateGroupSync(&errs)
 	c.validateAttributeMap(&errs)
 	c.Schedule.validate(&errs)
@@ -395,4 +398,124 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Maximum lengths of profile text, in characters (API.md, "Limits"). A
+// field not listed here has DefaultMaxText.
+const (
+	DefaultMaxText    = 256
+	MaxURLLength      = 2048
+	MaxSecretLength   = 1024
+	MaxPrivateKey     = 16384
+	MaxPatternLength  = 1000
+	MaxGroups         = 1000
+	MaxMapEntries     = 200
+	maxMapTextLength  = 256
+	maxGroupIDLength  = 256
+)
+
+// textLimits are the fields whose maximum is not DefaultMaxText.
+var textLimits = map[string]int{
+	"name":               MaxNameLength,
+	"azure.graphBaseUrl": MaxURLLength, "azure.authorityUrl": MaxURLLength,
+	"okta.orgUrl": MaxURLLength, "csv.url": MaxURLLength,
+	"azure.clientSecret": MaxSecretLength, "okta.apiToken": MaxSecretLength,
+	"csv.password": MaxSecretLength, "csv.defaultPassword": MaxSecretLength,
+	"okta.privateKey":   MaxPrivateKey,
+	"groupSync.pattern": MaxPatternLength,
+}
+
+// multilineFields may hold line breaks (a PEM key) or are a tab
+// (the CSV delimiter).
+var multilineFields = map[string]bool{"okta.privateKey": true, "csv.delimiter": true}
+
+// validateText refuses control characters and overlong values in every
+// text of the profile, naming the field: they end up in provider requests,
+// the audit log and the admin page.
+func (c *Config) validateText(errs *FieldErrors) {
+	check := func(field, v string, max int) {
+		if !utf8.ValidString(v) {
+			errs.add(field, "is not valid UTF-8")
+			return
+		}
+		for i, r := range []rune(v) {
+			if unicode.IsControl(r) && !(multilineFields[field] && (r == '\t' || r == '\n' || r == '\r')) {
+				errs.add(field, "must not contain control characters (%U at character %d)", r, i+1)
+				return
+			}
+		}
+		if field == "name" {
+			return // Validate says "at most 100 characters" already
+		}
+		if n := utf8.RuneCountInString(v); n > max {
+			errs.add(field, "at most %d characters (got %d)", max, n)
+		}
+	}
+	walkText(reflect.ValueOf(c).Elem(), "", func(field, v string) {
+		max, ok := textLimits[field]
+		if !ok {
+			max = DefaultMaxText
+		}
+		check(field, v, max)
+	})
+	if len(c.Groups) > MaxGroups {
+		errs.add("groups", "at most %d groups", MaxGroups)
+	}
+	for i, g := range c.Groups {
+		check(fmt.Sprintf("groups[%d]", i), g, maxGroupIDLength)
+	}
+	for _, m := range []struct {
+		field string
+		v     map[string]string
+	}{{"attributeMap", c.AttributeMap}, {"csv.columnMap", c.columnMap()}} {
+		if len(m.v) > MaxMapEntries {
+			errs.add(m.field, "at most %d entries", MaxMapEntries)
+		}
+		keys := make([]string, 0, len(m.v))
+		for k := range m.v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			field := m.field + "." + strings.ToValidUTF8(k, "\uFFFD")
+			check(field, k, maxMapTextLength)
+			check(field, m.v[k], maxMapTextLength)
+		}
+	}
+}
+
+func (c *Config) columnMap() map[string]string {
+	if c.CSV == nil {
+		return nil
+	}
+	return c.CSV.ColumnMap
+}
+
+// walkText calls fn with the dotted JSON path and value of every string
+// field of v (a struct), through nested structs and pointers to them.
+func walkText(v reflect.Value, prefix string, fn func(field, v string)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Pointer {
+			if fv.IsNil() {
+				continue
+			}
+			fv = fv.Elem()
+		}
+		switch fv.Kind() {
+		case reflect.String:
+			fn(prefix+name, fv.String())
+		case reflect.Struct:
+			walkText(fv, prefix+name+".", fn)
+		}
+	}
 }

@@ -221,3 +221,21 @@ func TestAdminPickerCursorIsOpaque(t *testing.T) {
 	require.Equal(t, http.StatusOK, p.status, p.body)
 	assert.Contains(t, p.body, `"g3"`)
 }
+
+// TestAdminPagesRefuseNULs is item 8 on the admin page, on both
+// databases: a NUL in a query value or id answered 500 on PostgreSQL.
+func TestAdminPagesRefuseNULs(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		b := e.browser()
+		b.signIn()
+		for _, path := range []string{"/users?q=a%00b", "/users?cursor=%00", "/users/a%00", "/groups?q=%00", "/groups/%00",
+			"/runs?profile=%00", "/runs/%00", "/audit?subject=%00", "/profiles/%00", "/profiles?cursor=%FF",
+			"/documents?cursor=%00"} {
+			p := b.get(path)
+			assert.Equal(t, http.StatusBadRequest, p.status, path)
+		}
+		p := b.get("/runs/%00/status.json")
+		assert.Equal(t, http.StatusBadRequest, p.status)
+		assert.Equal(t, http.StatusOK, b.get("/users?q=zo%C3%AB").status)
+	})
+}

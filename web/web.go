@@ -30,6 +30,7 @@ import (
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/rules"
 )
 
 //go:embed templates/*.html
@@ -216,6 +217,10 @@ func (a *admin) wrap(h func(q *request) error, multipart, touch bool) http.Handl
 			return
 		}
 		q := &request{w: w, r: r, se: se, a: a}
+		if msg := badParams(r); msg != "" {
+			a.render(w, r, se, http.StatusBadRequest, "error", "Bad request", "", errorView{Message: msg})
+			return
+		}
 		if r.Method == http.MethodPost && !a.checkCSRF(q, multipart) {
 			a.render(w, r, se, http.StatusForbidden, "error", "Refused", "",
 				errorView{Message: "The form was refused: it did not carry this session's security token, or came from another site. Reload the page and try again."})
@@ -258,6 +263,10 @@ func (a *admin) json(h func(q *request) (any, error)) http.Handler {
 		se := a.sessions.read(r)
 		if se == nil {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "signed out"})
+			return
+		}
+		if msg := badParams(r); msg != "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
 			return
 		}
 		q := &request{w: w, r: r, se: se, a: a}
@@ -409,4 +418,23 @@ func escape(s string) string { return url.PathEscape(s) }
 // post): refused as a field error, as the API refuses a bad value.
 func errBadForm(field, format string, args ...any) error {
 	return profile.FieldErrors{{Field: field, Message: fmt.Sprintf(format, args...)}}
+}
+
+// badParams says what is wrong with a path id or query value the store
+// could not take (a NUL, bytes that are not UTF-8, an overlong value),
+// "" when nothing is: PostgreSQL refuses a NUL as a server error.
+func badParams(r *http.Request) string {
+	if id := r.PathValue("id"); id != "" {
+		if msg := rules.TextProblem(id, 256, false); msg != "" {
+			return "The address is not valid: its id " + msg + "."
+		}
+	}
+	for key, values := range r.URL.Query() {
+		for _, v := range values {
+			if msg := rules.TextProblem(v, 4096, false); msg != "" {
+				return fmt.Sprintf("The address is not valid: %s %s.", strings.ToValidUTF8(key, "?"), msg)
+			}
+		}
+	}
+	return ""
 }
