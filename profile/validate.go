@@ -403,15 +403,15 @@ func isLoopback(host string) bool {
 // Maximum lengths of profile text, in characters (API.md, "Limits"). A
 // field not listed here has DefaultMaxText.
 const (
-	DefaultMaxText    = 256
-	MaxURLLength      = 2048
-	MaxSecretLength   = 1024
-	MaxPrivateKey     = 16384
-	MaxPatternLength  = 1000
-	MaxGroups         = 1000
-	MaxMapEntries     = 200
-	maxMapTextLength  = 256
-	maxGroupIDLength  = 256
+	DefaultMaxText   = 256
+	MaxURLLength     = 2048
+	MaxSecretLength  = 1024
+	MaxPrivateKey    = 16384
+	MaxPatternLength = 1000
+	MaxGroups        = 1000
+	MaxMapEntries    = 200
+	maxMapTextLength = 256
+	maxGroupIDLength = 256
 )
 
 // textLimits are the fields whose maximum is not DefaultMaxText.
