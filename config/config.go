@@ -270,6 +270,37 @@ func (c *Config) Require(envs ...string) error {
 	return fmt.Errorf("%s are required but not set", strings.Join(missing, " and "))
 }
 
+// MinAPITokenLength is the shortest API token a process accepts: the token
+// is the admin's password as well as the bearer token, and 32 characters
+// of `openssl rand -hex 32` cannot be guessed however fast one tries.
+const MinAPITokenLength = 32
+
+// placeholderTokens are the values examples and tutorials use for a token
+// (examples/compose.env says change-me), lower-cased; a token that is one
+// of them, or contains one as a run of a longer placeholder, is refused.
+var placeholderTokens = []string{"change-me", "changeme", "change_me", "replace-me", "replaceme", "your-token",
+	"your-api-token", "api-token", "apitoken", "secret", "password", "token", "example", "default", "test", "dev"}
+
+// CheckAPIToken refuses an API token that is too short, a known
+// placeholder, or one character repeated, with a message that says how to
+// make a good one. `usersync dev` generates a good one when none is set.
+func CheckAPIToken(tok string) error {
+	const fix = "use a random token of at least 32 characters, e.g. `openssl rand -hex 32`"
+	lower := strings.ToLower(strings.TrimSpace(tok))
+	for _, p := range placeholderTokens {
+		if lower == p || strings.Trim(lower, "-_0123456789") == p {
+			return fmt.Errorf("%w: USERSYNC_API_TOKEN is a placeholder (%q); %s", ErrInvalid, p, fix)
+		}
+	}
+	if n := len([]rune(tok)); n < MinAPITokenLength {
+		return fmt.Errorf("%w: USERSYNC_API_TOKEN is %d characters, fewer than %d; %s", ErrInvalid, n, MinAPITokenLength, fix)
+	}
+	if strings.Count(tok, tok[:1]) == len(tok) {
+		return fmt.Errorf("%w: USERSYNC_API_TOKEN is one character repeated; %s", ErrInvalid, fix)
+	}
+	return nil
+}
+
 // redacted is what a secret prints as; redactedURLPart is the same inside a
 // URL, where brackets would be percent-encoded.
 const (

@@ -286,3 +286,24 @@ func TestSecretKeysOld(t *testing.T) {
 		t.Fatalf("String() = %s", s)
 	}
 }
+
+func TestCheckAPIToken(t *testing.T) {
+	for tok, want := range map[string]string{
+		"t":                                    "fewer than 32",
+		"change-me":                            "placeholder",
+		"Change-Me":                            "placeholder",
+		"changeme-000000000000000000000000000": "placeholder",
+		"token":                                "placeholder",
+		strings.Repeat("x", 64):                "one character repeated",
+		"0123456789abcdef0123456789abcde":      "31 characters",
+		"0123456789abcdef0123456789abcdef":     "",
+	} {
+		err := CheckAPIToken(tok)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("CheckAPIToken(%q) = %v, want nil", tok, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrInvalid)):
+			t.Errorf("CheckAPIToken(%q) = %v, want %q", tok, err, want)
+		}
+	}
+}

@@ -174,9 +174,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	e := newFaultEnv(t, tmp.Client, tmp.Address)
 	e.workerEnv = []string{"SSL_CERT_FILE=" + trustFile(t, files.srv.Certificate()), "USERSYNC_LOG_LEVEL=debug"}
 	port := freePort(t)
-	apiProc := e.startProcess("api", []string{"USERSYNC_API_TOKEN=leak-token", "USERSYNC_LISTEN=127.0.0.1:" + strconv.Itoa(port)}, "api")
+	apiProc := e.startProcess("api", []string{"USERSYNC_API_TOKEN=leak-token-0123456789abcdef0123456789", "USERSYNC_LISTEN=127.0.0.1:" + strconv.Itoa(port)}, "api")
 	worker := e.startWorker("worker", 0)
-	c := &recordingAPI{t: t, base: "http://127.0.0.1:" + strconv.Itoa(port), token: "leak-token"}
+	c := &recordingAPI{t: t, base: "http://127.0.0.1:" + strconv.Itoa(port), token: "leak-token-0123456789abcdef0123456789"}
 	for deadline := time.Now().Add(time.Minute); ; {
 		if resp, err := http.Get(c.base + "/readyz"); err == nil {
 			resp.Body.Close()

@@ -107,7 +107,7 @@ func TestFaultAPIDrainsOnSIGTERM(t *testing.T) {
 	e := newFaultEnv(t, tmp.Client, tmp.Address)
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	api := e.startProcess("api", []string{"USERSYNC_API_TOKEN=drain-token", "USERSYNC_LISTEN=127.0.0.1:" + strconv.Itoa(port)}, "api")
+	api := e.startProcess("api", []string{"USERSYNC_API_TOKEN=drain-token-0123456789abcdef0123456789", "USERSYNC_LISTEN=127.0.0.1:" + strconv.Itoa(port)}, "api")
 	deadline := time.Now().Add(time.Minute)
 	for {
 		resp, err := http.Get(base + "/readyz")
@@ -137,7 +137,7 @@ func TestFaultAPIDrainsOnSIGTERM(t *testing.T) {
 		pw.Close()
 	}()
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/documents", pr)
-	req.Header.Set("Authorization", "Bearer drain-token")
+	req.Header.Set("Authorization", "Bearer drain-token-0123456789abcdef0123456789")
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	type result struct {
 		status int

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/usersync/usersync/config"
 	"github.com/usersync/usersync/secret"
 )
 
@@ -28,6 +29,13 @@ func runDev(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	tokenFrom := "USERSYNC_API_TOKEN"
+	if cfg.APIToken != "" {
+		// dev serves on a real port too; a token someone chose is held to
+		// the rule a generated one meets.
+		if err := config.CheckAPIToken(cfg.APIToken); err != nil {
+			return fmt.Errorf("%w (or unset it: dev then generates one)", err)
+		}
+	}
 	if cfg.APIToken == "" {
 		path := filepath.Join(cfg.DataDir, devTokenFile)
 		if cfg.APIToken, err = loadOrCreateToken(path); err != nil {

@@ -212,6 +212,9 @@ func (d *doctor) checkConfig() {
 	}
 	if d.cfg.APIToken == "" {
 		d.warn("USERSYNC_API_TOKEN", "set it where `usersync api` runs", "not set: `usersync api` needs it (the worker does not)")
+	} else if err := config.CheckAPIToken(d.cfg.APIToken); err != nil {
+		d.fail("USERSYNC_API_TOKEN", "set a random token, e.g. from openssl rand -hex 32", "%s",
+			strings.TrimPrefix(err.Error(), config.ErrInvalid.Error()+": "))
 	}
 	if d.cfg.Database == "" {
 		d.warn("DATABASE_URL", "set DATABASE_URL=postgres://… for anything but a laptop",

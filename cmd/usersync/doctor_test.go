@@ -83,7 +83,7 @@ func (w *doctorWorld) addProfile(name string, box *secret.Box, edit func(*profil
 
 func (w *doctorWorld) env(temporal string, extra map[string]string) map[string]string {
 	m := map[string]string{"DATABASE_URL": w.url, "TEMPORAL_ADDRESS": temporal, "TEMPORAL_TASK_QUEUE": w.queue,
-		"USERSYNC_SECRET_KEY": w.key, "USERSYNC_API_TOKEN": "t", "USERSYNC_LOG_LEVEL": "error"}
+		"USERSYNC_SECRET_KEY": w.key, "USERSYNC_API_TOKEN": "doctor-test-token-0123456789abcdef", "USERSYNC_LOG_LEVEL": "error"}
 	for k, v := range extra {
 		m[k] = v
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/usersync/usersync/config"
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/schema"
+	"github.com/usersync/usersync/secret"
 )
 
 // runCmd runs a command line in-process with the given environment.
@@ -208,4 +209,28 @@ func mustConfig(t *testing.T, args ...string) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// TestWeakAPITokenRefusedAtStart is issue 13's item 4: a one-character
+// token was accepted. api (and dev, given a token) refuse one shorter than
+// 32 characters, or a known placeholder, before opening anything.
+func TestWeakAPITokenRefusedAtStart(t *testing.T) {
+	ctx := context.Background()
+	key := secret.GenerateKey()
+	for _, tc := range []struct{ cmd, token, want string }{
+		{"api", "t", "USERSYNC_API_TOKEN is 1 characters, fewer than 32"},
+		{"api", "change-me", `USERSYNC_API_TOKEN is a placeholder ("change-me")`},
+		{"api", "CHANGEME", `placeholder ("changeme")`},
+		{"api", strings.Repeat("a", 40), "one character repeated"},
+		{"dev", "short-token", "fewer than 32"},
+	} {
+		code, _, errOut := runCmd(t, ctx, map[string]string{"USERSYNC_API_TOKEN": tc.token, "USERSYNC_SECRET_KEY": key,
+			"USERSYNC_DATA_DIR": t.TempDir(), "TEMPORAL_ADDRESS": "127.0.0.1:1"}, tc.cmd)
+		if code != 1 || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "openssl rand -hex 32") {
+			t.Errorf("%s with token %q: exit %d, stderr %q, want %q", tc.cmd, tc.token, code, errOut, tc.want)
+		}
+		if strings.Contains(errOut, tc.token) && len(tc.token) > 10 {
+			t.Errorf("the refused token is printed: %q", errOut)
+		}
+	}
 }

@@ -48,7 +48,7 @@ func TestMetricsAfterARun(t *testing.T) {
 		"TEMPORAL_TASK_QUEUE": "usersync-metrics-test",
 		"DATABASE_URL":        "sqlite:" + filepath.Join(dir, "usersync.db"),
 		"USERSYNC_SECRET_KEY": secret.GenerateKey(),
-		"USERSYNC_API_TOKEN":  "metrics-test-token",
+		"USERSYNC_API_TOKEN":  "metrics-test-token-0123456789abcdef",
 		"USERSYNC_LISTEN":     "127.0.0.1:" + strconv.Itoa(apiPort),
 		"USERSYNC_LOG_LEVEL":  "warn",
 	}

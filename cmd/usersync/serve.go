@@ -51,6 +51,9 @@ func runAPI(ctx context.Context, e *env, args []string) error {
 	if err := cfg.Require("USERSYNC_API_TOKEN", "USERSYNC_SECRET_KEY"); err != nil {
 		return err
 	}
+	if err := config.CheckAPIToken(cfg.APIToken); err != nil {
+		return err
+	}
 	return serve(ctx, e, cfg, services{api: true})
 }
 
@@ -170,6 +173,9 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 			ProviderGroups: obs.providerGroups(store, box, log),
 			Progress:       progress(wf),
 			Metrics:        obs.reg,
+			// One throttle for the API and the admin page: a wrong token
+			// counts the same through either.
+			SignIns: api.NewSignInThrottle(obs.reg),
 		}
 		// The admin page (package web) at "/": same options, so it runs
 		// the API's own service layer.
