@@ -138,7 +138,7 @@ func skip(ctx workflow.Context, in ScheduledInput, res ScheduledResult, busy boo
 	if err != nil {
 		return err
 	}
-	workflow.SetCurrentDetails(ctx, "**skipped** · "+res.Skipped)
+	workflow.SetCurrentDetails(ctx, "**skipped** · "+md(res.Skipped))
 	return nil
 }
 
@@ -157,7 +157,7 @@ func tickOptions(ctx workflow.Context, summary string) workflow.Context {
 // runSummary and runDetails are the static summary and details a run
 // shows in the Temporal UI, whoever starts it.
 func runSummary(profileName, provider, trigger string, dryRun bool) string {
-	s := fmt.Sprintf("Sync %s (%s) — %s", profileName, provider, trigger)
+	s := fmt.Sprintf("Sync %s (%s) — %s", md(profileName), md(provider), md(trigger))
 	if dryRun {
 		s += " (dry run)"
 	}
@@ -166,7 +166,7 @@ func runSummary(profileName, provider, trigger string, dryRun bool) string {
 
 func runDetails(profileName, profileID, provider, trigger, runID string, dryRun bool) string {
 	d := fmt.Sprintf("**Profile** %s (`%s`), provider %s\n\n**Trigger** %s · **Run** `%s`",
-		profileName, profileID, provider, trigger, runID)
+		md(profileName), codeSpan(profileID), md(provider), md(trigger), codeSpan(runID))
 	if dryRun {
 		d += "\n\nDry run: plans the changes and writes nothing."
 	}

@@ -169,9 +169,9 @@ func (c *Client) scheduleAction(p *directory.Profile) *client.ScheduleWorkflowAc
 			ProfileNameKey.ValueSet(p.Name),
 			ProviderKey.ValueSet(p.Provider),
 		),
-		StaticSummary: fmt.Sprintf("Scheduled tick of %s (%s)", p.Name, p.Provider),
+		StaticSummary: fmt.Sprintf("Scheduled tick of %s (%s)", md(p.Name), md(p.Provider)),
 		StaticDetails: fmt.Sprintf("**Profile** %s (`%s`)\n\nStarts the profile's sync run as a child, "+
-			"or records a skipped run when one is going or the daily rule applies.", p.Name, p.ID),
+			"or records a skipped run when one is going or the daily rule applies.", md(p.Name), codeSpan(p.ID)),
 	}
 }
 

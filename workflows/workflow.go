@@ -440,7 +440,7 @@ func (r *run) details(ctx workflow.Context) {
 	head := r.progress.Phase
 	switch {
 	case r.progress.Status == directory.RunAwaitingApproval:
-		workflow.SetCurrentDetails(ctx, "**awaiting approval** · "+r.progress.Guard)
+		workflow.SetCurrentDetails(ctx, "**awaiting approval** · "+md(r.progress.Guard))
 		return
 	case r.progress.Status != directory.RunRunning:
 		head = r.progress.Status
