@@ -12,6 +12,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/directory/dbtest"
 	oktasim "github.com/usersync/usersync/idpsim/okta"
+	"github.com/usersync/usersync/internal/reqtable"
 	"github.com/usersync/usersync/profile"
 )
 
@@ -29,7 +30,7 @@ var oktaScope = []string{"Engineering", "Sales", oktasim.GroupContractors}
 
 func newOktaSide(t *testing.T, dialect string) *oktaSide {
 	sim := oktasim.New(oktasim.Config{Seed: 77, Users: 300})
-	srv := httptest.NewServer(sim)
+	srv := httptest.NewServer(reqtable.Check(t, "okta", sim))
 	t.Cleanup(srv.Close)
 	var groups []string
 	for _, name := range oktaScope {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	oktasim "github.com/usersync/usersync/idpsim/okta"
+	"github.com/usersync/usersync/internal/reqtable"
 )
 
 // oktaE2E is a simulated org synced through the API, Temporal and Postgres.
@@ -39,7 +40,7 @@ func TestOktaEndToEnd(t *testing.T) {
 	st := newStack(t, stackOptions{PageSize: 1000, Quiet: true})
 
 	sim := oktasim.New(oktasim.Config{Seed: 2024, Users: 10000})
-	org := httptest.NewServer(sim)
+	org := httptest.NewServer(reqtable.Check(t, "okta", sim))
 	defer org.Close()
 	e := &oktaE2E{t: t, c: st.api, sim: sim,
 		created: map[string]string{}, synced: sim.AppGroups()}

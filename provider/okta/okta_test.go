@@ -30,6 +30,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	oktasim "github.com/usersync/usersync/idpsim/okta"
+	"github.com/usersync/usersync/internal/reqtable"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 )
@@ -40,7 +41,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func simOrg(t *testing.T, cfg oktasim.Config) (*oktasim.Server, *httptest.Server) {
 	t.Helper()
 	sim := oktasim.New(cfg)
-	srv := httptest.NewServer(sim)
+	srv := httptest.NewServer(reqtable.Check(t, "okta", sim))
 	t.Cleanup(srv.Close)
 	return sim, srv
 }
