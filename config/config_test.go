@@ -70,6 +70,7 @@ func TestEveryVariableHasAFlag(t *testing.T) {
 		"USERSYNC_DATA_DIR":       {"/var/lib/usersync", func(c *Config) string { return c.DataDir }},
 		"USERSYNC_LOG_LEVEL":      {"debug", func(c *Config) string { return c.LogLevel }},
 		"USERSYNC_LOG_FORMAT":     {"json", func(c *Config) string { return c.LogFormat }},
+		"USERSYNC_OUTBOUND_ALLOW": {"10.1.2.0/24,127.0.0.1", func(c *Config) string { return c.OutboundAllow }},
 	}
 	for _, v := range Vars() {
 		if v.Hidden {
@@ -305,5 +306,17 @@ func TestCheckAPIToken(t *testing.T) {
 		case want != "" && (err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrInvalid)):
 			t.Errorf("CheckAPIToken(%q) = %v, want %q", tok, err, want)
 		}
+	}
+}
+
+func TestOutboundAllowNets(t *testing.T) {
+	c := &Config{OutboundAllow: " 10.1.2.3/24, 127.0.0.1 ,::1,"}
+	nets, err := c.OutboundAllowNets()
+	if err != nil || len(nets) != 3 || nets[0].String() != "10.1.2.0/24" || nets[1].String() != "127.0.0.1/32" || nets[2].String() != "::1/128" {
+		t.Fatalf("nets %v, err %v", nets, err)
+	}
+	c.OutboundAllow = "files.internal"
+	if _, err := c.OutboundAllowNets(); err == nil || !strings.Contains(err.Error(), "USERSYNC_OUTBOUND_ALLOW") {
+		t.Fatalf("err = %v", err)
 	}
 }

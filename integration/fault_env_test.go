@@ -139,6 +139,9 @@ func (e *faultEnv) startProcess(name string, extra []string, args ...string) *wo
 		"TEMPORAL_TASK_QUEUE="+e.queue,
 		"USERSYNC_SECRET_KEY="+e.key,
 		"USERSYNC_LOG_FORMAT=json",
+		// The test's file servers listen on loopback, which provider
+		// requests may reach only when allowed.
+		"USERSYNC_OUTBOUND_ALLOW=127.0.0.0/8",
 	)
 	cmd.Env = append(append(cmd.Env, e.workerEnv...), extra...)
 	out, err := os.Create(filepath.Join(e.t.TempDir(), name+".log"))

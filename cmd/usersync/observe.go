@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,8 +60,9 @@ type observability struct {
 	loopbackHTTP bool
 }
 
-func newObservability(loopbackHTTP bool) *observability {
-	return &observability{reg: metrics.NewRegistry(), providerHTTP: metrics.InstrumentClient(nil), loopbackHTTP: loopbackHTTP}
+func newObservability(loopbackHTTP bool, allow []netip.Prefix) *observability {
+	client := &http.Client{Transport: outboundTransport(outboundPolicy{allow: allow, loopback: loopbackHTTP})}
+	return &observability{reg: metrics.NewRegistry(), providerHTTP: metrics.InstrumentClient(client), loopbackHTTP: loopbackHTTP}
 }
 
 // deps are the activities' dependencies with the counted provider client.

@@ -96,7 +96,11 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 
 	// One registry for the whole process: the API's requests, the runs the
 	// worker ends, provider calls and the Temporal SDK's own metrics.
-	obs := newObservability(s.loopbackHTTP)
+	allow, err := cfg.OutboundAllowNets()
+	if err != nil {
+		return err
+	}
+	obs := newObservability(s.loopbackHTTP, allow)
 	tc, err := dialTemporal(ctx, cfg, log, obs.temporalOptions(store, log, s.worker))
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@ package csv
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/usersync/usersync/provider"
 )
@@ -44,9 +46,13 @@ func (s *Source) resolve(header []string, line int) (*layout, error) {
 		}
 		key := strings.ToLower(h)
 		if j, ok := index[key]; ok {
+			name := fmt.Sprintf("%q", h)
+			if !plausibleColumn(h) {
+				name = "name"
+			}
 			return nil, &provider.InvalidDataError{
 				Object: fmt.Sprintf("line %d", line),
-				Reason: fmt.Sprintf("duplicate column %q in header (columns %d and %d)", h, j+1, i+1),
+				Reason: fmt.Sprintf("duplicate column %s in header (columns %d and %d)", name, j+1, i+1),
 			}
 		}
 		index[key] = i
@@ -130,12 +136,24 @@ func (s *Source) resolve(header []string, line int) (*layout, error) {
 // of a ';' file read with ',' or the other way round.
 func (s *Source) describeHeader(names []string) string {
 	var found []string
+	hidden := 0
 	for _, n := range names {
-		if n != "" {
+		switch {
+		case n == "":
+		case !plausibleColumn(n):
+			hidden++
+		default:
 			found = append(found, n)
 		}
 	}
+	delimiterHint := ""
+	if len(names) == 1 && strings.ContainsAny(names[0], ",;\t|") {
+		delimiterHint = fmt.Sprintf(" (one single column: is the delimiter right? the profile uses %s)", s.delimiterName)
+	}
 	if len(found) == 0 {
+		if hidden > 0 {
+			return fmt.Sprintf("the first line has %d field(s) that do not look like column names", hidden) + delimiterHint
+		}
 		return "the header has no column names"
 	}
 	const maxListed = 30
@@ -144,9 +162,27 @@ func (s *Source) describeHeader(names []string) string {
 		more = fmt.Sprintf(", … (%d more)", len(found)-maxListed)
 		found = found[:maxListed]
 	}
-	msg := "found " + strings.Join(found, ", ") + more
-	if len(names) == 1 && strings.ContainsAny(names[0], ",;\t|") {
-		msg += fmt.Sprintf(" (one single column: is the delimiter right? the profile uses %s)", s.delimiterName)
+	if hidden > 0 {
+		more += fmt.Sprintf(" (and %d field(s) that do not look like column names)", hidden)
 	}
-	return msg
+	return "found " + strings.Join(found, ", ") + more + delimiterHint
+}
+
+// maxShownColumn is the longest header field an error message repeats.
+const maxShownColumn = 64
+
+// plausibleColumn tells whether a header field looks like a column name
+// and may be repeated in an error. A file downloaded from a URL is
+// whatever that server answered (a metrics page, an internal API's JSON):
+// an error must say what is wrong without quoting it back.
+func plausibleColumn(n string) bool {
+	if utf8.RuneCountInString(n) > maxShownColumn {
+		return false
+	}
+	for _, r := range n {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(" _-./()#&'", r)) {
+			return false
+		}
+	}
+	return !strings.HasPrefix(n, "#")
 }
