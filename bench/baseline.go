@@ -107,15 +107,16 @@ type baselineUser struct {
 	AccountEnabled *bool   `json:"accountEnabled"`
 	Department     *string `json:"department"`
 	JobTitle       *string `json:"jobTitle"`
-	Manager        *struct {
-		ID string `json:"id"`
-	} `json:"manager"`
+	Manager        []struct {
+		ID      string          `json:"id"`
+		Removed json.RawMessage `json:"@removed"`
+	} `json:"manager@delta"`
 }
 
-// baseline reads the pages the pipeline's full sync reads (the transitive
-// user members of the root group, with the same $select, $expand and
-// $top) with net/http and encoding/json, and copies each page into a
-// table with COPY in a transaction of its own: the least a sync must do.
+// baseline reads the pages the pipeline's full sync reads for its users
+// (the users delta function's initial round, with the same $select and
+// the manager) with net/http and encoding/json, and copies each page into
+// a table with COPY in a transaction of its own: the least a sync must do.
 func (e *env) baseline(ctx context.Context, ten *graph.Tenant) (Baseline, error) {
 	var b Baseline
 	if _, err := e.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS bench_baseline (external_id TEXT, username TEXT,
@@ -125,7 +126,6 @@ func (e *env) baseline(ctx context.Context, ten *graph.Tenant) (Baseline, error)
 	if _, err := e.db.ExecContext(ctx, `TRUNCATE bench_baseline`); err != nil {
 		return b, err
 	}
-	root, _ := ten.GroupByName("All Staff")
 	hc := e.simSrv.Client()
 	start := time.Now()
 	c := ten.Client()
@@ -143,9 +143,8 @@ func (e *env) baseline(ctx context.Context, ten *graph.Tenant) (Baseline, error)
 	if err != nil {
 		return b, err
 	}
-	next := e.simSrv.URL + "/v1.0/groups/" + root.ID + "/transitiveMembers/microsoft.graph.user?" + url.Values{
-		"$select": {"id,userPrincipalName,givenName,surname,mail,accountEnabled,department,jobTitle"},
-		"$expand": {"manager($select=id)"}, "$top": {"999"}}.Encode()
+	next := e.simSrv.URL + "/v1.0/users/delta?" + url.Values{
+		"$select": {"id,userPrincipalName,givenName,surname,mail,accountEnabled,department,jobTitle,manager"}}.Encode()
 	for next != "" {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
 		if err != nil {
@@ -193,8 +192,10 @@ func (e *env) copyPage(ctx context.Context, users []baselineUser) error {
 	}
 	for _, u := range users {
 		mgr := ""
-		if u.Manager != nil {
-			mgr = u.Manager.ID
+		for _, m := range u.Manager {
+			if m.Removed == nil {
+				mgr = m.ID
+			}
 		}
 		attrs, _ := json.Marshal(map[string]*string{"department": u.Department, "title": u.JobTitle}) //nolint:errchkjson // strings
 		if _, err := stmt.ExecContext(ctx, u.ID, u.UPN, u.GivenName, u.Surname, u.Mail,
