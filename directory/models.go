@@ -38,6 +38,9 @@ const (
 	RunCancelled        = "cancelled"
 	RunBlocked          = "blocked"
 	RunSkipped          = "skipped"
+	// RunPartial: the run applied everything but what the licence
+	// refused (users it did not create or re-enable, each in the ledger).
+	RunPartial = "partial"
 )
 
 // Run phases.
@@ -122,14 +125,17 @@ type Role struct {
 // RunCounts are the counts of a run; every field is exact after a crash and
 // a resume because each is advanced in the transaction that does the work.
 type RunCounts struct {
-	Fetched            int `json:"fetched"`
-	Created            int `json:"created"`
-	Updated            int `json:"updated"`
-	Unchanged          int `json:"unchanged"`
-	Disabled           int `json:"disabled"`
-	Reenabled          int `json:"reenabled"`
-	Skipped            int `json:"skipped"`
-	Conflicts          int `json:"conflicts"`
+	Fetched   int `json:"fetched"`
+	Created   int `json:"created"`
+	Updated   int `json:"updated"`
+	Unchanged int `json:"unchanged"`
+	Disabled  int `json:"disabled"`
+	Reenabled int `json:"reenabled"`
+	Skipped   int `json:"skipped"`
+	Conflicts int `json:"conflicts"`
+	// LicenceRefused are users the run would have created or re-enabled
+	// beyond the licence: not created, left disabled.
+	LicenceRefused     int `json:"licenceRefused"`
 	GroupsCreated      int `json:"groupsCreated"`
 	MembershipsAdded   int `json:"membershipsAdded"`
 	MembershipsRemoved int `json:"membershipsRemoved"`

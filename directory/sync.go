@@ -166,6 +166,10 @@ type FetchedPage struct {
 type PlanInput struct {
 	DirectoryKey string
 	DryRun       bool // a dry run records the planned numbers as the run's counts
+	// LicenceLimit caps the active users of all directories (0: none).
+	// Disables and updates always apply; creations and re-enables beyond
+	// it are refused, each recorded with the reason.
+	LicenceLimit int
 }
 
 // PlanOutcome is what the plan found, with the numbers the guard and the

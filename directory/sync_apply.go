@@ -304,7 +304,7 @@ WHERE users.id = p.user_id AND `+fmt.Sprintf(planRange, acts), st.at, st.runID, 
 }
 
 func (s *SQLStore) applySkip(ctx context.Context, tx *sqlx.Tx, st *applyState, cursor string) (string, bool, error) {
-	const acts = "('skipped', 'conflict')"
+	const acts = "('skipped', 'conflict', 'refused')"
 	lo, hi, ok, err := s.batchKeys(ctx, tx, st, acts, cursor)
 	if err != nil || !ok {
 		return "", true, err
@@ -324,8 +324,12 @@ WHERE `+fmt.Sprintf(planRange, acts)+` ORDER BY p.external_id`, st.runID, lo, hi
 		if subject == "" {
 			subject = r.ExternalID
 		}
+		action := r.Action
+		if action == actRefused {
+			action = LedgerLicenceRefused
+		}
 		st.entries = append(st.entries, ledgerEntry{subjectType: "user", subjectID: subject, username: r.Username,
-			action: r.Action, reason: reason})
+			action: action, reason: reason})
 	}
 	return hi, false, nil
 }
@@ -590,10 +594,14 @@ WHERE status = 'active' AND id IN (SELECT user_id FROM sync_plan WHERE run_id = 
 	return nil
 }
 
+// LedgerLicenceRefused is the ledger action of a user the licence did not
+// let a run create or re-enable.
+const LedgerLicenceRefused = "licence_refused"
+
 // auditAction names a ledger action in the audit log.
 func auditAction(e ledgerEntry) string {
 	switch e.action {
-	case "created", "updated", "disabled", "reenabled", "skipped", "conflict":
+	case "created", "updated", "disabled", "reenabled", "skipped", "conflict", LedgerLicenceRefused:
 		return "user_" + e.action
 	}
 	return e.action

@@ -19,6 +19,8 @@ const (
 	actSkipped   = "skipped"
 	actConflict  = "conflict"
 	actIgnore    = "ignore"
+	// actRefused: a creation or re-enable the licence does not allow.
+	actRefused = "refused"
 )
 
 // syncedActions are the plan actions of users that are in the directory and
@@ -72,6 +74,9 @@ func (s *SQLStore) Plan(ctx context.Context, runID string, in PlanInput) (*PlanO
 			if err := p.build(ctx); err != nil {
 				return err
 			}
+			if err := p.licence(ctx, in.LicenceLimit); err != nil {
+				return err
+			}
 		}
 		c, err := s.loadCounts(ctx, tx, runID)
 		if err != nil {
@@ -101,6 +106,8 @@ func (s *SQLStore) Plan(ctx context.Context, runID string, in PlanInput) (*PlanO
 				planned.Skipped = r.N
 			case actConflict:
 				planned.Conflicts = r.N
+			case actRefused:
+				planned.LicenceRefused = r.N
 			}
 		}
 		out.Counts = planned
@@ -119,7 +126,7 @@ func (s *SQLStore) Plan(ctx context.Context, runID string, in PlanInput) (*PlanO
 		}
 		// What plan alone decides is final now; what apply does is counted
 		// as it happens, except in a dry run where the plan is the result.
-		c.Unchanged, c.Skipped, c.Conflicts = planned.Unchanged, planned.Skipped, planned.Conflicts
+		c.Unchanged, c.Skipped, c.Conflicts, c.LicenceRefused = planned.Unchanged, planned.Skipped, planned.Conflicts, planned.LicenceRefused
 		if in.DryRun {
 			c = planned
 		}
@@ -131,6 +138,42 @@ func (s *SQLStore) Plan(ctx context.Context, runID string, in PlanInput) (*PlanO
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	return out, nil
+}
+
+// licence refuses the creations and re-enables that would take the active
+// users of all directories past limit, once the disables of this run are
+// counted: offboarding never waits for the licence, and what the licence
+// refuses is only bringing people in. Re-enables (people coming back) are
+// allowed before creations, each kind in username order, so the same
+// source and directory refuse the same users.
+func (p *planner) licence(ctx context.Context, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	var n struct {
+		Active   int `db:"active"`
+		Disables int `db:"disables"`
+		Adds     int `db:"adds"`
+	}
+	if err := p.s.get(ctx, p.tx, &n, `SELECT
+  (SELECT COUNT(*) FROM users WHERE status = 'active') AS active,
+  (SELECT COUNT(*) FROM sync_plan WHERE run_id = ? AND action = ?) AS disables,
+  (SELECT COUNT(*) FROM sync_plan WHERE run_id = ? AND action IN (?, ?)) AS adds`,
+		p.run, actDisable, p.run, actCreate, actReenable); err != nil {
+		return fmt.Errorf("plan licence: %w", err)
+	}
+	allowed := max(limit-(n.Active-n.Disables), 0)
+	if n.Adds <= allowed {
+		return nil
+	}
+	reason := fmt.Sprintf("licence limit %d reached: %d active users after this run's disables, %d more allowed, %d to add",
+		limit, n.Active-n.Disables, allowed, n.Adds)
+	return p.exec(ctx, "licence", `UPDATE sync_plan SET action = ?, reason = ?
+WHERE run_id = ? AND external_id IN (
+  SELECT p.external_id FROM sync_plan p JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id
+  WHERE p.run_id = ? AND p.action IN (?, ?)
+  ORDER BY CASE WHEN p.action = ? THEN 0 ELSE 1 END, s.username_lower, p.external_id
+  LIMIT ? OFFSET ?)`, actRefused, reason, p.run, p.run, actCreate, actReenable, actReenable, n.Adds-allowed, allowed)
 }
 
 // tuneSession gives the transaction's large joins the memory to hash in

@@ -1,0 +1,87 @@
+package directory_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/directory/dbtest"
+)
+
+// planApplyLicence plans the run under a licence limit and applies it.
+func (e *engine) planApplyLicence(limit int) directory.RunCounts {
+	e.t.Helper()
+	if _, err := e.s.Plan(e.ctx, e.runID, directory.PlanInput{DirectoryKey: e.dir, LicenceLimit: limit}); err != nil {
+		e.t.Fatal(err)
+	}
+	for range 1000 {
+		done, c, err := e.s.ApplyBatch(e.ctx, e.runID, directory.ApplyInput{DirectoryKey: e.dir, BatchSize: 2})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if done {
+			return c
+		}
+	}
+	e.t.Fatal("apply does not end")
+	return directory.RunCounts{}
+}
+
+// TestEngineLicenceNeverHoldsOffboarding: with the directory already over
+// the licence, a run still disables its leavers and updates its users;
+// what the licence refuses is creating and re-enabling people, re-enables
+// first allowed, each refused user in the ledger with the reason.
+func TestEngineLicenceNeverHoldsOffboarding(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *directory.DB) {
+		e := newEngine(t, db)
+		e.newRun()
+		e.stage(true, staged("u1", "ann", "A"), staged("u2", "bob", "B"), staged("u3", "cat", "C"), staged("u4", "dan", "D"))
+		if c := e.planApplyLicence(0); c.Created != 4 {
+			t.Fatalf("first run %+v", c)
+		}
+		// u4 leaves.
+		e.newRun()
+		e.stage(true, staged("u1", "ann", "A"), staged("u2", "bob", "B"), staged("u3", "cat", "C"))
+		if c := e.planApplyLicence(0); c.Disabled != 1 {
+			t.Fatalf("leaver run %+v", c)
+		}
+
+		// Limit 2 with 3 active: u3 leaves, u1 is renamed, u4 comes back and
+		// two joiners arrive. After the disable 2 are active: nobody may be
+		// added, yet the leaver goes and the rename applies.
+		e.newRun()
+		renamed := staged("u1", "ann", "Renamed")
+		e.stage(true, renamed, staged("u2", "bob", "B"), staged("u4", "dan", "D"), staged("u5", "eve", "E"), staged("u6", "fay", "F"))
+		c := e.planApplyLicence(2)
+		if c.Disabled != 1 || c.Updated != 1 || c.Created != 0 || c.Reenabled != 0 || c.LicenceRefused != 3 {
+			t.Fatalf("over the licence: %+v", c)
+		}
+		u := e.usersByExternalID()
+		if u["u3"].Status != directory.StatusDisabled || u["u1"].LastName != "Renamed" || u["u4"].Status != directory.StatusDisabled {
+			t.Fatalf("directory %+v", u)
+		}
+		if _, ok := u["u5"]; ok {
+			t.Fatal("a refused joiner was created")
+		}
+		refused, err := e.s.ListChanges(e.ctx, e.runID, directory.LedgerLicenceRefused, directory.ListOptions{Limit: 10})
+		if err != nil || len(refused.Items) != 3 || !strings.Contains(refused.Items[0].Reason, "licence limit 2") {
+			t.Fatalf("ledger %+v %v", refused.Items, err)
+		}
+
+		// Limit 4 with 2 active: room for two; the returning u4 first,
+		// then joiners in username order (eve before fay).
+		e.newRun()
+		e.stage(true, renamed, staged("u2", "bob", "B"), staged("u4", "dan", "D"), staged("u5", "eve", "E"), staged("u6", "fay", "F"))
+		c = e.planApplyLicence(4)
+		if c.Reenabled != 1 || c.Created != 1 || c.LicenceRefused != 1 {
+			t.Fatalf("room for two: %+v", c)
+		}
+		u = e.usersByExternalID()
+		if u["u4"].Status != directory.StatusActive || u["u5"].Status != directory.StatusActive {
+			t.Fatalf("directory %+v", u)
+		}
+		if _, ok := u["u6"]; ok {
+			t.Fatal("fay was created past the licence")
+		}
+	})
+}
