@@ -212,9 +212,20 @@ func heartbeat(ctx context.Context, details ...any) {
 	}
 }
 
-// keepAliveEvery is how often keepAlive heartbeats: well inside the
-// shortest heartbeat timeout a run is given.
-var keepAliveEvery = 2 * time.Second
+// keepAliveEvery is how often keepAlive heartbeats at most; a step given
+// a shorter heartbeat timeout heartbeats four times within it instead, so
+// that a test (or an operator) may shorten the timeout without a matching
+// knob here.
+const keepAliveEvery = 2 * time.Second
+
+// keepAliveInterval is how often keepAlive heartbeats in this activity.
+func keepAliveInterval(ctx context.Context) time.Duration {
+	every := keepAliveEvery
+	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 && hb/4 < every {
+		every = hb / 4
+	}
+	return every
+}
 
 // keepAlive runs work and heartbeats details meanwhile. One step of a
 // large run can be a single statement over millions of rows (deriving the
@@ -229,7 +240,7 @@ func keepAlive(ctx context.Context, work func() error, details ...any) error {
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(keepAliveEvery)
+		t := time.NewTicker(keepAliveInterval(ctx))
 		defer t.Stop()
 		for {
 			select {

@@ -22,9 +22,6 @@ func TestKeepAliveHoldsALongStepInItsFirstAttempt(t *testing.T) {
 		t.Skip("needs a Temporal dev server")
 	}
 	srv := testenv.StartDevServer(t)
-	old := keepAliveEvery
-	keepAliveEvery = 100 * time.Millisecond
-	t.Cleanup(func() { keepAliveEvery = old })
 
 	const queue = "keepalive-test"
 	w := worker.New(srv.Client, queue, worker.Options{})

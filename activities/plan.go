@@ -21,7 +21,14 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	if err != nil {
 		return PlanResult{}, err
 	}
-	out, err := a.Store.Plan(ctx, rc.run.ID, directory.PlanInput{DirectoryKey: rc.run.DirectoryKey, DryRun: rc.run.DryRun})
+	// One transaction over the whole run (the plan is fixed as a whole,
+	// so it cannot be cut into stretches like Apply): it grows with the
+	// tenant, and heartbeats keep a long one from being taken for dead.
+	var out *directory.PlanOutcome
+	err = keepAlive(ctx, func() (err error) {
+		out, err = a.Store.Plan(ctx, rc.run.ID, directory.PlanInput{DirectoryKey: rc.run.DirectoryKey, DryRun: rc.run.DryRun})
+		return err
+	}, "planning")
 	if err != nil {
 		return PlanResult{}, err
 	}

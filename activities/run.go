@@ -44,7 +44,13 @@ func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunRe
 		return res, nil
 	}
 	if p.Provider == profile.ProviderCSV && rc.run.SourceDocumentID == "" {
-		doc, err := a.snapshotCSV(ctx, rc)
+		var doc string
+		// A remote file of up to csv.DefaultMaxSize may download for
+		// longer than a heartbeat timeout.
+		err := keepAlive(ctx, func() (err error) {
+			doc, err = a.snapshotCSV(ctx, rc)
+			return err
+		}, "copying the csv")
 		if err != nil {
 			return res, giveUp(ctx, in.ProviderRetryBudget, classify(err))
 		}
@@ -118,13 +124,21 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 	// next delta run; any other leaves the state as it was. Both steps
 	// come before the final status, so that a run shows as ended only
 	// once its work is put away (a retry repeats them harmlessly).
-	if in.Status == directory.RunSucceeded && !rc.run.DryRun {
-		if err := a.commit(ctx, in.RunID); err != nil {
-			return err
+	// Both grow with the tenant (the staging of a full run becomes the
+	// snapshot; a million staged rows are deleted), hence the heartbeats.
+	err = keepAlive(ctx, func() error {
+		if in.Status == directory.RunSucceeded && !rc.run.DryRun {
+			if err := a.commit(ctx, in.RunID); err != nil {
+				return err
+			}
 		}
-	}
-	if err := a.Store.DropRunData(ctx, in.RunID); err != nil {
-		return fmt.Errorf("finish run: %w", err)
+		if err := a.Store.DropRunData(ctx, in.RunID); err != nil {
+			return fmt.Errorf("finish run: %w", err)
+		}
+		return nil
+	}, "putting the run away")
+	if err != nil {
+		return err
 	}
 	if err := a.Store.SetRunStatus(ctx, in.RunID, in.Status, phase, in.Error, time.Now()); err != nil {
 		return fmt.Errorf("finish run: %w", err)

@@ -29,6 +29,26 @@ const (
 	SignalApprove = "approve"
 )
 
+// Changes of the workflow's commands or of its steps' options, each
+// guarded by workflow.GetVersion under its change id, so that a run a
+// previous release recorded replays as it ran (see "Changing a workflow"
+// in CONTRIBUTING.md). Never reuse or renumber one.
+const (
+	// changeStepHeartbeats: StartRun, Plan and FinishRun, which grow with
+	// the tenant, heartbeat under the run's heartbeat timeout with a
+	// ceiling of growingStepTimeout (version 1), instead of a bare
+	// 5-minute StartToClose that a large tenant outgrows and then retries
+	// for ever (DefaultVersion).
+	changeStepHeartbeats = "step-heartbeats"
+)
+
+// growingStepTimeout is the StartToClose of one attempt of a step that is
+// a single transaction over the whole run (Plan, FinishRun): 35 s at a
+// million users on 2 cores, so this is room for a far larger tenant on a
+// far slower database. The heartbeat, not this, is what notices a worker
+// that died.
+const growingStepTimeout = 4 * time.Hour
+
 // Defaults of Options.
 const (
 	DefaultHeartbeatTimeout   = 30 * time.Second
@@ -68,7 +88,7 @@ type SyncInput struct {
 
 // Options tune a run; the zero value means the defaults. Tests shorten them.
 type Options struct {
-	HeartbeatTimeout time.Duration // default 30s; Fetch and Apply only
+	HeartbeatTimeout time.Duration // default 30s; every step but SetStatus
 	ApprovalTimeout  time.Duration // default 24h: unapproved → blocked
 	// ContinueAsNewAfter is the number of activity calls per execution
 	// after which the run continues as new (default 500). The server's
@@ -175,7 +195,7 @@ func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 	} else {
 		info := workflow.GetInfo(ctx)
 		var started activities.StartRunResult
-		err := workflow.ExecuteActivity(r.short(ctx, "start run"), acts.StartRun, activities.StartRunInput{
+		err := workflow.ExecuteActivity(r.growing(ctx, "start run"), acts.StartRun, activities.StartRunInput{
 			RunID:               r.in.RunID,
 			ProfileID:           r.in.ProfileID,
 			Trigger:             r.in.Trigger,
@@ -218,7 +238,7 @@ func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 
 	if r.progress.Phase == directory.PhasePlan {
 		var plan activities.PlanResult
-		err := workflow.ExecuteActivity(r.short(ctx, "plan changes"), acts.Plan,
+		err := workflow.ExecuteActivity(r.growing(ctx, "plan changes"), acts.Plan,
 			activities.PlanInput{RunID: r.in.RunID}).Get(ctx, &plan)
 		r.calls++
 		if err != nil {
@@ -356,7 +376,7 @@ func (r *run) maybeContinueAsNew(ctx workflow.Context) error {
 func (r *run) finish(ctx workflow.Context, status, msg string) error {
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	dctx = workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
 		// Bounded, unlike the other steps: a FinishRun that can never
 		// succeed would otherwise hold the profile's workflow id, and with
@@ -364,7 +384,11 @@ func (r *run) finish(ctx workflow.Context, status, msg string) error {
 		ScheduleToCloseTimeout: 24 * time.Hour,
 		RetryPolicy:            retryPolicy(),
 		Summary:                "finish run: " + status,
-	})
+	}
+	if r.heartbeats(dctx) {
+		opts.StartToCloseTimeout, opts.HeartbeatTimeout = growingStepTimeout, r.opts.HeartbeatTimeout
+	}
+	dctx = workflow.WithActivityOptions(dctx, opts)
 	err := workflow.ExecuteActivity(dctx, acts.FinishRun,
 		activities.FinishInput{RunID: r.in.RunID, Status: status, Error: msg}).Get(dctx, nil)
 	r.calls++
@@ -461,9 +485,34 @@ func (r *run) details(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, strings.Join(parts, " · "))
 }
 
-// short is the options of the steps that do not page: StartRun, Plan,
-// SetStatus. They wait for cancellation too, so that no step still writes
-// (a plan into the staging FinishRun clears) once the run is cancelled.
+// heartbeats tells whether this run gives its growing steps heartbeats
+// (changeStepHeartbeats): false only for a run recorded before that.
+func (r *run) heartbeats(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, changeStepHeartbeats, workflow.DefaultVersion, 1) >= 1
+}
+
+// growing is the options of the steps that do not page but grow with the
+// tenant: StartRun (a remote CSV's copy) and Plan (one transaction over
+// the run). They heartbeat (the activities keep a long statement alive),
+// so a dead worker is noticed within the heartbeat timeout, however long
+// the step may legitimately take. They wait for cancellation, like short.
+func (r *run) growing(ctx workflow.Context, summary string) workflow.Context {
+	if !r.heartbeats(ctx) {
+		return r.short(ctx, summary)
+	}
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: growingStepTimeout,
+		HeartbeatTimeout:    r.opts.HeartbeatTimeout,
+		WaitForCancellation: true,
+		RetryPolicy:         retryPolicy(),
+		Summary:             summary,
+	})
+}
+
+// short is the options of SetStatus, one row and one audit entry (and of
+// StartRun and Plan in runs recorded before changeStepHeartbeats). It
+// waits for cancellation too, so that no step still writes (a plan into
+// the staging FinishRun clears) once the run is cancelled.
 func (r *run) short(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,

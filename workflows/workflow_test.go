@@ -183,8 +183,12 @@ func TestPhasesInOrder(t *testing.T) {
 	fetch := rec.options["Fetch"]
 	assert.Equal(t, DefaultHeartbeatTimeout, fetch.HeartbeatTimeout)
 	assert.Equal(t, time.Hour, fetch.StartToCloseTimeout)
-	assert.Equal(t, 5*time.Minute, rec.options["Plan"].StartToCloseTimeout)
-	assert.Zero(t, rec.options["Plan"].HeartbeatTimeout)
+	// The steps that grow with the tenant heartbeat (changeStepHeartbeats).
+	for _, step := range []string{"StartRun", "Plan", "FinishRun"} {
+		assert.Equal(t, DefaultHeartbeatTimeout, rec.options[step].HeartbeatTimeout, step)
+		assert.Equal(t, growingStepTimeout, rec.options[step].StartToCloseTimeout, step)
+	}
+	assert.Equal(t, 24*time.Hour, rec.options["FinishRun"].ScheduleToCloseTimeout)
 }
 
 func TestRunIDDefaultsToFirstTemporalRunID(t *testing.T) {
