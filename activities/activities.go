@@ -80,13 +80,6 @@ const (
 	ErrTypeProviderUnavailable = "ProviderUnavailable"
 )
 
-// DefaultProviderRetryBudget is how long a step retries a provider that
-// keeps failing (5xx, unreachable, throttled) before the run fails: long
-// enough to ride out an outage or a deploy of the provider, short enough
-// that a provider gone for good ends the run, with the provider's error,
-// rather than holding the profile's runs for ever.
-const DefaultProviderRetryBudget = time.Hour
-
 // classify turns a provider or store error into what Temporal needs to
 // decide on a retry: a final error is non-retryable with a message that
 // says what to fix, a 429 waits what the provider asked for, anything else

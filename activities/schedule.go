@@ -13,34 +13,7 @@ import (
 
 // The steps of a scheduled tick (workflows.ScheduledSync) before it starts
 // the run itself: what the tick must know to decide, and the record of a
-// tick that decided not to run.
-
-// ScheduledCheckInput asks about the profile of a scheduled tick.
-type ScheduledCheckInput struct {
-	ProfileID string
-	// ScheduledAt is the tick's slot; manual runs finished after it do
-	// not count against it.
-	ScheduledAt time.Time
-}
-
-// ScheduledCheck is what a scheduled tick decides on. The workflow applies
-// the daily rule itself, on the schedule's time, so the rule is replayed
-// exactly and tested with a controlled clock.
-type ScheduledCheck struct {
-	// Found is false when the profile no longer exists: its schedule is
-	// being deleted with it, and the tick does nothing.
-	Found       bool
-	ProfileName string
-	Provider    string
-	// Frequency is the profile's schedule frequency as saved now.
-	Frequency string
-	// LastManualRunID and LastManualAt are the newest successful run a
-	// person or a script started (see directory.Store.LastManualSuccess)
-	// that finished by ScheduledAt and after the newest "reset last run
-	// time"; LastManualRunID is "" when there is none.
-	LastManualRunID string
-	LastManualAt    time.Time
-}
+// tick that decided not to run. Their inputs and results are in syncrun.
 
 // CheckScheduledRun implements the activity of that name. It only reads.
 func (a *Activities) CheckScheduledRun(ctx context.Context, in ScheduledCheckInput) (ScheduledCheck, error) {
@@ -77,20 +50,6 @@ func (a *Activities) CheckScheduledRun(ctx context.Context, in ScheduledCheckInp
 	}
 	res.LastManualRunID, res.LastManualAt = last.ID, *last.FinishedAt
 	return res, nil
-}
-
-// SkippedRunInput records a scheduled tick that did not run.
-type SkippedRunInput struct {
-	RunID     string
-	ProfileID string
-	Reason    string
-	// Busy says the tick found a run of the profile going; the record
-	// then names that run.
-	Busy bool
-	// WorkflowID and TemporalRunID are the tick's own execution, where
-	// the Temporal UI shows why it did not run.
-	WorkflowID    string
-	TemporalRunID string
 }
 
 // RecordSkippedRun implements the activity of that name: a run row born

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/usersync/usersync/syncrun"
 )
 
 // Errors the store returns; callers test them with errors.Is.
@@ -29,26 +31,22 @@ const (
 	CategoryDirectory  = "Directory"
 )
 
-// Run statuses.
+// Run statuses and phases: syncrun's, which the workflow code shares
+// without linking the store.
 const (
-	RunRunning          = "running"
-	RunAwaitingApproval = "awaiting_approval"
-	RunSucceeded        = "succeeded"
-	RunFailed           = "failed"
-	RunCancelled        = "cancelled"
-	RunBlocked          = "blocked"
-	RunSkipped          = "skipped"
-	// RunPartial: the run applied everything but what the licence
-	// refused (users it did not create or re-enable, each in the ledger).
-	RunPartial = "partial"
-)
+	RunRunning          = syncrun.RunRunning
+	RunAwaitingApproval = syncrun.RunAwaitingApproval
+	RunSucceeded        = syncrun.RunSucceeded
+	RunFailed           = syncrun.RunFailed
+	RunCancelled        = syncrun.RunCancelled
+	RunBlocked          = syncrun.RunBlocked
+	RunSkipped          = syncrun.RunSkipped
+	RunPartial          = syncrun.RunPartial
 
-// Run phases.
-const (
-	PhaseFetch = "fetch"
-	PhasePlan  = "plan"
-	PhaseApply = "apply"
-	PhaseDone  = "done"
+	PhaseFetch = syncrun.PhaseFetch
+	PhasePlan  = syncrun.PhasePlan
+	PhaseApply = syncrun.PhaseApply
+	PhaseDone  = syncrun.PhaseDone
 )
 
 // Page is one page of a listing; NextCursor is "" on the last page.
@@ -122,26 +120,8 @@ type Role struct {
 	CreatedAt   time.Time `db:"created_at" json:"createdAt"`
 }
 
-// RunCounts are the counts of a run; every field is exact after a crash and
-// a resume because each is advanced in the transaction that does the work.
-type RunCounts struct {
-	Fetched   int `json:"fetched"`
-	Created   int `json:"created"`
-	Updated   int `json:"updated"`
-	Unchanged int `json:"unchanged"`
-	Disabled  int `json:"disabled"`
-	Reenabled int `json:"reenabled"`
-	Skipped   int `json:"skipped"`
-	Conflicts int `json:"conflicts"`
-	// LicenceRefused are users the run would have created or re-enabled
-	// beyond the licence: not created, left disabled.
-	LicenceRefused     int `json:"licenceRefused"`
-	GroupsCreated      int `json:"groupsCreated"`
-	MembershipsAdded   int `json:"membershipsAdded"`
-	MembershipsRemoved int `json:"membershipsRemoved"`
-	ManagersLinked     int `json:"managersLinked"`
-	ManagersUnresolved int `json:"managersUnresolved"`
-}
+// RunCounts are the counts of a run (syncrun.RunCounts).
+type RunCounts = syncrun.RunCounts
 
 // Run is one sync run.
 type Run struct {
