@@ -161,7 +161,9 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 		}
 		fetched, err = a.Store.SaveFetchedPage(ctx, rc.run.ID, page, nextStr, next == nil)
 		if err != nil {
-			return FetchResult{Fetched: fetched}, err
+			// A value the database refuses fails the same way on every
+			// retry: classify makes it final rather than a run that never ends.
+			return FetchResult{Fetched: fetched}, classify(err)
 		}
 		heartbeat(ctx, nextStr, fetched)
 		if next == nil {
@@ -327,6 +329,12 @@ func (s *stager) stage(ctx context.Context, users []provider.User) (*directory.F
 				hash = h
 			}
 		}
+		if invalid != "" {
+			// The record is only kept to be reported as skipped: what made
+			// it unusable (a NUL, bytes that are not UTF-8) must not also
+			// make the database refuse the page, every retry alike.
+			u = storable(u)
+		}
 		page.Users = append(page.Users, directory.StagedUser{ExternalID: u.ExternalID, Line: u.Line,
 			Username: u.Username, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email, Active: u.Active,
 			ManagerRef: u.ManagerRef, Attributes: u.Attributes, PasswordHash: hash,
@@ -347,6 +355,24 @@ func (s *stager) stage(ctx context.Context, users []provider.User) (*directory.F
 		}
 	}
 	return page, nil
+}
+
+// storable replaces, in an unusable record, what no text column can hold.
+func storable(u provider.User) provider.User {
+	u.ExternalID = rules.ReplaceControl(u.ExternalID, false)
+	u.Username = rules.ReplaceControl(u.Username, false)
+	u.FirstName = rules.ReplaceControl(u.FirstName, true)
+	u.LastName = rules.ReplaceControl(u.LastName, true)
+	u.Email = rules.ReplaceControl(u.Email, false)
+	u.ManagerRef = rules.ReplaceControl(u.ManagerRef, false)
+	if len(u.Attributes) > 0 {
+		attrs := make(map[string]string, len(u.Attributes))
+		for k, v := range u.Attributes {
+			attrs[rules.ReplaceControl(k, false)] = rules.ReplaceControl(v, true)
+		}
+		u.Attributes = attrs
+	}
+	return u
 }
 
 // hash bcrypts a password; the default password is hashed once per call.

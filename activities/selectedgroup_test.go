@@ -9,6 +9,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/directory/dbtest"
+	"github.com/usersync/usersync/idpsim/graph"
 )
 
 // TestSelectedGroupGoneFailsTheRun: a selected group that the provider no
@@ -57,6 +58,38 @@ func TestSelectedGroupGoneFailsTheRun(t *testing.T) {
 						t.Fatalf("%s run changed %s: %s -> %s", mode, ext, v, after[ext])
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestProviderRecordWithANULIsSkipped: a Graph user whose name holds a
+// NUL is skipped with the reason, and the run ends on PostgreSQL too (it
+// refuses such text: stored as it came, the page failed on every retry
+// and the run never ended).
+func TestProviderRecordWithANULIsSkipped(t *testing.T) {
+	for _, dialect := range dbtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			s := newEntraSide(t, dialect)
+			root, _ := s.ten.GroupByName("All Staff")
+			id, err := s.ten.NewUser(graph.User{UserPrincipalName: "nul@" + s.ten.Domain, GivenName: "Bad\x00Name", Surname: "User",
+				Mail: "nul@" + s.ten.Domain, AccountEnabled: true}, root.ID)
+			must(t, err)
+			r := s.h.mustSync()
+			if r.Counts.Skipped == 0 {
+				t.Fatalf("counts %+v", r.Counts)
+			}
+			var found bool
+			for _, c := range s.h.changes(r.ID, "skipped") {
+				if strings.Contains(c.Reason, "control character") {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no skip names the control character; skipped %+v", s.h.changes(r.ID, "skipped"))
+			}
+			if _, ok := s.directoryView(t)[id]; ok {
+				t.Fatal("the user with a NUL in its name was created")
 			}
 		})
 	}
