@@ -275,6 +275,30 @@ func checkEndpoint(field, raw string, allowHTTPLoopback bool) (*url.URL, error) 
 	return u, nil
 }
 
+// onGraph checks that a link Graph handed out (a nextLink, a deltaLink, a
+// cursor or state made of one) points at the Graph endpoint of this
+// profile, scheme, host and version, before the request is sent: a link
+// from anywhere else is not followed, whoever stored it. sentinel says
+// what the caller does then (start the listing over, or read in full).
+func (s *Source) onGraph(link string, sentinel error) error {
+	u, err := url.Parse(link)
+	base, _ := url.Parse(s.graphBase)
+	if err != nil || u.Scheme != base.Scheme || !strings.EqualFold(u.Host, base.Host) ||
+		!strings.HasPrefix(u.Path, strings.TrimRight(base.Path, "/")+"/") || u.User != nil {
+		return fmt.Errorf("azure: a link to %s is not on this profile's Graph endpoint %s: %w", hostOf(link), s.graphBase, sentinel)
+	}
+	return nil
+}
+
+// hostOf names where a link points, for messages, without its query.
+func hostOf(link string) string {
+	u, err := url.Parse(link)
+	if err != nil || u.Host == "" {
+		return "an unreadable address"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 // isLoopback is the SDK's own notion of a loopback host: it sends a token
 // over plain http only to these, so accepting 127.0.0.2 here would fail later.
 func isLoopback(host string) bool {

@@ -109,6 +109,9 @@ type userDeltaPage struct {
 // adapter and decoded by encoding/json (lean.go): an initial round lists
 // the whole tenant.
 func (s *Source) userDeltaPage(ctx context.Context, link string, kind requestKind) (*userDeltaPage, error) {
+	if err := s.onGraph(link, provider.ErrStateExpired); err != nil {
+		return nil, err
+	}
 	ri, err := s.client.Users().Delta().WithUrl(link).ToGetRequestInformation(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("azure: users delta: %w", err)
@@ -281,6 +284,9 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 			}
 		}
 	} else {
+		if err := s.onGraph(link, provider.ErrStateExpired); err != nil {
+			return provider.ChangePage[provider.GroupChange]{}, err
+		}
 		ri, err = b.WithUrl(link).ToGetRequestInformation(ctx, nil)
 	}
 	if err != nil {

@@ -3,6 +3,7 @@ package azure
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +130,34 @@ func TestUserRoundsSurviveEmptyPagesAndRefusedTokens(t *testing.T) {
 	f.sim.ExpireDeltaTokens()
 	if _, err := src.UserChanges(context.Background(), state, ""); !errors.Is(err, provider.ErrStateExpired) {
 		t.Fatalf("410 Gone: %v", err)
+	}
+}
+
+// TestLinksOffGraphAreNotFollowed: a delta link, a nextLink or a cursor
+// that points anywhere but the profile's Graph endpoint is refused before
+// a request is made (the state makes the run read in full, a cursor
+// starts the listing over), whoever stored it.
+func TestLinksOffGraphAreNotFollowed(t *testing.T) {
+	f := newFixture(t, graph.TenantOptions{Seed: 63, Users: 30, Groups: 2})
+	src := f.open(t, nil)
+	ctx := context.Background()
+	before := f.sim.Stats().Requests
+	for _, link := range []string{"https://attacker.example/v1.0/users/delta?$deltatoken=x",
+		strings.Replace(f.srv.URL, "http://", "https://", 1) + "/v1.0/users/delta", f.srv.URL + "/beta/users/delta", "::"} {
+		if _, err := src.UserChanges(ctx, link, ""); !errors.Is(err, provider.ErrStateExpired) {
+			t.Fatalf("%s: %v", link, err)
+		}
+		if _, err := src.GroupChanges(ctx, link, ""); !errors.Is(err, provider.ErrStateExpired) {
+			t.Fatalf("groups %s: %v", link, err)
+		}
+		if _, err := src.Groups(ctx, provider.GroupQuery{}, link); !errors.Is(err, provider.ErrCursorExpired) {
+			t.Fatalf("picker %s: %v", link, err)
+		}
+		if _, err := src.Members(ctx, "g", link); !errors.Is(err, provider.ErrCursorExpired) {
+			t.Fatalf("members %s: %v", link, err)
+		}
+	}
+	if n := f.sim.Stats().Requests - before; n != 0 {
+		t.Fatalf("%d requests were sent", n)
 	}
 }

@@ -55,6 +55,9 @@ func (s *Source) Groups(ctx context.Context, q provider.GroupQuery, c provider.C
 	kind := firstPage
 	if c != "" {
 		kind = nextPage
+		if err := s.onGraph(c, provider.ErrCursorExpired); err != nil {
+			return provider.Page[provider.Group]{}, err
+		}
 		resp, err = s.client.Groups().WithUrl(c).Get(ctx, &groups.GroupsRequestBuilderGetRequestConfiguration{Headers: headers})
 	} else {
 		filter, top := s.groupFilter(), s.pageSize
@@ -109,6 +112,9 @@ func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor)
 	kind := firstPage
 	if c != "" {
 		kind = nextPage
+		if err := s.onGraph(c, provider.ErrCursorExpired); err != nil {
+			return provider.Page[provider.Member]{}, err
+		}
 		resp, err = b.WithUrl(c).Get(ctx, &groups.ItemTransitiveMembersGraphUserRequestBuilderGetRequestConfiguration{Headers: headers})
 	} else {
 		resp, err = b.WithUrl(s.castURL(groupID, []string{"id"})).Get(ctx,

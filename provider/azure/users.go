@@ -94,6 +94,9 @@ func (s *Source) Users(ctx context.Context, scope provider.Scope, c provider.Cur
 	kind := firstPage
 	if cur.Next != "" {
 		kind = nextPage
+		if err := s.onGraph(cur.Next, provider.ErrCursorExpired); err != nil {
+			return provider.Page[provider.User]{}, err
+		}
 		ri, err = b.WithUrl(cur.Next).ToGetRequestInformation(ctx, nil)
 	} else {
 		ri, err = b.WithUrl(s.castURL(gid, s.listSelect)).ToGetRequestInformation(ctx, nil)
