@@ -13,9 +13,10 @@ import (
 
 var (
 	runStatuses = []string{directory.RunRunning, directory.RunAwaitingApproval, directory.RunSucceeded,
-		directory.RunFailed, directory.RunCancelled, directory.RunBlocked, directory.RunSkipped}
+		directory.RunFailed, directory.RunCancelled, directory.RunBlocked, directory.RunSkipped, directory.RunPartial}
 	changeActions = []string{"created", "updated", "disabled", "reenabled", "skipped", "conflict",
-		"group_created", "member_added", "member_removed", "manager_linked", "manager_unresolved"}
+		"group_created", "member_added", "member_removed", "manager_linked", "manager_unresolved",
+		directory.LedgerLicenceRefused, directory.LedgerDuplicateEmail}
 )
 
 func (s *server) listRuns(c *gin.Context) error {

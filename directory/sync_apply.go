@@ -25,10 +25,11 @@ const (
 	stepGroup   = "group"
 	stepMember  = "member"
 	stepDisable = "disable"
+	stepWarn    = "warn"
 	stepDone    = "done"
 )
 
-var stepOrder = []string{stepCreate, stepUpdate, stepSkip, stepManager, stepGroup, stepMember, stepDisable, stepDone}
+var stepOrder = []string{stepCreate, stepUpdate, stepSkip, stepManager, stepGroup, stepMember, stepDisable, stepWarn, stepDone}
 
 func nextStep(step string, in ApplyInput) string {
 	for i, s := range stepOrder {
@@ -112,6 +113,8 @@ func (s *SQLStore) ApplyBatch(ctx context.Context, runID string, in ApplyInput) 
 			next, finished, err = s.applyMembers(ctx, tx, st, cursor)
 		case stepDisable:
 			finished, err = true, s.applyDisable(ctx, tx, st)
+		case stepWarn:
+			finished, err = true, s.applyWarnings(ctx, tx, st)
 		default:
 			return fmt.Errorf("unknown apply step %q", step)
 		}
@@ -590,6 +593,42 @@ WHERE status = 'active' AND id IN (SELECT user_id FROM sync_plan WHERE run_id = 
 		st.counts.Disabled++
 		st.entries = append(st.entries, ledgerEntry{subjectType: "user", subjectID: r.UserID, username: r.Username,
 			action: "disabled", reason: r.Reason, changes: map[string]rules.Change{"status": {From: StatusActive, To: StatusDisabled}}})
+	}
+	return nil
+}
+
+// LedgerDuplicateEmail is the ledger action of a warning: an active user of
+// the run's directory shares its e-mail address with another active user.
+const LedgerDuplicateEmail = "duplicate_email"
+
+// maxWarnings bounds the warnings one run records: a tenant where every
+// address is shared does not need a million of them to be told.
+const maxWarnings = 1000
+
+// applyWarnings records, once the directory is as the run leaves it, the
+// active users of its directory whose e-mail address another active user
+// (of any directory) has too. Some tenants have them on purpose (shared
+// mailboxes), so they are not refused, only named.
+func (s *SQLStore) applyWarnings(ctx context.Context, tx *sqlx.Tx, st *applyState) error {
+	var rows []struct {
+		ID       string `db:"id"`
+		Username string `db:"username"`
+		Email    string `db:"email"`
+		N        int    `db:"n"`
+	}
+	if err := s.sel(ctx, tx, &rows, `WITH shared AS (
+  SELECT lower(email) AS e, COUNT(*) AS n FROM users WHERE status = 'active' AND email <> ''
+  GROUP BY lower(email) HAVING COUNT(*) > 1
+)
+SELECT u.id, u.username, u.email, shared.n FROM users u JOIN shared ON shared.e = lower(u.email)
+WHERE u.directory_key = ? AND u.status = 'active'
+ORDER BY u.username_lower, u.id LIMIT ?`, st.in.DirectoryKey, maxWarnings); err != nil {
+		return fmt.Errorf("duplicate e-mail addresses: %w", err)
+	}
+	for _, r := range rows {
+		st.counts.DuplicateEmails++
+		st.entries = append(st.entries, ledgerEntry{subjectType: "user", subjectID: r.ID, username: r.Username,
+			action: LedgerDuplicateEmail, reason: fmt.Sprintf("e-mail address %s is shared by %d active users", r.Email, r.N)})
 	}
 	return nil
 }

@@ -85,3 +85,29 @@ func TestEngineLicenceNeverHoldsOffboarding(t *testing.T) {
 		}
 	})
 }
+
+// TestEngineWarnsOfSharedEmailAddresses: an active user whose e-mail
+// address another active user has too (in any directory, in any case) is
+// named in the run's ledger as a warning, and nothing is refused.
+func TestEngineWarnsOfSharedEmailAddresses(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *directory.DB) {
+		e := newEngine(t, db)
+		local := &directory.User{Username: "shared.mailbox", FirstName: "S", LastName: "M", Email: "ANN@example.com", Status: directory.StatusActive}
+		if err := e.s.CreateUser(e.ctx, local); err != nil {
+			t.Fatal(err)
+		}
+		e.newRun()
+		bob2 := staged("u3", "bob2", "B")
+		bob2.Email = "bob@example.com"
+		e.stage(true, staged("u1", "ann", "A"), staged("u2", "bob", "B"), bob2)
+		c := e.planApplyLicence(0)
+		if c.Created != 3 || c.DuplicateEmails != 3 {
+			t.Fatalf("counts %+v", c)
+		}
+		warned, err := e.s.ListChanges(e.ctx, e.runID, directory.LedgerDuplicateEmail, directory.ListOptions{Limit: 10})
+		if err != nil || len(warned.Items) != 3 || warned.Items[0].Username != "ann" ||
+			!strings.Contains(warned.Items[0].Reason, "shared by 2 active users") {
+			t.Fatalf("ledger %+v %v", warned.Items, err)
+		}
+	})
+}

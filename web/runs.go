@@ -11,9 +11,10 @@ import (
 // Filters the runs and ledger pages offer.
 var (
 	runStatuses = []string{directory.RunRunning, directory.RunAwaitingApproval, directory.RunSucceeded,
-		directory.RunFailed, directory.RunCancelled, directory.RunBlocked, directory.RunSkipped}
+		directory.RunFailed, directory.RunCancelled, directory.RunBlocked, directory.RunSkipped, directory.RunPartial}
 	ledgerActions = []string{"created", "updated", "disabled", "reenabled", "skipped", "conflict",
-		"group_created", "member_added", "member_removed", "manager_linked", "manager_unresolved"}
+		"group_created", "member_added", "member_removed", "manager_linked", "manager_unresolved",
+		directory.LedgerLicenceRefused, directory.LedgerDuplicateEmail}
 )
 
 type runsView struct {
