@@ -5,17 +5,16 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
-
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/rules"
 )
 
 var timeNow = time.Now
 
-// Plan compares the fetched users with the directory, then applies the two
-// rules that may stop a run before it writes anything: the licence (a hard
-// stop) and the accidental-delete guard (a hold for approval).
+// Plan compares the fetched users with the directory under the licence
+// (which refuses only creations and re-enables beyond it: offboarding
+// never waits for it), then applies the rule that may hold a run before it
+// writes anything: the accidental-delete guard (a hold for approval).
 func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error) {
 	rc, err := a.load(ctx, in.RunID)
 	if err != nil {
@@ -24,22 +23,20 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanResult, error)
 	// One transaction over the whole run (the plan is fixed as a whole,
 	// so it cannot be cut into stretches like Apply): it grows with the
 	// tenant, and heartbeats keep a long one from being taken for dead.
+	limit, err := a.Store.GetLicenceLimit(ctx)
+	if err != nil {
+		return PlanResult{}, fmt.Errorf("read licence: %w", err)
+	}
 	var out *directory.PlanOutcome
 	err = keepAlive(ctx, func() (err error) {
-		out, err = a.Store.Plan(ctx, rc.run.ID, directory.PlanInput{DirectoryKey: rc.run.DirectoryKey, DryRun: rc.run.DryRun})
+		out, err = a.Store.Plan(ctx, rc.run.ID, directory.PlanInput{DirectoryKey: rc.run.DirectoryKey, DryRun: rc.run.DryRun,
+			LicenceLimit: limit})
 		return err
 	}, "planning")
 	if err != nil {
 		return PlanResult{}, err
 	}
-	limit, err := a.Store.GetLicenceLimit(ctx)
-	if err != nil {
-		return PlanResult{}, fmt.Errorf("read licence: %w", err)
-	}
 	c := out.Counts
-	if msg := rules.LicenceExceeded(out.ActiveTotal, c.Created, c.Reenabled, c.Disabled, limit); msg != "" {
-		return PlanResult{Counts: c}, temporal.NewNonRetryableApplicationError(msg, ErrTypeLicence, nil)
-	}
 	// The guard's "no users at all" looks at the whole source: a delta
 	// run fetches only what changed, often nothing.
 	guard := rules.Guard(c.Disabled, out.ActiveInDirectory, out.SourceUsers, rules.Limits{

@@ -1,15 +1,12 @@
 package activities_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 )
@@ -405,6 +402,10 @@ func TestRuleRolesUntouched(t *testing.T) {
 	})
 }
 
+// TestRuleLicenceLimit: the licence refuses creating (and re-enabling)
+// users beyond it, each named in the ledger, and the run ends partial;
+// it never holds back a disable or an update, even with the directory
+// already over the limit; disabled users do not count.
 func TestRuleLicenceLimit(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *directory.DB) {
 		h := newHarness(t, db, nil)
@@ -413,26 +414,36 @@ func TestRuleLicenceLimit(t *testing.T) {
 		}
 		h.setCSV(csvOf(alice, bob, carol))
 		r := h.sync(false, false)
-		var ae *temporal.ApplicationError
-		if !errors.As(r.err, &ae) || ae.Type() != activities.ErrTypeLicence || !ae.NonRetryable() {
-			t.Fatalf("err = %v", r.err)
+		if r.err != nil || r.run.Status != directory.RunPartial || r.run.Counts.Created != 2 || r.run.Counts.LicenceRefused != 1 {
+			t.Fatalf("err %v, status %s, counts %+v", r.err, r.run.Status, r.run.Counts)
 		}
-		if !strings.Contains(ae.Message(), "3 active users") || !strings.Contains(ae.Message(), "allows 2") {
-			t.Errorf("message lacks the numbers: %s", ae.Message())
+		refused := h.changes(r.run.ID, directory.LedgerLicenceRefused)
+		if len(refused) != 1 || refused[0].Username != "carol" || !strings.Contains(refused[0].Reason, "licence limit 2") {
+			t.Fatalf("ledger %+v", refused)
 		}
-		if r.run.Status != directory.RunFailed || len(h.users()) != 0 {
-			t.Fatalf("status %s, users %d", r.run.Status, len(h.users()))
+		if _, ok := h.users()["carol"]; ok {
+			t.Fatal("carol was created past the licence")
 		}
-		// Disabled users do not count.
-		if err := h.store.SetLicenceLimit(h.ctx, 3); err != nil {
+
+		// The licence lowered below what is active: the leaver is still
+		// disabled and the change still applied.
+		if err := h.store.SetLicenceLimit(h.ctx, 1); err != nil {
 			t.Fatal(err)
 		}
-		h.mustSync()
-		h.setCSV(csvOf(alice, bob))
-		h.mustSync() // carol disabled
-		h.setCSV(csvOf(alice, bob, "dave,Dave,Dunn,dave@example.com,,,,"))
-		if r := h.sync(false, false); r.err != nil {
-			t.Fatalf("disabled carol counted against the licence: %v", r.err)
+		h.setCSV(csvOf(strings.Replace(alice, "Alice", "Alicia", 1)))
+		r = h.sync(false, false)
+		if r.err != nil || r.run.Counts.Disabled != 1 || r.run.Counts.Updated != 1 || h.user("bob").Status != directory.StatusDisabled ||
+			h.user("alice").FirstName != "Alicia" {
+			t.Fatalf("offboarding over the licence: err %v, status %s, counts %+v", r.err, r.run.Status, r.run.Counts)
+		}
+
+		// Disabled users do not count: bob's place is free for carol.
+		if err := h.store.SetLicenceLimit(h.ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		h.setCSV(csvOf(alice, carol))
+		if r := h.mustSync(); r.Counts.Created != 1 || r.Counts.LicenceRefused != 0 {
+			t.Fatalf("disabled bob counted against the licence: %+v", r.Counts)
 		}
 	})
 }

@@ -116,8 +116,14 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 		}
 		return nil
 	}
+	status := in.Status
+	if status == directory.RunSucceeded && !rc.run.DryRun && rc.run.Counts.LicenceRefused > 0 {
+		// Applied, but not everyone: a state of its own, so that nobody
+		// takes the licence's refusals for a clean run.
+		status = directory.RunPartial
+	}
 	phase := ""
-	if in.Status == directory.RunSucceeded {
+	if status == directory.RunSucceeded || status == directory.RunPartial {
 		phase = directory.PhaseDone
 	}
 	// Only a succeeded run that applied what it read is a base for the
@@ -127,7 +133,7 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 	// Both grow with the tenant (the staging of a full run becomes the
 	// snapshot; a million staged rows are deleted), hence the heartbeats.
 	err = keepAlive(ctx, func() error {
-		if in.Status == directory.RunSucceeded && !rc.run.DryRun {
+		if (status == directory.RunSucceeded || status == directory.RunPartial) && !rc.run.DryRun {
 			if err := a.commit(ctx, in.RunID); err != nil {
 				return err
 			}
@@ -140,7 +146,7 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 	if err != nil {
 		return err
 	}
-	if err := a.Store.SetRunStatus(ctx, in.RunID, in.Status, phase, in.Error, time.Now()); err != nil {
+	if err := a.Store.SetRunStatus(ctx, in.RunID, status, phase, in.Error, time.Now()); err != nil {
 		return fmt.Errorf("finish run: %w", err)
 	}
 	if rc.cfg.CSV != nil && rc.cfg.CSV.Source != "document" && rc.run.SourceDocumentID != "" {
@@ -153,8 +159,8 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 		return fmt.Errorf("finish run: %w", err)
 	}
 	c := run.Counts
-	details := fmt.Sprintf("status=%s fetched=%d created=%d updated=%d unchanged=%d disabled=%d reenabled=%d skipped=%d conflicts=%d",
-		run.Status, c.Fetched, c.Created, c.Updated, c.Unchanged, c.Disabled, c.Reenabled, c.Skipped, c.Conflicts)
+	details := fmt.Sprintf("status=%s fetched=%d created=%d updated=%d unchanged=%d disabled=%d reenabled=%d skipped=%d conflicts=%d licenceRefused=%d",
+		run.Status, c.Fetched, c.Created, c.Updated, c.Unchanged, c.Disabled, c.Reenabled, c.Skipped, c.Conflicts, c.LicenceRefused)
 	if in.Error != "" {
 		details += " error=" + in.Error
 	}

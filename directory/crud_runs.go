@@ -13,7 +13,7 @@ const runCols = `id, profile_id, profile_name, provider, directory_key, trigger,
 	fetch_done, apply_step, apply_cursor, counts`
 
 // finalStatuses end a run; nothing may move a run out of one.
-var finalStatuses = []string{RunSucceeded, RunFailed, RunCancelled, RunBlocked, RunSkipped}
+var finalStatuses = []string{RunSucceeded, RunPartial, RunFailed, RunCancelled, RunBlocked, RunSkipped}
 
 // IsFinalRunStatus reports whether a run in status st has ended.
 func IsFinalRunStatus(st string) bool {

@@ -205,7 +205,7 @@ func statusClass(status string) string {
 		return "fail"
 	case directory.RunRunning:
 		return "run"
-	case directory.RunAwaitingApproval:
+	case directory.RunAwaitingApproval, directory.RunPartial:
 		return "warn"
 	}
 	return "muted"

@@ -223,7 +223,7 @@ func (m *Interceptor) observe(ctx context.Context, r *directory.Run) {
 			}
 		}
 	}
-	if r.Status == directory.RunSucceeded {
+	if r.Status == directory.RunSucceeded || r.Status == directory.RunPartial {
 		m.fetched.WithLabelValues(r.Provider).Observe(float64(c.Fetched))
 	}
 	if r.FinishedAt != nil && !r.StartedAt.IsZero() {
@@ -234,7 +234,8 @@ func (m *Interceptor) observe(ctx context.Context, r *directory.Run) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	d, err := readPhases(hctx, m.history(ctx), r.WorkflowID, r.TemporalRunID, r.Status == directory.RunSucceeded)
+	d, err := readPhases(hctx, m.history(ctx), r.WorkflowID, r.TemporalRunID,
+		r.Status == directory.RunSucceeded || r.Status == directory.RunPartial)
 	if err != nil {
 		// Metrics are best effort: the run has ended whatever they say.
 		m.log.Warn("phase durations: read run history", "runId", r.ID, "error", err)
