@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,6 +102,9 @@ func (s *server) createUser(c *gin.Context) error {
 	if len(errs) > 0 {
 		return errs
 	}
+	if err := s.licenceAllowsOneMore(c.Request.Context(), "create "+u.Username); err != nil {
+		return err
+	}
 	if err := s.store.CreateUser(c.Request.Context(), u); err != nil {
 		if errors.Is(err, directory.ErrConflict) {
 			return errConflict("username %q is taken", u.Username)
@@ -115,44 +119,98 @@ func (s *server) createUser(c *gin.Context) error {
 // patchUser enables or disables a user by hand. A sync re-enables a user
 // of its directory that is active in the provider.
 func (s *server) patchUser(c *gin.Context) error {
-	ctx := c.Request.Context()
 	var req struct {
 		Status string `json:"status"`
 	}
 	if err := readJSON(c, &req); err != nil {
 		return err
 	}
-	if req.Status != directory.StatusActive && req.Status != directory.StatusDisabled {
-		return errInvalidField("status", "must be active or disabled")
-	}
-	if err := s.store.SetUserStatus(ctx, c.Param("id"), req.Status, time.Now()); err != nil {
-		return err
-	}
-	u, err := s.store.GetUser(ctx, c.Param("id"))
+	u, err := s.setUserStatus(c.Request.Context(), c.Param("id"), req.Status)
 	if err != nil {
 		return err
 	}
-	action := "user_enabled"
-	if req.Status == directory.StatusDisabled {
-		action = "user_disabled"
-	}
-	s.auditDirectory(c, action, u.Username, "by hand")
 	c.JSON(http.StatusOK, userOut(u))
 	return nil
 }
 
+// setUserStatus enables or disables a user by hand and audits it: PATCH
+// /users/{id} and the admin page's buttons (Service.SetUserStatus). A user
+// enabled again counts against the licence as a new one does.
+func (s *server) setUserStatus(ctx context.Context, id, status string) (*directory.User, error) {
+	if status != directory.StatusActive && status != directory.StatusDisabled {
+		return nil, errInvalidField("status", "must be active or disabled")
+	}
+	u, err := s.store.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if status == directory.StatusActive && u.Status != directory.StatusActive {
+		if err := s.licenceAllowsOneMore(ctx, "enable "+u.Username); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.store.SetUserStatus(ctx, u.ID, status, time.Now()); err != nil {
+		return nil, err
+	}
+	if u, err = s.store.GetUser(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	action := "user_enabled"
+	if status == directory.StatusDisabled {
+		action = "user_disabled"
+	}
+	s.record(ctx, directory.AuditEntry{Category: directory.CategoryDirectory, Action: action, Subject: u.Username, Details: "by hand"})
+	return u, nil
+}
+
 func (s *server) deleteUser(c *gin.Context) error {
-	ctx := c.Request.Context()
-	u, err := s.store.GetUser(ctx, c.Param("id"))
+	if _, err := s.removeUser(c.Request.Context(), c.Param("id")); err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+// removeUser deletes a user and audits it: DELETE /users/{id} and the
+// admin page (Service.DeleteUser). It returns the user as it was.
+func (s *server) removeUser(ctx context.Context, id string) (*directory.User, error) {
+	u, err := s.store.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.DeleteUser(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	s.record(ctx, directory.AuditEntry{Category: directory.CategoryDirectory, Action: "user_deleted", Subject: u.Username,
+		Details: "directory " + u.DirectoryKey})
+	return u, nil
+}
+
+// errLicenceCode is the code of a user refused by the licence.
+const errLicenceCode = "licence_limit_reached"
+
+// licenceAllowsOneMore refuses one more active user when the licence
+// limit is reached: the rule a sync applies to the users it would create
+// or re-enable holds for those made active by hand too, so that a local
+// account cannot take the seat a synced joiner was refused. what says
+// what was asked ("create alice"). The count and the write are not one
+// transaction, so two requests at the same moment may both pass; a run
+// then refuses its own creations until the total is under the limit again.
+func (s *server) licenceAllowsOneMore(ctx context.Context, what string) error {
+	limit, err := s.store.GetLicenceLimit(ctx)
+	if err != nil || limit <= 0 {
+		return err
+	}
+	active, err := s.store.CountActiveUsers(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteUser(ctx, u.ID); err != nil {
-		return err
+	if active < limit {
+		return nil
 	}
-	s.auditDirectory(c, "user_deleted", u.Username, "directory "+u.DirectoryKey)
-	c.Status(http.StatusNoContent)
-	return nil
+	return &apiError{Status: http.StatusConflict, Code: errLicenceCode,
+		Message: fmt.Sprintf("cannot %s: the licence allows %d active users and %d are active; disable a user or raise the limit (PUT /settings/licence) first",
+			what, limit, active)}
 }
 
 func (s *server) listGroups(c *gin.Context) error {

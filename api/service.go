@@ -182,6 +182,19 @@ func (v *Service) SetLicenceLimit(ctx context.Context, limit int) error {
 	return v.s.setLicence(ctx, limit)
 }
 
+// SetUserStatus enables or disables a user by hand, as PATCH /users/{id}:
+// enabling a disabled user beyond the licence limit is a 409
+// licence_limit_reached whose message says so.
+func (v *Service) SetUserStatus(ctx context.Context, id, status string) (*directory.User, error) {
+	return v.s.setUserStatus(ctx, id, status)
+}
+
+// DeleteUser deletes a user, as DELETE /users/{id}, and returns it as it
+// was.
+func (v *Service) DeleteUser(ctx context.Context, id string) (*directory.User, error) {
+	return v.s.removeUser(ctx, id)
+}
+
 // SwitchDirectory moves local users, by username, to a profile's
 // directory, as POST /users/switch-directory: one result per username,
 // each move audited.
