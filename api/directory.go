@@ -235,16 +235,39 @@ func (s *server) getGroup(c *gin.Context) error {
 	return nil
 }
 
+// memberStatusAll asks a group's member listing for every member, the
+// disabled ones too.
+const memberStatusAll = "all"
+
+// memberFilter is the store's filter of GET /groups/{id}/members?status=:
+// active members unless the caller asks for disabled ones or all, so a
+// consumer that only lists a group's members never sees a disabled user.
+func memberFilter(status string) (directory.MemberFilter, error) {
+	switch status {
+	case "", directory.StatusActive:
+		return directory.MemberFilter{Status: directory.StatusActive}, nil
+	case directory.StatusDisabled:
+		return directory.MemberFilter{Status: directory.StatusDisabled}, nil
+	case memberStatusAll:
+		return directory.MemberFilter{}, nil
+	}
+	return directory.MemberFilter{}, errBadRequest("status must be one of active, disabled, all")
+}
+
 func (s *server) listGroupMembers(c *gin.Context) error {
 	ctx := c.Request.Context()
 	opt, err := listOptions(c)
 	if err != nil {
 		return err
 	}
+	f, err := memberFilter(c.Query("status"))
+	if err != nil {
+		return err
+	}
 	if _, err := s.store.GetGroup(ctx, c.Param("id")); err != nil {
 		return err
 	}
-	page, err := s.store.ListGroupMembers(ctx, c.Param("id"), opt)
+	page, err := s.store.ListGroupMembers(ctx, c.Param("id"), f, opt)
 	if err != nil {
 		return err
 	}

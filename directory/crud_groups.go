@@ -8,10 +8,16 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// groupSelect reads groups with their member count and sort key; groups sort
-// by lower(name) then id, since names repeat across directories.
+// groupSelect reads groups with their member counts and sort key; groups
+// sort by lower(name) then id, since names repeat across directories. A
+// disabled member keeps its membership row (so that enabling it again
+// brings its groups back until the next sync says otherwise) but counts
+// apart: a disabled user is in no group's member count.
 const groupSelect = `SELECT g.id, g.name, g.directory_key, g.external_id, g.created_at, g.updated_at,
-	(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id) AS member_count,
+	(SELECT COUNT(*) FROM group_members m JOIN users u ON u.id = m.user_id
+	  WHERE m.group_id = g.id AND u.status = 'active') AS member_count,
+	(SELECT COUNT(*) FROM group_members m JOIN users u ON u.id = m.user_id
+	  WHERE m.group_id = g.id AND u.status <> 'active') AS disabled_member_count,
 	lower(g.name) AS sort_key
 	FROM directory_groups g`
 
@@ -52,7 +58,7 @@ func (s *SQLStore) CreateGroup(ctx context.Context, g *Group) error {
 	if err != nil {
 		return dbErr(fmt.Sprintf("create group %q", g.Name), err)
 	}
-	g.DirectoryKey, g.ExternalID, g.MemberCount, g.CreatedAt, g.UpdatedAt = LocalDirectory, nil, 0, now, now
+	g.DirectoryKey, g.ExternalID, g.MemberCount, g.DisabledMemberCount, g.CreatedAt, g.UpdatedAt = LocalDirectory, nil, 0, 0, now, now
 	return nil
 }
 
@@ -92,13 +98,20 @@ func (s *SQLStore) ListGroups(ctx context.Context, q string, opt ListOptions) (P
 	return p, nil
 }
 
-// ListGroupMembers lists the members of a group by username.
-func (s *SQLStore) ListGroupMembers(ctx context.Context, groupID string, opt ListOptions) (Page[User], error) {
+// ListGroupMembers lists the members of a group by username, those of
+// f.Status only when it is set.
+func (s *SQLStore) ListGroupMembers(ctx context.Context, groupID string, f MemberFilter, opt ListOptions) (Page[User], error) {
+	if f.Status != "" && !validUserStatus(f.Status) {
+		return Page[User]{}, fmt.Errorf("list members of group %s: unknown status %q", groupID, f.Status)
+	}
 	if err := s.mustExist(ctx, "group", `SELECT 1 FROM directory_groups WHERE id = ?`, groupID); err != nil {
 		return Page[User]{}, err
 	}
 	var w where
 	w.add("m.group_id = ?", groupID)
+	if f.Status != "" {
+		w.add("u.status = ?", f.Status)
+	}
 	return s.listUsers(ctx, `SELECT `+prefixCols("u.", userCols)+` FROM users u JOIN group_members m ON m.user_id = u.id`,
 		&w, "u.username_lower", opt)
 }

@@ -103,13 +103,22 @@ type UserFilter struct {
 
 // Group is a directory group.
 type Group struct {
-	ID           string    `db:"id" json:"id"`
-	Name         string    `db:"name" json:"name"`
-	DirectoryKey string    `db:"directory_key" json:"directoryKey"`
-	ExternalID   *string   `db:"external_id" json:"externalId"`
-	MemberCount  int       `db:"member_count" json:"memberCount"`
-	CreatedAt    time.Time `db:"created_at" json:"createdAt"`
-	UpdatedAt    time.Time `db:"updated_at" json:"updatedAt"`
+	ID           string  `db:"id" json:"id"`
+	Name         string  `db:"name" json:"name"`
+	DirectoryKey string  `db:"directory_key" json:"directoryKey"`
+	ExternalID   *string `db:"external_id" json:"externalId"`
+	// MemberCount counts the active members only: a disabled user is in
+	// no group's count. DisabledMemberCount counts the disabled members,
+	// whose memberships are kept.
+	MemberCount         int       `db:"member_count" json:"memberCount"`
+	DisabledMemberCount int       `db:"disabled_member_count" json:"disabledMemberCount"`
+	CreatedAt           time.Time `db:"created_at" json:"createdAt"`
+	UpdatedAt           time.Time `db:"updated_at" json:"updatedAt"`
+}
+
+// MemberFilter narrows ListGroupMembers.
+type MemberFilter struct {
+	Status string // active | disabled | "" (every member)
 }
 
 // Role is a role; sync never touches roles or their members.

@@ -46,7 +46,9 @@ type Store interface {
 	CreateGroup(ctx context.Context, g *Group) error
 	GetGroup(ctx context.Context, id string) (*Group, error)
 	ListGroups(ctx context.Context, q string, opt ListOptions) (Page[Group], error)
-	ListGroupMembers(ctx context.Context, groupID string, opt ListOptions) (Page[User], error)
+	// ListGroupMembers lists a group's members, of one status when the
+	// filter says so.
+	ListGroupMembers(ctx context.Context, groupID string, f MemberFilter, opt ListOptions) (Page[User], error)
 	AddGroupMember(ctx context.Context, groupID, userID string) error
 	RemoveGroupMember(ctx context.Context, groupID, userID string) error
 

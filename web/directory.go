@@ -166,6 +166,9 @@ type groupView struct {
 	Directory string
 	Members   []directory.User
 	Next      string
+	// Status is the members shown: "" (active, as the API lists them by
+	// default) or "all" (the disabled ones too).
+	Status string
 }
 
 func (a *admin) showGroup(q *request) error {
@@ -178,12 +181,23 @@ func (a *admin) showGroup(q *request) error {
 	if err != nil {
 		return err
 	}
-	page, err := a.store.ListGroupMembers(ctx, g.ID, directory.ListOptions{Limit: 100, Cursor: q.r.URL.Query().Get("cursor")})
+	v := q.r.URL.Query()
+	view := groupView{Group: g, Directory: nameOf(dirs, g.DirectoryKey), Status: v.Get("status")}
+	// A disabled user is in no group unless asked for, as in the API.
+	f := directory.MemberFilter{Status: directory.StatusActive}
+	switch view.Status {
+	case "":
+	case "all":
+		f.Status = ""
+	default:
+		return errBadForm("status", "must be all or absent")
+	}
+	page, err := a.store.ListGroupMembers(ctx, g.ID, f, directory.ListOptions{Limit: 100, Cursor: v.Get("cursor")})
 	if err != nil {
 		return err
 	}
-	return q.render(http.StatusOK, "group", g.Name, "groups",
-		groupView{Group: g, Directory: nameOf(dirs, g.DirectoryKey), Members: page.Items, Next: page.NextCursor})
+	view.Members, view.Next = page.Items, page.NextCursor
+	return q.render(http.StatusOK, "group", g.Name, "groups", view)
 }
 
 // auditCategories are the categories of the audit log.

@@ -35,6 +35,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		{"UserPaging", testUserPaging},
 		{"SwitchDirectory", testSwitchDirectory},
 		{"Groups", testGroups},
+		{"DisabledMembers", testDisabledMembers},
 		{"Roles", testRoles},
 		{"Documents", testDocuments},
 		{"DocumentTooLarge", testDocumentTooLarge},
@@ -385,17 +386,17 @@ func testGroups(t *testing.T, s directory.Store) {
 	got, err = s.GetGroup(ctx, g.ID)
 	require.NoError(t, err)
 	assert.Equal(t, 2, got.MemberCount)
-	members, err := s.ListGroupMembers(ctx, g.ID, directory.ListOptions{})
+	members, err := s.ListGroupMembers(ctx, g.ID, directory.MemberFilter{}, directory.ListOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"Alice", "bob"}, usernames(members.Items))
-	_, err = s.ListGroupMembers(ctx, "nope", directory.ListOptions{})
+	_, err = s.ListGroupMembers(ctx, "nope", directory.MemberFilter{}, directory.ListOptions{})
 	assert.ErrorIs(t, err, directory.ErrNotFound)
 
 	require.NoError(t, s.RemoveGroupMember(ctx, g.ID, a.ID))
 	require.NoError(t, s.RemoveGroupMember(ctx, g.ID, a.ID)) // twice is fine
 	assert.ErrorIs(t, s.RemoveGroupMember(ctx, "nope", a.ID), directory.ErrNotFound)
 	assert.ErrorIs(t, s.RemoveGroupMember(ctx, g.ID, "nope"), directory.ErrNotFound)
-	members, err = s.ListGroupMembers(ctx, g.ID, directory.ListOptions{})
+	members, err = s.ListGroupMembers(ctx, g.ID, directory.MemberFilter{}, directory.ListOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"Alice"}, usernames(members.Items))
 
@@ -423,6 +424,64 @@ func testGroups(t *testing.T, s directory.Store) {
 	p, err = s.ListGroups(ctx, "%", directory.ListOptions{})
 	require.NoError(t, err)
 	assert.Empty(t, p.Items)
+}
+
+// A disabled user keeps its memberships but is in no group's count, and
+// its groups list it only when asked for disabled or every member; its
+// roles are untouched.
+func testDisabledMembers(t *testing.T, s directory.Store) {
+	g := &directory.Group{Name: "Staff"}
+	require.NoError(t, s.CreateGroup(ctx, g))
+	r := &directory.Role{Name: "editors"}
+	require.NoError(t, s.CreateRole(ctx, r))
+	alice, bob, carol := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol")
+	for _, u := range []*directory.User{alice, bob, carol} {
+		require.NoError(t, s.AddGroupMember(ctx, g.ID, u.ID))
+	}
+	require.NoError(t, s.AddRoleMember(ctx, r.ID, bob.ID))
+	require.NoError(t, s.SetUserStatus(ctx, bob.ID, directory.StatusDisabled, time.Time{}))
+
+	got, err := s.GetGroup(ctx, g.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 2, got.MemberCount)
+	assert.Equal(t, 1, got.DisabledMemberCount)
+	list, err := s.ListGroups(ctx, "staff", directory.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, list.Items, 1)
+	assert.Equal(t, 2, list.Items[0].MemberCount)
+	assert.Equal(t, 1, list.Items[0].DisabledMemberCount)
+
+	for status, want := range map[string][]string{
+		directory.StatusActive:   {"alice", "carol"},
+		directory.StatusDisabled: {"bob"},
+		"":                       {"alice", "bob", "carol"},
+	} {
+		members, err := s.ListGroupMembers(ctx, g.ID, directory.MemberFilter{Status: status}, directory.ListOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, want, usernames(members.Items), "status %q", status)
+	}
+	// Paging within the filter.
+	all, pages := pageAll(t, 1, func(opt directory.ListOptions) (directory.Page[directory.User], error) {
+		return s.ListGroupMembers(ctx, g.ID, directory.MemberFilter{Status: directory.StatusActive}, opt)
+	})
+	assert.Equal(t, []string{"alice", "carol"}, usernames(all))
+	assert.Equal(t, 2, pages)
+	_, err = s.ListGroupMembers(ctx, g.ID, directory.MemberFilter{Status: "gone"}, directory.ListOptions{})
+	assert.Error(t, err)
+
+	u, err := s.GetUser(ctx, bob.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Staff"}, u.Groups, "the membership is kept")
+	roleMembers, err := s.ListRoleMembers(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{bob.ID}, roleMembers, "roles are untouched")
+
+	// Enabled again, the user is back in the group at once.
+	require.NoError(t, s.SetUserStatus(ctx, bob.ID, directory.StatusActive, time.Time{}))
+	got, err = s.GetGroup(ctx, g.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 3, got.MemberCount)
+	assert.Equal(t, 0, got.DisabledMemberCount)
 }
 
 func testRoles(t *testing.T, s directory.Store) {
