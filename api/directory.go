@@ -186,8 +186,8 @@ func (s *server) removeUser(ctx context.Context, id string) (*directory.User, er
 	return u, nil
 }
 
-// errLicenceCode is the code of a user refused by the licence.
-const errLicenceCode = "licence_limit_reached"
+// CodeLicenceLimit is the code of a user refused by the licence.
+const CodeLicenceLimit = "licence_limit_reached"
 
 // licenceAllowsOneMore refuses one more active user when the licence
 // limit is reached: the rule a sync applies to the users it would create
@@ -208,8 +208,8 @@ func (s *server) licenceAllowsOneMore(ctx context.Context, what string) error {
 	if active < limit {
 		return nil
 	}
-	return &apiError{Status: http.StatusConflict, Code: errLicenceCode,
-		Message: fmt.Sprintf("cannot %s: the licence allows %d active users and %d are active; disable a user or raise the limit (PUT /settings/licence) first",
+	return &apiError{Status: http.StatusConflict, Code: CodeLicenceLimit,
+		Message: fmt.Sprintf("cannot %s: the licence allows %d active users and %d are active; disable a user or raise the licence limit first",
 			what, limit, active)}
 }
 

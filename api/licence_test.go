@@ -23,7 +23,7 @@ func TestLicenceRefusesUsersByHand(t *testing.T) {
 
 		er := e.do(http.MethodPost, "/api/v1/users", user("carol")).apiErr(http.StatusConflict, "licence_limit_reached")
 		assert.Equal(t, "cannot create carol: the licence allows 2 active users and 2 are active; "+
-			"disable a user or raise the limit (PUT /settings/licence) first", er["message"])
+			"disable a user or raise the licence limit first", er["message"])
 		page, err := e.store.ListUsers(ctx, directory.UserFilter{Query: "carol"}, directory.ListOptions{})
 		require.NoError(t, err)
 		assert.Empty(t, page.Items, "a refused user is not created")

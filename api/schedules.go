@@ -141,35 +141,9 @@ func (s *server) nextRunAt(ctx context.Context, p *directory.Profile, cfg *profi
 // one 422, as its sync would.
 func (s *server) resetLastRun(c *gin.Context) error {
 	ctx := c.Request.Context()
-	p, err := s.store.GetProfile(ctx, c.Param("id"))
+	p, err := s.resetLast(ctx, c.Param("id"))
 	if err != nil {
 		return err
-	}
-	cfg, err := s.openProfile(p)
-	if err != nil {
-		return err
-	}
-	if cfg.Schedule.Frequency == profile.ScheduleOff || cfg.Schedule.Frequency == "" {
-		return &apiError{Status: http.StatusConflict, Code: "no_schedule",
-			Message: "the profile has no schedule (schedule.frequency is off), so there is no last run time to reset; " +
-				"POST /profiles/{id}/sync starts a run now"}
-	}
-	if !p.Enabled {
-		return errInvalidField("enabled", "the profile is disabled and its schedule paused; enable it first")
-	}
-	sch := s.scheduler()
-	if sch == nil {
-		return errors.New("reset last run: no scheduler configured")
-	}
-	// Recorded before the trigger: the tick reads it to ignore the manual
-	// runs before it, and it must not race the tick.
-	if err := s.store.AddAudit(ctx, &directory.AuditEntry{Category: directory.CategorySyncConfig,
-		Action: directory.AuditLastRunReset, Connection: p.Name, Subject: p.ID,
-		Details: "last run time reset: the schedule runs now, and the daily rule ignores manual runs before this"}); err != nil {
-		return err
-	}
-	if err := sch.TriggerSchedule(ctx, p); err != nil {
-		return errTemporal("the last run time was reset, but Temporal did not start the schedule now (it runs at its next slot): %v", err)
 	}
 	v, err := s.profileView(ctx, p)
 	if err != nil {
@@ -177,6 +151,47 @@ func (s *server) resetLastRun(c *gin.Context) error {
 	}
 	c.JSON(http.StatusAccepted, v)
 	return nil
+}
+
+// CodeNoSchedule is the code of a reset-last-run of a profile without a
+// schedule, which the admin page explains rather than shows as an error.
+const CodeNoSchedule = "no_schedule"
+
+// resetLast records the reset and triggers the schedule: POST
+// /profiles/{id}/reset-last-run and the admin page's button
+// (Service.ResetLastRun).
+func (s *server) resetLast(ctx context.Context, id string) (*directory.Profile, error) {
+	p, err := s.store.GetProfile(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := s.openProfile(p)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Schedule.Frequency == profile.ScheduleOff || cfg.Schedule.Frequency == "" {
+		return nil, &apiError{Status: http.StatusConflict, Code: CodeNoSchedule,
+			Message: "the profile has no schedule (schedule.frequency is off), so there is no last run time to reset; " +
+				"POST /profiles/{id}/sync starts a run now"}
+	}
+	if !p.Enabled {
+		return nil, errInvalidField("enabled", "the profile is disabled and its schedule paused; enable it first")
+	}
+	sch := s.scheduler()
+	if sch == nil {
+		return nil, errors.New("reset last run: no scheduler configured")
+	}
+	// Recorded before the trigger: the tick reads it to ignore the manual
+	// runs before it, and it must not race the tick.
+	if err := s.store.AddAudit(ctx, &directory.AuditEntry{Category: directory.CategorySyncConfig,
+		Action: directory.AuditLastRunReset, Connection: p.Name, Subject: p.ID,
+		Details: "last run time reset: the schedule runs now, and the daily rule ignores manual runs before this"}); err != nil {
+		return nil, err
+	}
+	if err := sch.TriggerSchedule(ctx, p); err != nil {
+		return nil, errTemporal("the last run time was reset, but Temporal did not start the schedule now (it runs at its next slot): %v", err)
+	}
+	return p, nil
 }
 
 // reconciled is the run as it stands once a workflow that ended outside

@@ -113,6 +113,14 @@ func (v *Service) Sync(ctx context.Context, profileID string, dryRun bool) (*dir
 	return v.s.syncNow(ctx, profileID, dryRun)
 }
 
+// ResetLastRun makes the profile's schedule run now and the daily rule
+// ignore the manual runs so far, as POST /profiles/{id}/reset-last-run. A
+// profile without a schedule is a 409 whose Problem.Code is
+// CodeNoSchedule; a disabled one a 422.
+func (v *Service) ResetLastRun(ctx context.Context, profileID string) (*directory.Profile, error) {
+	return v.s.resetLast(ctx, profileID)
+}
+
 // Run is the run as GET /runs/{id} shows it: brought in line with its
 // workflow when that ended outside usersync (in the Temporal UI), with
 // live counts while it runs.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
 )
 
@@ -87,9 +88,17 @@ type userView struct {
 	Attributes []mapRow
 	// Profiles are the directories a local user can be moved to.
 	Profiles []directoryName
+	// Error is why enabling the user was refused: the licence.
+	Error string
 }
 
 func (a *admin) showUser(q *request) error {
+	return a.renderUser(q, http.StatusOK, "")
+}
+
+// renderUser renders a user's page, with the refusal of an action when
+// errMsg is set.
+func (a *admin) renderUser(q *request, status int, errMsg string) error {
 	ctx := q.ctx()
 	u, err := a.store.GetUser(ctx, pathID(q.r))
 	if err != nil {
@@ -99,7 +108,7 @@ func (a *admin) showUser(q *request) error {
 	if err != nil {
 		return err
 	}
-	view := userView{User: u, Directory: nameOf(dirs, u.DirectoryKey)}
+	view := userView{User: u, Directory: nameOf(dirs, u.DirectoryKey), Error: errMsg}
 	if u.DirectoryKey == directory.LocalDirectory {
 		view.Profiles = dirs[1:]
 	}
@@ -115,7 +124,87 @@ func (a *admin) showUser(q *request) error {
 		view.Attributes = append(view.Attributes, mapRow{From: k, To: val})
 	}
 	slices.SortFunc(view.Attributes, func(x, y mapRow) int { return strings.Compare(x.From, y.From) })
-	return q.render(http.StatusOK, "user", u.Username, "users", view)
+	return q.render(status, "user", u.Username, "users", view)
+}
+
+// User actions of the user page: each is confirmed on a page of its own
+// (a GET, so it works without JavaScript) and goes through the API's code
+// (licence, audit).
+const (
+	userDisable = "disable"
+	userEnable  = "enable"
+	userDelete  = "delete"
+)
+
+func (a *admin) confirmUserAction(q *request) error {
+	u, err := a.store.GetUser(q.ctx(), pathID(q.r))
+	if err != nil {
+		return err
+	}
+	dirs, err := a.directories(q.ctx())
+	if err != nil {
+		return err
+	}
+	back := "/users/" + escape(u.ID)
+	synced := ""
+	if u.DirectoryKey != directory.LocalDirectory {
+		synced = " " + u.Username + " is synced by “" + nameOf(dirs, u.DirectoryKey) + "”: "
+	}
+	v := confirmView{Action: back + "/" + q.r.PathValue("action"), Back: back}
+	title := ""
+	switch q.r.PathValue("action") {
+	case userDisable:
+		title, v.Question, v.Button = "Disable user", "Disable "+u.Username+"?", "Disable "+u.Username
+		v.Detail = u.Username + " is then listed in no group and counted in no group's members; its memberships and roles are kept."
+		if synced != "" {
+			v.Detail += synced + "its next sync enables it again while the provider has it active."
+		}
+	case userEnable:
+		title, v.Question, v.Button, v.Safe = "Enable user", "Enable "+u.Username+"?", "Enable "+u.Username, true
+		v.Detail = u.Username + " takes one seat of the licence again and is back in its groups."
+		if synced != "" {
+			v.Detail += synced + "its next sync sets its groups as the provider says, and disables it again if the provider has it inactive."
+		}
+	case userDelete:
+		title, v.Question, v.Button = "Delete user", "Delete "+u.Username+"?", "Delete "+u.Username
+		v.Detail = u.Username + " is removed with its memberships and roles; the users it manages lose their manager. This cannot be undone."
+		if synced != "" {
+			v.Detail += synced + "its next sync creates it again (as a new user) while the provider has it active; disable it instead to keep it out."
+		}
+	default:
+		return errBadForm("action", "unknown user action %q", q.r.PathValue("action"))
+	}
+	return q.render(http.StatusOK, "confirm", title, "users", v)
+}
+
+// userAction disables, enables or deletes a user. The licence refusing an
+// enable is shown on the user's page, with what to do about it.
+func (a *admin) userAction(q *request) error {
+	ctx, id := q.ctx(), pathID(q.r)
+	var err error
+	notice := ""
+	switch q.r.PathValue("action") {
+	case userDisable:
+		notice = "userdisabled"
+		_, err = a.svc.SetUserStatus(ctx, id, directory.StatusDisabled)
+	case userEnable:
+		notice = "userenabled"
+		if _, err = a.svc.SetUserStatus(ctx, id, directory.StatusActive); err != nil {
+			if pr := a.svc.Explain(ctx, err); pr.Code == api.CodeLicenceLimit {
+				return a.renderUser(q, pr.Status, "Not enabled: "+pr.Message+".")
+			}
+		}
+	case userDelete:
+		if _, err = a.svc.DeleteUser(ctx, id); err == nil {
+			return q.redirect(withNotice("/users", "userdeleted", ""))
+		}
+	default:
+		return errBadForm("action", "unknown user action %q", q.r.PathValue("action"))
+	}
+	if err != nil {
+		return err
+	}
+	return q.redirect(withNotice("/users/"+escape(id), notice, ""))
 }
 
 // switchDirectory moves a local user to a profile's directory (the

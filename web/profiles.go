@@ -358,6 +358,24 @@ func (a *admin) setEnabled(q *request) error {
 	return q.redirect(withNotice(localPath(q.r.PostForm.Get("back")), notice, ""))
 }
 
+// resetLastRun is the editor's "Reset last run": the schedule runs now. A
+// profile without a schedule, or a disabled one, gets a notice that says
+// why nothing was reset and what to do instead, not an error page.
+func (a *admin) resetLastRun(q *request) error {
+	ctx, id := q.ctx(), pathID(q.r)
+	to := "/profiles/" + escape(id)
+	if _, err := a.svc.ResetLastRun(ctx, id); err != nil {
+		switch pr := a.svc.Explain(ctx, err); {
+		case pr.Code == api.CodeNoSchedule:
+			return q.redirect(withNotice(to, "noschedule", "") + "#directory")
+		case pr.Status == http.StatusUnprocessableEntity:
+			return q.redirect(withNotice(to, "resetdisabled", "") + "#directory")
+		}
+		return err
+	}
+	return q.redirect(withNotice(to, "reset", "") + "#directory")
+}
+
 // confirmView is the confirmation step of a destructive action.
 type confirmView struct {
 	Question string
@@ -365,6 +383,8 @@ type confirmView struct {
 	Action   string
 	Button   string
 	Back     string
+	// Safe draws the button as a plain one: the action takes nothing away.
+	Safe bool
 }
 
 func (a *admin) confirmDeleteProfile(q *request) error {

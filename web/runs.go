@@ -64,7 +64,15 @@ type runView struct {
 	Actions     []string
 	// Live is set while the run may still change (polled and refreshed).
 	Live bool
+	// Skipped are the first users the run skipped, with the reason; the
+	// ledger filtered on "skipped" has them all.
+	Skipped     []directory.Change
+	MoreSkipped bool
 }
+
+// skippedShown is how many skipped users the run page lists above the
+// ledger.
+const skippedShown = 20
 
 // RefreshSeconds reloads a live run page without JavaScript.
 func (v runView) RefreshSeconds() int {
@@ -111,6 +119,16 @@ func (a *admin) showRun(q *request) error {
 		return err
 	}
 	view.Changes, view.Next = page.Items, page.NextCursor
+	// Skipped users stay as they were (a blanked email keeps the old one),
+	// so they are listed apart, where they cannot be missed among the
+	// changes.
+	if view.Action == "" && v.Get("cursor") == "" {
+		sk, err := a.store.ListChanges(ctx, run.ID, "skipped", directory.ListOptions{Limit: skippedShown})
+		if err != nil {
+			return err
+		}
+		view.Skipped, view.MoreSkipped = sk.Items, sk.NextCursor != ""
+	}
 	return q.render(http.StatusOK, "run", "Run of "+run.ProfileName, "runs", view)
 }
 

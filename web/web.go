@@ -113,6 +113,7 @@ func (a *admin) routes() http.Handler {
 	mux.Handle("GET /profiles/{id}", a.page(a.editProfile))
 	mux.Handle("POST /profiles/{id}", a.page(a.saveProfile))
 	mux.Handle("POST /profiles/{id}/enabled", a.page(a.setEnabled))
+	mux.Handle("POST /profiles/{id}/reset-last-run", a.page(a.resetLastRun))
 	mux.Handle("GET /profiles/{id}/delete", a.page(a.confirmDeleteProfile))
 	mux.Handle("POST /profiles/{id}/delete", a.page(a.deleteProfile))
 	mux.Handle("GET /profiles/{id}/groups.json", a.json(a.groupsJSON))
@@ -126,6 +127,8 @@ func (a *admin) routes() http.Handler {
 	mux.Handle("GET /users", a.page(a.listUsers))
 	mux.Handle("GET /users/{id}", a.page(a.showUser))
 	mux.Handle("POST /users/{id}/switch-directory", a.page(a.switchDirectory))
+	mux.Handle("GET /users/{id}/{action}", a.page(a.confirmUserAction))
+	mux.Handle("POST /users/{id}/{action}", a.page(a.userAction))
 	mux.Handle("GET /groups", a.page(a.listGroups))
 	mux.Handle("GET /groups/{id}", a.page(a.showGroup))
 	mux.Handle("GET /audit", a.page(a.listAudit))
@@ -386,6 +389,15 @@ var notices = map[string]string{
 	"switched":    "User moved: the profile's next sync adopts it by username.",
 	"notswitched": "The user was not moved: only a local account can be moved to a profile's directory.",
 	"notsaved":    "Not saved: the profile has errors, shown beside their fields.",
+	"userdisabled": "User disabled: it is in no group until it is enabled again. A sync enables a synced user " +
+		"again while the provider has it active.",
+	"userenabled": "User enabled.",
+	"userdeleted": "User deleted. A synced user still active in the provider is created again by the next sync.",
+	"reset": "Last run time reset: the schedule runs now (a run already going makes it a skipped run), and the " +
+		"daily rule ignores the manual runs before this.",
+	"noschedule": "Nothing was reset: this profile has no schedule (Schedule: off), so there is no last run time " +
+		"to reset and nothing runs by itself. Save and sync starts a run now; or choose a schedule below and save.",
+	"resetdisabled": "Nothing was reset: the profile is disabled and its schedule paused. Enable it first.",
 }
 
 func (q *request) notice() (string, string) {

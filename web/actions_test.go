@@ -1,0 +1,128 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/directory"
+)
+
+// Issue 14, item 4: the admin page disables, enables and deletes a user,
+// each after a confirmation, through the API's code (the licence, the
+// audit); the licence refusing an enable says so on the user's page.
+func TestUserActions(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		b := e.browser()
+		b.signIn()
+		ann := &directory.User{Username: "ann", FirstName: "Ann", LastName: "Archer", Email: "ann@example.com"}
+		require.NoError(t, e.store.CreateUser(ctx, ann))
+		bob := &directory.User{Username: "bob", FirstName: "Bob", LastName: "Baker", Email: "bob@example.com"}
+		require.NoError(t, e.store.CreateUser(ctx, bob))
+
+		page := b.get("/users/" + ann.ID)
+		assert.Contains(t, page.body, `href="/users/`+ann.ID+`/disable"`)
+		assert.NotContains(t, page.body, `/enable"`)
+		page = b.get("/users/" + ann.ID + "/disable")
+		require.Equal(t, http.StatusOK, page.status)
+		assert.Contains(t, page.body, "Disable ann?")
+		assert.Contains(t, page.body, "listed in no group")
+		u, _ := e.store.GetUser(ctx, ann.ID)
+		assert.Equal(t, directory.StatusActive, u.Status, "the confirmation changes nothing")
+
+		page = b.follow(b.post("/users/"+ann.ID+"/disable", nil))
+		assert.Contains(t, page.body, "User disabled")
+		assert.Contains(t, page.body, `href="/users/`+ann.ID+`/enable"`)
+		u, _ = e.store.GetUser(ctx, ann.ID)
+		assert.Equal(t, directory.StatusDisabled, u.Status)
+
+		// The licence is full: enabling is refused on the user's page.
+		b.follow(b.post("/licence", url.Values{"limit": {"1"}}))
+		page = b.get("/users/" + ann.ID + "/enable")
+		assert.Contains(t, page.body, "Enable ann?")
+		assert.Contains(t, page.body, "one seat of the licence")
+		page = b.post("/users/"+ann.ID+"/enable", nil)
+		assert.Equal(t, http.StatusConflict, page.status)
+		assert.Contains(t, page.body, "Not enabled: cannot enable ann: the licence allows 1 active users and 1 are active")
+		assert.Contains(t, page.body, `<a href="/licence">Licence page</a>`)
+		u, _ = e.store.GetUser(ctx, ann.ID)
+		assert.Equal(t, directory.StatusDisabled, u.Status)
+
+		b.follow(b.post("/licence", url.Values{"limit": {"0"}}))
+		page = b.follow(b.post("/users/"+ann.ID+"/enable", nil))
+		assert.Contains(t, page.body, "User enabled.")
+		u, _ = e.store.GetUser(ctx, ann.ID)
+		assert.Equal(t, directory.StatusActive, u.Status)
+
+		page = b.get("/users/" + bob.ID + "/delete")
+		assert.Contains(t, page.body, "Delete bob?")
+		assert.Contains(t, page.body, "cannot be undone")
+		page = b.follow(b.post("/users/"+bob.ID+"/delete", nil))
+		assert.Contains(t, page.body, "User deleted.")
+		_, err := e.store.GetUser(ctx, bob.ID)
+		assert.ErrorIs(t, err, directory.ErrNotFound)
+
+		for action, n := range map[string]int{"user_disabled": 1, "user_enabled": 1, "user_deleted": 1} {
+			a, _ := e.store.ListAudit(ctx, directory.AuditFilter{Action: action}, directory.ListOptions{})
+			assert.Len(t, a.Items, n, action)
+		}
+		assert.Equal(t, http.StatusUnprocessableEntity, b.get("/users/"+ann.ID+"/explode").status)
+		assert.Equal(t, http.StatusNotFound, b.post("/users/nope/disable", nil).status)
+	})
+}
+
+// Reset last run: with a schedule it triggers it; without one, or on a
+// disabled profile, a notice says why nothing was reset.
+func TestResetLastRun(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	id, docID := b.createCSVProfile("People file")
+	page := b.get("/profiles/" + id)
+	assert.Contains(t, page.body, `<form id="reset-form" method="post" action="/profiles/`+id+`/reset-last-run">`)
+	assert.Contains(t, page.body, "This profile has no schedule, so there is no last run time to reset")
+
+	page = b.post("/profiles/"+id+"/reset-last-run", nil)
+	require.Equal(t, http.StatusSeeOther, page.status, page.body)
+	page = b.follow(page)
+	assert.Contains(t, page.body, "Nothing was reset: this profile has no schedule (Schedule: off)")
+
+	form := csvForm("People file", docID)
+	form.Set("schedule.frequency", "interval")
+	form.Set("csv.defaultPassword", "")
+	b.follow(b.post("/profiles/"+id, form))
+	page = b.get("/profiles/" + id)
+	assert.Contains(t, page.body, "Makes the schedule run now")
+	page = b.follow(b.post("/profiles/"+id+"/reset-last-run", nil))
+	assert.Contains(t, page.body, "Last run time reset: the schedule runs now")
+	a, _ := e.store.ListAudit(context.Background(), directory.AuditFilter{Action: directory.AuditLastRunReset}, directory.ListOptions{})
+	assert.Len(t, a.Items, 1)
+
+	b.follow(b.post("/profiles/"+id+"/enabled", url.Values{"enabled": {"false"}, "back": {"/profiles/" + id}}))
+	page = b.follow(b.post("/profiles/"+id+"/reset-last-run", nil))
+	assert.Contains(t, page.body, "Nothing was reset: the profile is disabled")
+}
+
+// The run page lists the users the run skipped, with the reason, above
+// the ledger.
+func TestRunPageListsSkippedUsers(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	id, _ := b.createCSVProfile("People file")
+	ctx := context.Background()
+	p, _ := e.store.GetProfile(ctx, id)
+	run, err := e.runner.Start(ctx, p, "manual", false)
+	require.NoError(t, err)
+	seedDirectory(t, e, p.DirectoryKey, run.ID)
+	page := b.get("/runs/" + run.ID)
+	assert.Contains(t, page.body, `<h2 id="skipped-h">Skipped users</h2>`)
+	assert.Contains(t, page.body, `<tr><th scope="row">cat</th><td>email missing</td></tr>`)
+	page = b.get("/runs/" + run.ID + "?action=created")
+	assert.NotContains(t, page.body, "skipped-h")
+}
