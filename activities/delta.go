@@ -293,6 +293,9 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 		if err != nil {
 			return nil, nil, err
 		}
+		// A round may list a user again after a later change: the later
+		// record is the user now.
+		staged.Latest = true
 		staged.Removals = page.Removals
 		if p.Next != "" {
 			return staged, &fetchCursor{Stage: stageChanges, Cursor: p.Next}, nil

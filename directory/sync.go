@@ -160,6 +160,12 @@ type FetchedPage struct {
 	// SourceState is merged into the provider state the run saves when it
 	// succeeds (a delta token, keyed by listing).
 	SourceState map[string]string
+	// Latest says the page's users are newer than any record of them
+	// staged before (a change round, which may list a changed user again
+	// later in the round): they replace those records, the last of a page
+	// winning. Otherwise the first record of a user is kept (a second
+	// group's listing, a duplicate row of a file).
+	Latest bool
 }
 
 // PlanInput parameterises Plan.
@@ -275,8 +281,24 @@ func (s *SQLStore) SaveFetchedPage(ctx context.Context, runID string, page *Fetc
 		if err := s.lockRun(ctx, tx, runID); err != nil {
 			return err
 		}
-		userRows := make([][]any, 0, len(page.Users))
-		for _, u := range page.Users {
+		users := page.Users
+		var replaced int64
+		if page.Latest && len(users) > 0 {
+			users = lastOfEach(users)
+			ids := make([]string, 0, len(users))
+			for _, u := range users {
+				ids = append(ids, u.ExternalID)
+			}
+			q, args, err := sqlx.In(`DELETE FROM sync_staged_users WHERE run_id = ? AND external_id IN (?)`, runID, ids)
+			if err != nil {
+				return fmt.Errorf("stage users: %w", err)
+			}
+			if replaced, err = s.exec(ctx, tx, q, args...); err != nil {
+				return fmt.Errorf("stage users: %w", err)
+			}
+		}
+		userRows := make([][]any, 0, len(users))
+		for _, u := range users {
 			userRows = append(userRows, []any{runID, u.ExternalID, u.Line, u.Username, strings.ToLower(u.Username),
 				u.FirstName, u.LastName, u.Email, u.Active, u.ManagerRef, strings.ToLower(u.ManagerRef), attrsJSON(u.Attributes), u.PasswordHash,
 				u.ContentHash, u.Invalid})
@@ -308,7 +330,7 @@ func (s *SQLStore) SaveFetchedPage(ctx context.Context, runID string, page *Fetc
 		if err != nil {
 			return err
 		}
-		c.Fetched += int(added)
+		c.Fetched += int(added - replaced)
 		total = c.Fetched
 		state := ""
 		if len(page.SourceState) > 0 {
@@ -325,6 +347,21 @@ func (s *SQLStore) SaveFetchedPage(ctx context.Context, runID string, page *Fetc
 		return 0, fmt.Errorf("save fetched page: %w", err)
 	}
 	return total, nil
+}
+
+// lastOfEach keeps the last record of each user, in first-seen order.
+func lastOfEach(users []StagedUser) []StagedUser {
+	at := make(map[string]int, len(users))
+	out := make([]StagedUser, 0, len(users))
+	for _, u := range users {
+		if i, ok := at[u.ExternalID]; ok {
+			out[i] = u
+			continue
+		}
+		at[u.ExternalID] = len(out)
+		out = append(out, u)
+	}
+	return out
 }
 
 // stageGraph stages a page's part of the group graph and its removals.

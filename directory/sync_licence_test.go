@@ -111,3 +111,29 @@ func TestEngineWarnsOfSharedEmailAddresses(t *testing.T) {
 		}
 	})
 }
+
+// TestEngineLatestPagesReplaceEarlierRecords: a change round may list a
+// user twice (changed again while the round was read); the later record
+// wins, within a page and across pages, and the user is counted once.
+// Other listings keep a user's first record.
+func TestEngineLatestPagesReplaceEarlierRecords(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *directory.DB) {
+		e := newEngine(t, db)
+		e.newRun()
+		first, second, third := staged("u1", "ann", "First"), staged("u1", "ann", "Second"), staged("u1", "ann", "Third")
+		if n, err := e.s.SaveFetchedPage(e.ctx, e.runID, &directory.FetchedPage{Users: []directory.StagedUser{first}}, "a", false); err != nil || n != 1 {
+			t.Fatalf("first page: %d %v", n, err)
+		}
+		if n, err := e.s.SaveFetchedPage(e.ctx, e.runID, &directory.FetchedPage{Users: []directory.StagedUser{staged("u2", "bob", "B"), second}}, "b", false); err != nil || n != 2 {
+			t.Fatalf("a listing page: %d %v", n, err)
+		}
+		if n, err := e.s.SaveFetchedPage(e.ctx, e.runID, &directory.FetchedPage{Latest: true,
+			Users: []directory.StagedUser{second, third}}, "", true); err != nil || n != 2 {
+			t.Fatalf("a change page: %d %v", n, err)
+		}
+		_, c := e.planApply()
+		if u := e.usersByExternalID()["u1"]; u.LastName != "Third" || c.Created != 2 {
+			t.Fatalf("u1 %+v, counts %+v", u, c)
+		}
+	})
+}
