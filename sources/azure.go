@@ -10,10 +10,9 @@ import (
 
 func init() { Register(profile.ProviderAzure, openAzure) }
 
-// openAzure opens the Entra ID tenant of a profile. Graph users do not
-// carry their groups, so group sync reads Groups and Members after the
-// users; object ids are GUIDs Graph already writes in one case, so nothing
-// is folded.
+// openAzure opens the Entra ID tenant of a profile. Its groups and
+// memberships come from the group graph (a DeltaSource); object ids are
+// GUIDs Graph already writes in one case, so nothing is folded.
 func openAzure(_ context.Context, env Env, t Target) (*Opened, error) {
 	a := t.Config.Azure
 	if a == nil {
