@@ -204,12 +204,18 @@ func TestAdminPageInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#f-csv-defaultPassword"), defaultPassword),
 		chromedp.SendKeys(chromedp.CSS("#attr-from-0"), "department"),
 		chromedp.SendKeys(chromedp.CSS("#attr-to-0"), "department"),
-		chromedp.Click(chromedp.CSS("#f-populateOrgChart")),
+		// The org chart box is left unticked: the manager column turns it
+		// on (issue 14, item 3).
 		chromedp.Click(chromedp.CSS("#gs-all")),
 	)
 	shot("new-csv-profile")
 	submit("save profile", `button[name="action"][value="save"]`)
 	expect("created", text(".notice"), "Profile created.")
+	expect("org chart on", text("#f-populateOrgChart-hint"), "On, because the manager column manager is set")
+	if on, err := chromedp.Run(browser, chromedp.Evaluate[bool](`document.querySelector("#f-populateOrgChart").checked`)); err != nil || !on {
+		shot("FAILED-org-chart")
+		t.Fatalf("the org chart box is not ticked after saving a manager column (%v)", err)
+	}
 	shot("profile-created")
 	if h := html(); strings.Contains(h, defaultPassword) {
 		t.Fatal("the default password is in the editor's HTML")
@@ -254,6 +260,7 @@ func TestAdminPageInBrowser(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	expect("created count", text(`[data-count="created"]`), fmt.Sprint(len(usernames)))
+	expect("managers linked", text(`[data-count="managersLinked"]`), fmt.Sprint(len(usernames)-1))
 	expect("ledger", text("table.ledger"), "created")
 	expect("temporal link", html(), "http://localhost:8233/namespaces/default/workflows/")
 	shot("run-succeeded")

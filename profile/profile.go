@@ -4,6 +4,8 @@
 // clear and the secret fields sealed at rest, and validates it.
 package profile
 
+import "strings"
+
 // Providers.
 const (
 	ProviderAzure = "azure"
@@ -81,6 +83,19 @@ type CSV struct {
 	ColumnMap       map[string]string `json:"columnMap"`
 	Delimiter       string            `json:"delimiter"`
 	GroupsField     string            `json:"groupsField"`
+}
+
+// csvOrgChart turns the org chart on for a CSV profile that names a
+// manager column: the column has no other use, and a run that read it but
+// linked no manager (the org chart being off by default) would say
+// "succeeded" while ignoring what the admin asked for. An admin who wants
+// no managers clears the column. Applied by Normalize to what the API
+// saves, and by Open to what was stored before the rule, so that the next
+// run of such a profile links its managers.
+func (c *Config) csvOrgChart() {
+	if c.Provider == ProviderCSV && c.CSV != nil && strings.TrimSpace(c.CSV.ManagerField) != "" {
+		c.PopulateOrgChart = true
+	}
 }
 
 // GroupSync says which provider groups become directory groups.

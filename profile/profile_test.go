@@ -415,3 +415,21 @@ func TestRedacted(t *testing.T) {
 	assert.Equal(t, true, r["azure"].(map[string]any)["clientSecretSet"])
 	assert.Equal(t, "s3cret-azure", a.Azure.ClientSecret, "Redacted must not change the profile")
 }
+
+// Issue 14, item 3: a CSV manager column turns the org chart on, for a
+// profile saved now (Normalize) and one stored before the rule (Open).
+func TestCSVManagerFieldTurnsTheOrgChartOn(t *testing.T) {
+	c := Config{Name: "p", Provider: ProviderCSV, CSV: &CSV{URL: "https://x.example/p.csv", ManagerField: "manager"}}
+	c.Normalize()
+	assert.True(t, c.PopulateOrgChart)
+	c = Config{Name: "p", Provider: ProviderCSV, CSV: &CSV{URL: "https://x.example/p.csv", ManagerField: "  "}}
+	c.Normalize()
+	assert.False(t, c.PopulateOrgChart, "a blank column is no column")
+	c = Config{Name: "p", Provider: ProviderAzure, Azure: &Azure{}, CSV: &CSV{ManagerField: "manager"}}
+	c.Normalize()
+	assert.False(t, c.PopulateOrgChart, "only a CSV profile's column counts")
+
+	stored, err := Open(nil, []byte(`{"name":"p","provider":"csv","csv":{"managerField":"boss"},"populateOrgChart":false}`), "")
+	require.NoError(t, err)
+	assert.True(t, stored.PopulateOrgChart)
+}

@@ -141,6 +141,7 @@ func Open(box *secret.Box, clear json.RawMessage, sealed string) (*Config, error
 	if err := json.Unmarshal(clear, &c); err != nil {
 		return nil, fmt.Errorf("read stored profile: %w", err)
 	}
+	c.csvOrgChart()
 	if sealed == "" {
 		return &c, nil
 	}

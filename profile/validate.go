@@ -158,6 +158,7 @@ func (c *Config) Normalize() {
 			v.ColumnMap = map[string]string{}
 		}
 	}
+	c.csvOrgChart()
 }
 
 var (

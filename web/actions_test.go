@@ -126,3 +126,29 @@ func TestRunPageListsSkippedUsers(t *testing.T) {
 	page = b.get("/runs/" + run.ID + "?action=created")
 	assert.NotContains(t, page.body, "skipped-h")
 }
+
+// Issue 14, item 3 on the admin page: a CSV profile with a manager column
+// shows its org chart on, and why, though the box was left unticked.
+func TestCSVManagerColumnShowsTheOrgChartOn(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	b.get("/documents")
+	b.upload("people.csv", "username\nann\n", b.csrf, true)
+	docs, _ := e.store.ListDocuments(context.Background(), directory.ListOptions{})
+	form := csvForm("People file", docs.Items[0].ID)
+	form.Del("populateOrgChart")
+	page := b.post("/profiles/new", form)
+	require.Equal(t, http.StatusSeeOther, page.status, page.body)
+	page = b.get(page.location)
+	assert.Contains(t, page.body, `<input type="checkbox" id="f-populateOrgChart" name="populateOrgChart" checked`)
+	assert.Contains(t, page.body, "On, because the manager column <code>manager</code> is set")
+
+	form.Set("csv.managerField", "")
+	form.Set("csv.defaultPassword", "")
+	id := regexpFind(t, page.body, `action="/profiles/([^"/]+)/reset-last-run"`)
+	page = b.follow(b.post("/profiles/"+id, form))
+	assert.Contains(t, page.body, "Profile saved.")
+	assert.NotContains(t, page.body, `name="populateOrgChart" checked`)
+	assert.Contains(t, page.body, "A CSV profile needs a manager column (Connection) for this")
+}
