@@ -48,11 +48,11 @@ func TestTestConnectionCSV(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *directory.DB) {
 		h := newHarness(t, db, nil)
 		h.setCSV(csvOf(alice))
-		if err := h.acts.TestConnection(h.ctx, h.profile, h.cfg); err != nil {
+		if _, err := h.acts.TestConnection(h.ctx, h.profile, h.cfg); err != nil {
 			t.Fatalf("green light expected: %v", err)
 		}
 		h.setCSV("login,firstName\nx,y\n")
-		if err := h.acts.TestConnection(h.ctx, h.profile, h.cfg); err == nil || !strings.Contains(err.Error(), "username") {
+		if _, err := h.acts.TestConnection(h.ctx, h.profile, h.cfg); err == nil || !strings.Contains(err.Error(), "username") {
 			t.Fatalf("missing column not named: %v", err)
 		}
 
@@ -71,11 +71,11 @@ func TestTestConnectionCSV(t *testing.T) {
 		remote := *cfg.CSV
 		remote.Source, remote.URL, remote.Username, remote.Password = "remote", srv.URL+"/people.csv", "svc", "pw"
 		cfg.CSV = &remote
-		if err := acts.TestConnection(h.ctx, h.profile, &cfg); err != nil {
+		if _, err := acts.TestConnection(h.ctx, h.profile, &cfg); err != nil {
 			t.Fatalf("remote green light expected: %v", err)
 		}
 		remote.Password = "wrong"
-		err := acts.TestConnection(h.ctx, h.profile, &cfg)
+		_, err := acts.TestConnection(h.ctx, h.profile, &cfg)
 		if !errors.Is(err, provider.ErrAuth) || strings.Contains(err.Error(), "wrong") {
 			t.Fatalf("refused credentials: %v", err)
 		}

@@ -10,15 +10,16 @@ import (
 )
 
 // TestConnection is "Test connection" for a profile (the API's green or red
-// light): the provider's cheapest read with the profile's credentials. A
-// CSV is read and its header and first row checked; a remote CSV is
-// downloaded but not stored.
-func (a *Activities) TestConnection(ctx context.Context, p *directory.Profile, cfg *profile.Config) error {
+// light): the provider's cheapest reads that prove every permission a sync
+// needs, with the profile's credentials. A CSV is read and its header and
+// first row checked; a remote CSV is downloaded but not stored. Warnings
+// say what works but not fully (provider.Warner); the error fails the test.
+func (a *Activities) TestConnection(ctx context.Context, p *directory.Profile, cfg *profile.Config) ([]string, error) {
 	src, err := sources.Open(ctx, a.sourceEnv(), sources.Target{Profile: p, Config: cfg})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return src.Test(ctx)
+	return provider.TestWithWarnings(ctx, src.Source)
 }
 
 // ProviderGroups is one page of the profile's group picker.

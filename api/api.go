@@ -58,7 +58,7 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Tester runs "Test connection" for POST /profiles/{id}/test; nil
 	// leaves the endpoint out.
-	Tester func(ctx context.Context, p *directory.Profile, c *profile.Config) error
+	Tester TesterFunc
 	// Admin, when set, serves every path outside /api/v1 and the probes:
 	// the admin page (package web), on the API's origin so that its
 	// cookies and forms never cross origins.
@@ -79,6 +79,10 @@ type Options struct {
 	SignIns *SignInThrottle
 }
 
+// TesterFunc is "Test connection" of a profile: an error fails it; the
+// warnings say what works but not fully, each naming what to grant.
+type TesterFunc func(ctx context.Context, p *directory.Profile, c *profile.Config) (warnings []string, err error)
+
 // Trigger values a run records.
 const (
 	TriggerManual = "manual"
@@ -92,7 +96,7 @@ type server struct {
 	token  string
 	log    *slog.Logger
 	ready  func(ctx context.Context) error
-	tester func(ctx context.Context, p *directory.Profile, c *profile.Config) error
+	tester TesterFunc
 	admin  http.Handler
 	extras extras // extras.go
 	// signIns throttles wrong tokens (throttle.go).

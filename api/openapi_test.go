@@ -23,7 +23,7 @@ import (
 // route exists.
 func fullEnv(t *testing.T) *env {
 	return newEnv(t, func(o *Options) {
-		o.Tester = func(context.Context, *directory.Profile, *profile.Config) error { return nil }
+		o.Tester = func(context.Context, *directory.Profile, *profile.Config) ([]string, error) { return nil, nil }
 		o.ProviderGroups = func(context.Context, *directory.Profile, *profile.Config, string, string, int) (provider.Page[provider.Group], error) {
 			return provider.Page[provider.Group]{}, nil
 		}

@@ -377,11 +377,14 @@ func (s *server) testProfile(c *gin.Context) error {
 	return nil
 }
 
-// TestResult is the answer of "Test connection": the light and why.
+// TestResult is the answer of "Test connection": the light and why, and
+// what works but not fully (a permission only part of a sync needs), each
+// warning naming what to grant. A test with warnings is still green.
 type TestResult struct {
-	OK        bool   `json:"ok"`
-	Message   string `json:"message"`
-	LatencyMs int64  `json:"latencyMs"`
+	OK        bool     `json:"ok"`
+	Message   string   `json:"message"`
+	LatencyMs int64    `json:"latencyMs"`
+	Warnings  []string `json:"warnings"`
 }
 
 // testConnection tests the stored profile and records the outcome in the
@@ -400,10 +403,19 @@ func (s *server) testConnection(ctx context.Context, id string) (TestResult, err
 		return TestResult{}, err
 	}
 	start := time.Now()
-	terr := s.tester(ctx, p, cfg)
-	res := TestResult{OK: terr == nil, Message: "connection works", LatencyMs: time.Since(start).Milliseconds()}
-	if terr != nil {
+	warnings, terr := s.tester(ctx, p, cfg)
+	res := TestResult{OK: terr == nil, Message: "connection works", LatencyMs: time.Since(start).Milliseconds(),
+		Warnings: []string{}}
+	switch {
+	case terr != nil:
 		res.Message = terr.Error()
+	case len(warnings) == 1:
+		res.Message, res.Warnings = "connection works, with a warning", warnings
+	case len(warnings) > 1:
+		res.Message, res.Warnings = fmt.Sprintf("connection works, with %d warnings", len(warnings)), warnings
+	}
+	for _, w := range res.Warnings {
+		s.log.WarnContext(ctx, "test connection warning", "profileId", p.ID, "warning", w)
 	}
 	details, _ := json.Marshal(res)
 	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionConnectionTested,

@@ -250,12 +250,12 @@ func TestSyncStartFailureIsInternal(t *testing.T) {
 func TestTestConnection(t *testing.T) {
 	var got *profile.Config
 	e := newEnv(t, func(o *Options) {
-		o.Tester = func(_ context.Context, _ *directory.Profile, c *profile.Config) error {
+		o.Tester = func(_ context.Context, _ *directory.Profile, c *profile.Config) ([]string, error) {
 			got = c
 			if c.CSV.URL == "https://bad.example.com/a.csv" {
-				return assert.AnError
+				return nil, assert.AnError
 			}
-			return nil
+			return nil, nil
 		}
 	})
 	id := e.createProfile(csvProfile)

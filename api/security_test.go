@@ -86,9 +86,9 @@ func TestSecretDoesNotFollowAMovedEndpoint(t *testing.T) {
 			})
 		}
 	}, func(o *Options) {
-		o.Tester = func(_ context.Context, _ *directory.Profile, c *profile.Config) error {
+		o.Tester = func(_ context.Context, _ *directory.Profile, c *profile.Config) ([]string, error) {
 			tested = append(tested, c)
-			return nil
+			return nil, nil
 		}
 	})
 }

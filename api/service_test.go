@@ -46,12 +46,12 @@ func TestAdminHandlerMountedAtRoot(t *testing.T) {
 func TestServiceProfilesRunsAndProblems(t *testing.T) {
 	var tested int
 	e := newEnv(t, func(o *Options) {
-		o.Tester = func(_ context.Context, _ *directory.Profile, c *profile.Config) error {
+		o.Tester = func(_ context.Context, _ *directory.Profile, c *profile.Config) ([]string, error) {
 			tested++
 			if !c.IsEnabled() {
-				return errors.New("csv: header row missing")
+				return nil, errors.New("csv: header row missing")
 			}
-			return nil
+			return nil, nil
 		}
 	})
 	svc := &Service{s: e.srv}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,24 @@ type Source interface {
 	Users(ctx context.Context, scope Scope, c Cursor) (Page[User], error)
 	// Members lists the members of one provider group.
 	Members(ctx context.Context, groupID string, c Cursor) (Page[Member], error)
+}
+
+// Warner is a Source whose "Test connection" can also say what works but
+// not fully: a permission only part of a sync needs (Okta's System Log,
+// without which every run reads in full). TestWarnings is Test plus those
+// warnings, each a sentence naming what to grant; an error fails the test
+// as Test's would.
+type Warner interface {
+	TestWarnings(ctx context.Context) ([]string, error)
+}
+
+// TestWithWarnings is "Test connection" of src: its warnings when it is a
+// Warner, else Test's error alone.
+func TestWithWarnings(ctx context.Context, src Source) ([]string, error) {
+	if w, ok := src.(Warner); ok {
+		return w.TestWarnings(ctx)
+	}
+	return nil, src.Test(ctx)
 }
 
 // GroupQuery narrows a group listing.
@@ -90,6 +109,10 @@ var (
 	ErrAuth = errors.New("authentication failed")
 	// ErrPermission means the credentials lack a consent or scope.
 	ErrPermission = errors.New("permission denied")
+	// ErrCredentialsExpired means the provider said the credentials have
+	// lapsed (an Entra client secret past its end date); it comes with
+	// ErrAuth.
+	ErrCredentialsExpired = errors.New("credentials expired")
 	// ErrNotFound means the addressed object or endpoint does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrInvalidData means the provider's data cannot be used as it is.
@@ -100,6 +123,31 @@ var (
 	// must start again from the first page.
 	ErrCursorExpired = errors.New("cursor no longer accepted")
 )
+
+// Credential problems CredentialProblem tells apart.
+const (
+	CredentialsExpired = "expired"    // the provider said they lapsed: renew them
+	CredentialsRefused = "refused"    // wrong, revoked or expired without saying so
+	PermissionMissing  = "permission" // a consent, scope or role is missing
+)
+
+// CredentialProblem says what an error message of a provider (a failed
+// Test connection, a failed run: both are kept only as text) means for
+// the profile's credentials, "" when it is about something else. It reads
+// the sentinels' texts, which every provider error that wraps them
+// carries; the AADSTS code covers messages written before
+// ErrCredentialsExpired existed.
+func CredentialProblem(msg string) string {
+	switch {
+	case strings.Contains(msg, ErrCredentialsExpired.Error()), strings.Contains(msg, "AADSTS7000222"):
+		return CredentialsExpired
+	case strings.Contains(msg, ErrAuth.Error()):
+		return CredentialsRefused
+	case strings.Contains(msg, ErrPermission.Error()):
+		return PermissionMissing
+	}
+	return ""
+}
 
 // ThrottledError is a 429 (or equivalent) with the wait the provider asked for.
 type ThrottledError struct {

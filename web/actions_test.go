@@ -152,3 +152,23 @@ func TestCSVManagerColumnShowsTheOrgChartOn(t *testing.T) {
 	assert.NotContains(t, page.body, `name="populateOrgChart" checked`)
 	assert.Contains(t, page.body, "A CSV profile needs a manager column (Connection) for this")
 }
+
+// Issue 14, item 6 on the admin page: the warnings of Test connection are
+// shown under the light, which is amber.
+func TestTestConnectionWarningsShown(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	id, docID := b.createCSVProfile("People file")
+	e.testWarnings = []string{"okta: the API token may not read the System Log: grant it"}
+	form := csvForm("People file", docID)
+	form.Set("action", "test")
+	form.Set("csv.defaultPassword", "")
+	page := b.follow(b.post("/profiles/"+id, form))
+	assert.Contains(t, page.body, `<span class="light warn"`)
+	assert.Contains(t, page.body, "passed, with warnings")
+	assert.Contains(t, page.body, "connection works, with a warning")
+	assert.Contains(t, page.body, `<li>okta: the API token may not read the System Log: grant it</li>`)
+	page = b.get("/profiles")
+	assert.Contains(t, page.body, "passed, with warnings")
+}

@@ -120,8 +120,9 @@ type env struct {
 	// groups are what the fake provider lists for the picker.
 	groups    []provider.Group
 	groupsErr error
-	// testErr is what Test connection answers.
-	testErr error
+	// testErr is what Test connection answers, with testWarnings.
+	testErr      error
+	testWarnings []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -146,7 +147,9 @@ func newEnvOn(t *testing.T, dialect string) *env {
 	e := &env{t: t, db: db, store: store, box: box, runner: &fakeRunner{store: store},
 		clock: &clock{t: time.Date(2030, 1, 2, 9, 0, 0, 0, time.UTC)}}
 	opts := api.Options{Store: store, Runner: e.runner, Box: box, Token: testToken, Logger: e.logger(),
-		Tester:         func(context.Context, *directory.Profile, *profile.Config) error { return e.testErr },
+		Tester: func(context.Context, *directory.Profile, *profile.Config) ([]string, error) {
+			return e.testWarnings, e.testErr
+		},
 		ProviderGroups: e.listGroups}
 	key, err := SessionKey(secret.GenerateKey(), testToken)
 	require.NoError(t, err)

@@ -497,11 +497,16 @@ func (d *doctor) checkConnections(ctx context.Context) {
 		}
 		tctx, cancel := context.WithTimeout(ctx, 2*doctorTimeout)
 		began := time.Now()
-		err = acts.TestConnection(tctx, p, cfg)
+		warnings, err := acts.TestConnection(tctx, p, cfg)
 		cancel()
 		if err != nil {
 			d.fail(what, connectionFix(err), "test connection: %v", err)
 			continue
+		}
+		// The same warnings as the API's Test connection: it works, but
+		// not fully.
+		for _, w := range warnings {
+			d.warn(what, "", "%s", w)
 		}
 		d.ok(what, "connection ok (%d ms)", time.Since(began).Milliseconds())
 	}

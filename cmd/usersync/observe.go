@@ -83,9 +83,9 @@ func (o *observability) temporalOptions(store directory.Store, log *slog.Logger,
 }
 
 // tester is "Test connection" through the counted client.
-func (o *observability) tester(store directory.Store, box *secret.Box, log *slog.Logger) func(context.Context, *directory.Profile, *profile.Config) error {
+func (o *observability) tester(store directory.Store, box *secret.Box, log *slog.Logger) api.TesterFunc {
 	acts := activities.New(o.deps(store, box, log))
-	return func(ctx context.Context, p *directory.Profile, cfg *profile.Config) error {
+	return func(ctx context.Context, p *directory.Profile, cfg *profile.Config) ([]string, error) {
 		return acts.TestConnection(metrics.WithProvider(ctx, p.Provider), p, cfg)
 	}
 }

@@ -116,7 +116,7 @@ func TestTestConnectionDoesNotQuoteTheServer(t *testing.T) {
 	cfg := &profile.Config{Name: "Remote", Provider: profile.ProviderCSV, CSV: &profile.CSV{Source: profile.CSVRemote,
 		URL: srv.URL + "/metrics", UserMatchField: "username", DefaultPassword: "Welcome-1", Delimiter: ","}}
 	cfg.Normalize()
-	err = test(context.Background(), &directory.Profile{ID: "p1", Name: "Remote", Provider: profile.ProviderCSV}, cfg)
+	_, err = test(context.Background(), &directory.Profile{ID: "p1", Name: "Remote", Provider: profile.ProviderCSV}, cfg)
 	if err == nil {
 		t.Fatal("a metrics page passed for a CSV file")
 	}

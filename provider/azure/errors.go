@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
@@ -88,6 +89,12 @@ func (s *Source) graphError(ctx context.Context, err error, what string, kind re
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	// An expired client secret is told apart from a wrong one, so that the
+	// health panel and the metric can say "renew it" (AADSTS7000222).
+	if errors.Is(err, provider.ErrAuth) && !errors.Is(err, provider.ErrCredentialsExpired) &&
+		strings.Contains(err.Error(), fmt.Sprintf("AADSTS%d", aadSecretExpired)) {
+		return fmt.Errorf("%w: %w", provider.ErrCredentialsExpired, err)
+	}
 	// The credential and the transport already typed what they saw.
 	for _, sentinel := range []error{provider.ErrAuth, provider.ErrPermission, provider.ErrUnreachable, provider.ErrInvalidData} {
 		if errors.Is(err, sentinel) {
@@ -128,6 +135,31 @@ func (s *Source) graphError(ctx context.Context, err error, what string, kind re
 			Reason: fmt.Sprintf("refused with HTTP %d (%s)", f.status, f.text())}
 	}
 	return fmt.Errorf("azure: %s: HTTP %d (%s)", what, f.status, f.text())
+}
+
+// The Microsoft Graph application permissions a sync needs, as Test names
+// them: the least privileged that allows each read ("Permissions" on the
+// pages cited in docs/providers.md).
+const (
+	permGroupMembers = "GroupMember.Read.All (group-list, group-delta: it reads groups and their members; Group.Read.All or Directory.Read.All also do)"
+	permUsers        = "User.Read.All (user-list, user-delta; Directory.Read.All also does)"
+	permUsersFull    = "User.Read.All (user-delta: User.ReadBasic.All lists users but not through the delta function, nor their manager or most properties; Directory.Read.All also does)"
+)
+
+// needsPermission restates a refused read of Test (err, as graphError
+// typed it; raw, the SDK's error when there is one) as the one permission
+// it needs, so that the message names exactly what to grant; any other
+// error is returned as it is.
+func needsPermission(err, raw error, what, permission string) error {
+	if !errors.Is(err, provider.ErrPermission) {
+		return err
+	}
+	detail := ""
+	if f, ok := asGraphFailure(raw); ok {
+		detail = " (" + f.text() + ")"
+	}
+	return fmt.Errorf("%w: the app registration may not %s%s: add the Microsoft Graph application permission %s to it, "+
+		"then grant admin consent (Entra admin center > App registrations > API permissions)", provider.ErrPermission, what, detail, permission)
 }
 
 func deref[T any](p *T) T {

@@ -135,8 +135,14 @@ func (s *Source) Members(ctx context.Context, groupID string, c provider.Cursor)
 	return page, nil
 }
 
-// Test signs in and reads one group and one user: the two permissions a
-// sync needs, each named in the error when it is missing.
+// Test signs in and reads what a sync reads, one object each, so that a
+// missing permission is named before a run fails on it: one group (the
+// groups and their members: GroupMember.Read.All), one user (User.Read.All),
+// and that user again as a sync reads it, through the users delta function
+// with its manager and every mapped property (the delta function, the
+// manager and most properties need User.Read.All; User.ReadBasic.All lists
+// users but is not enough), per-user properties by $batch when mapped.
+// Every request is one a sync sends (docs/providers.md).
 func (s *Source) Test(ctx context.Context) error {
 	ctx = withWaitBudget(ctx, s.retry.MaxWait)
 	if _, err := s.cred.GetToken(ctx, tokenOptions(s.scopes)); err != nil {
@@ -146,11 +152,23 @@ func (s *Source) Test(ctx context.Context) error {
 	filter := s.groupFilter()
 	if _, err := s.client.Groups().Get(ctx, &groups.GroupsRequestBuilderGetRequestConfiguration{
 		QueryParameters: &groups.GroupsRequestBuilderGetQueryParameters{Filter: &filter, Select: []string{"id"}, Top: &top}}); err != nil {
-		return s.graphError(ctx, err, "groups", firstPage)
+		return needsPermission(s.graphError(ctx, err, "groups", firstPage), err, "read groups and their members", permGroupMembers)
 	}
-	if _, err := s.client.Users().Get(ctx, &graphusers.UsersRequestBuilderGetRequestConfiguration{
-		QueryParameters: &graphusers.UsersRequestBuilderGetQueryParameters{Select: []string{"id"}, Top: &top}}); err != nil {
-		return s.graphError(ctx, err, "users", firstPage)
+	users, err := s.client.Users().Get(ctx, &graphusers.UsersRequestBuilderGetRequestConfiguration{
+		QueryParameters: &graphusers.UsersRequestBuilderGetQueryParameters{Select: []string{"id"}, Top: &top}})
+	if err != nil {
+		return needsPermission(s.graphError(ctx, err, "users", firstPage), err, "read users", permUsers)
+	}
+	if users == nil || len(users.GetValue()) == 0 {
+		return nil // an empty tenant: nothing more to read
+	}
+	id := deref(users.GetValue()[0].GetId())
+	if !guidPattern.MatchString(id) {
+		return nil
+	}
+	if _, err := s.UsersByID(ctx, []string{id}); err != nil {
+		return needsPermission(err, nil, "read users through the users delta function with their manager and the mapped properties ("+
+			strings.Join(append(s.userDeltaSelect(), s.perUserSelect...), ", ")+")", permUsersFull)
 	}
 	return nil
 }
