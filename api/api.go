@@ -121,6 +121,7 @@ func newServer(o Options) *server {
 		s.log = slog.Default()
 	}
 	s.cursors = newPickerCursors(o.Box)
+	s.registerCredentialMetric(o.Metrics)
 	if s.signIns = o.SignIns; s.signIns == nil {
 		var reg prometheus.Registerer
 		if o.Metrics != nil {
@@ -168,6 +169,7 @@ func (s *server) routes() http.Handler {
 	v1.DELETE("/profiles/:id", h(s.deleteProfile))
 	v1.POST("/profiles/:id/sync", h(s.syncProfile))
 	v1.POST("/profiles/:id/reset-last-run", h(s.resetLastRun))
+	v1.GET("/profiles/:id/health", h(s.getHealth))
 	if s.tester != nil {
 		v1.POST("/profiles/:id/test", h(s.testProfile))
 	}

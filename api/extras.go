@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/metrics"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 )
@@ -47,6 +48,15 @@ func newExtras(o Options) extras {
 		x.httpMetrics = newHTTPMetrics(o.Metrics)
 	}
 	return x
+}
+
+// registerCredentialMetric puts the credential metric (health.go) on the
+// registry of Options.Metrics; a second server of the same options (the
+// admin page's Service) finds it there.
+func (s *server) registerCredentialMetric(reg *prometheus.Registry) {
+	if reg != nil {
+		metrics.Register(reg, newCredentialCollector(s))
+	}
 }
 
 // useExtras adds the middleware of the extras; it must run before any

@@ -107,6 +107,15 @@ func (v *Service) LastTest(ctx context.Context, profileID string) (*TestRecord, 
 	return rec, nil
 }
 
+// Health is the profile's health panel from its last runs applied runs
+// (0 means DefaultHealthRuns), as GET /profiles/{id}/health.
+func (v *Service) Health(ctx context.Context, profileID string, runs int) (*Health, error) {
+	if runs <= 0 {
+		runs = DefaultHealthRuns
+	}
+	return v.s.health(ctx, profileID, min(runs, MaxHealthRuns))
+}
+
 // Sync starts a manual run of an enabled profile, as POST
 // /profiles/{id}/sync. A run already going is a 409 whose Problem names it.
 func (v *Service) Sync(ctx context.Context, profileID string, dryRun bool) (*directory.Run, error) {

@@ -172,3 +172,32 @@ func TestTestConnectionWarningsShown(t *testing.T) {
 	page = b.get("/profiles")
 	assert.Contains(t, page.body, "passed, with warnings")
 }
+
+// Issue 14, item 5 on the admin page: the profile's health page lists the
+// users the last run skipped, its conflicts, and the credentials' state.
+func TestHealthPage(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		b := e.browser()
+		b.signIn()
+		id, _ := b.createCSVProfile("People file")
+		ctx := context.Background()
+		p, _ := e.store.GetProfile(ctx, id)
+		page := b.get("/profiles/" + id + "/health")
+		require.Equal(t, http.StatusOK, page.status)
+		assert.Contains(t, page.body, "No applied run yet")
+		assert.Contains(t, page.body, `<span class="badge muted">not used yet</span>`)
+
+		run, err := e.runner.Start(ctx, p, "manual", false)
+		require.NoError(t, err)
+		seedDirectory(t, e, p.DirectoryKey, run.ID)
+		require.NoError(t, e.store.SetRunStatus(ctx, run.ID, directory.RunSucceeded, directory.PhaseDone, "", e.clock.now()))
+		page = b.get("/profiles/" + id + "/health")
+		assert.Contains(t, page.body, `<h2 id="stale-h">Skipped users`)
+		assert.Contains(t, page.body, "<td>email missing</td>")
+		assert.Contains(t, page.body, "<strong>1 of 1</strong>")
+		assert.Contains(t, page.body, "username owned by directory local")
+		assert.Contains(t, page.body, `<span class="badge ok">working</span>`)
+		assert.Equal(t, http.StatusUnprocessableEntity, b.get("/profiles/"+id+"/health?runs=99").status)
+		assert.Contains(t, b.get("/profiles/"+id).body, `href="/profiles/`+id+`/health">Health</a>`)
+	})
+}

@@ -39,8 +39,8 @@ func seedDirectory(t *testing.T, e *env, dirKey, runID string) {
 		{"dan", "conflict", "username owned by directory local", `{}`},
 		{"eve", "disabled", "departed", `{}`},
 	} {
-		_, err := e.db.ExecContext(ctx, `INSERT INTO change_ledger (run_id, subject_type, subject_id, username, action, reason, changes, at)
-			VALUES (?, 'user', ?, ?, ?, ?, ?, ?)`, runID, c.user, c.user, c.action, c.reason, c.changes, time.Now().UTC())
+		_, err := e.db.ExecContext(ctx, e.db.Rebind(`INSERT INTO change_ledger (run_id, subject_type, subject_id, username, action, reason, changes, at)
+			VALUES (?, 'user', ?, ?, ?, ?, ?, ?)`), runID, c.user, c.user, c.action, c.reason, c.changes, time.Now().UTC())
 		require.NoError(t, err)
 	}
 }

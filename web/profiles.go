@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/usersync/usersync/api"
@@ -356,6 +357,59 @@ func (a *admin) setEnabled(q *request) error {
 		notice = "enabled"
 	}
 	return q.redirect(withNotice(localPath(q.r.PostForm.Get("back")), notice, ""))
+}
+
+// healthView is a profile's health page.
+type healthView struct {
+	Profile *directory.Profile
+	Health  *api.Health
+	Runs    int // how many applied runs were asked for
+	// Lists are the health panel's lists, titled, in the page's order.
+	Lists []healthList
+}
+
+type healthList struct {
+	ID, Title, Hint string
+	Entries         []api.HealthEntry
+	Total           int // the newest run's count
+}
+
+// showHealth is the health panel of a profile, as GET
+// /profiles/{id}/health shows it.
+func (a *admin) showHealth(q *request) error {
+	ctx := q.ctx()
+	p, err := a.store.GetProfile(ctx, pathID(q.r))
+	if err != nil {
+		return err
+	}
+	n := api.DefaultHealthRuns
+	if v := q.r.URL.Query().Get("runs"); v != "" {
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > api.MaxHealthRuns {
+			return errBadForm("runs", "must be a whole number from 1 to %d", api.MaxHealthRuns)
+		}
+	}
+	h, err := a.svc.Health(ctx, p.ID, n)
+	if err != nil {
+		return err
+	}
+	var c directory.RunCounts
+	if h.Counts != nil {
+		c = *h.Counts
+	}
+	v := healthView{Profile: p, Health: h, Runs: n, Lists: []healthList{
+		{"stale", "Skipped users", "Skipped for the reason given: the provider's record is incomplete or invalid. " +
+			"A user already in the directory keeps the data it had, and stays active, until the record is fixed.",
+			h.StaleUsers, c.Skipped},
+		{"conflicts", "Conflicts", "Not synced because the username is taken. A local account of that username " +
+			"waits for a directory switch (Move to a profile's directory, on its user page).", h.Conflicts, c.Conflicts},
+		{"managers", "Managers that do not resolve", "The manager the provider names is not a user of this " +
+			"profile's directory (out of scope, skipped, or in another directory).", h.UnresolvedManagers, c.ManagersUnresolved},
+		{"duplicates", "Shared e-mail addresses", "Active users whose e-mail address another active user has " +
+			"too: a warning, never refused.", h.DuplicateEmails, c.DuplicateEmails},
+		{"licence", "Refused by the licence", "Not created or enabled again because the licence is full.",
+			h.LicenceRefused, c.LicenceRefused},
+	}}
+	return q.render(http.StatusOK, "health", "Health of "+p.Name, "profiles", v)
 }
 
 // resetLastRun is the editor's "Reset last run": the schedule runs now. A

@@ -114,6 +114,7 @@ func (a *admin) routes() http.Handler {
 	mux.Handle("POST /profiles/{id}", a.page(a.saveProfile))
 	mux.Handle("POST /profiles/{id}/enabled", a.page(a.setEnabled))
 	mux.Handle("POST /profiles/{id}/reset-last-run", a.page(a.resetLastRun))
+	mux.Handle("GET /profiles/{id}/health", a.page(a.showHealth))
 	mux.Handle("GET /profiles/{id}/delete", a.page(a.confirmDeleteProfile))
 	mux.Handle("POST /profiles/{id}/delete", a.page(a.deleteProfile))
 	mux.Handle("GET /profiles/{id}/groups.json", a.json(a.groupsJSON))
