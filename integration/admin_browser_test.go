@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -276,6 +277,111 @@ func TestAdminPageInBrowser(t *testing.T) {
 	}
 	shot("users")
 
+	p, err := store.ListProfiles(ctx, directory.ListOptions{})
+	if err != nil || len(p.Items) != 1 {
+		t.Fatalf("profiles: %v", err)
+	}
+	profileID := p.Items[0].ID
+	userID := func(name string) string {
+		t.Helper()
+		page, err := store.ListUsers(ctx, directory.UserFilter{Query: name}, directory.ListOptions{})
+		if err != nil || len(page.Items) != 1 {
+			t.Fatalf("user %s: %v %+v", name, err, page.Items)
+		}
+		return page.Items[0].ID
+	}
+
+	// 8. (Issue 14, items 4 and 5.) The provider blanks a user's email:
+	// the next run skips the user, its page says why, and the profile's
+	// health page shows the user still active with the old data.
+	blanked := filepath.Join(t.TempDir(), "people-blanked.csv")
+	writeBlankedEmail(t, people, blanked, "rpatel")
+	do("documents again", chromedp.Navigate(srv.URL+"/documents"), chromedp.WaitVisible(chromedp.CSS("#f-file")),
+		chromedp.SetUploadFiles(chromedp.CSS("#f-file"), []string{blanked}))
+	submit("upload blanked", "form.upload button[type=submit]")
+	docs, err = store.ListDocuments(ctx, directory.ListOptions{})
+	if err != nil || len(docs.Items) != 2 {
+		t.Fatalf("documents: %v %+v", err, docs.Items)
+	}
+	newDoc := docs.Items[0].ID
+	if docs.Items[0].Name != "people-blanked.csv" {
+		newDoc = docs.Items[1].ID
+	}
+	do("editor", chromedp.Navigate(srv.URL+"/profiles/"+profileID), chromedp.WaitVisible(chromedp.CSS("#f-csv-documentId")),
+		chromedp.SetValue(chromedp.CSS("#f-csv-documentId"), newDoc))
+	submit("save and sync again", `button[name="action"][value="sync"]`)
+	expect("second sync notice", text(".notice"), "a sync started")
+	submit("open second run", ".notice a")
+	waitRunPage(t, browser, shot, directory.RunSucceeded)
+	expect("skipped count", text(`[data-count="skipped"]`), "1")
+	expect("skipped users", text("#skipped"), "rpatel")
+	expect("skipped reason", text("#skipped"), "email")
+	shot("run-skipped-users")
+	do("health", chromedp.Navigate(srv.URL+"/profiles/"+profileID+"/health"), chromedp.WaitVisible(chromedp.CSS("#health-stale")))
+	expect("stale user", text("#health-stale"), "rpatel")
+	expect("stale user active", text("#health-stale"), "active")
+	expect("credentials", text("#credentials"), "working")
+	shot("health")
+
+	// 9. (Items 2 and 4.) Disable a user after a confirmation: it leaves
+	// its groups' lists and counts.
+	okafor := userID("dokafor")
+	do("user page", chromedp.Navigate(srv.URL+"/users/"+okafor), chromedp.WaitVisible(chromedp.CSS("#user-disable")))
+	submit("disable", "#user-disable")
+	expect("disable confirmation", text("main"), "Disable dokafor?")
+	shot("confirm-disable")
+	submit("confirm disable", "main form button[type=submit]")
+	expect("disabled", text(".notice"), "User disabled")
+	sales, err := store.ListGroups(ctx, "Sales", directory.ListOptions{})
+	if err != nil || len(sales.Items) == 0 {
+		t.Fatalf("group Sales: %v", err)
+	}
+	do("group page", chromedp.Navigate(srv.URL+"/groups/"+sales.Items[0].ID), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if members := text("main"); strings.Contains(members, "dokafor") && !strings.Contains(members, "Show the 1 disabled member") {
+		shot("FAILED-group-disabled")
+		t.Fatalf("a disabled user is listed in its group: %s", members)
+	}
+	expect("disabled member hidden", text("#members-filter"), "Show the 1 disabled member too")
+	shot("group-without-disabled")
+
+	// 10. (Item 1.) With the licence full, enabling the user again is
+	// refused on its page, with the reason; with room, it is enabled.
+	active, err := store.CountActiveUsers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("licence", chromedp.Navigate(srv.URL+"/licence"), chromedp.WaitVisible(chromedp.CSS("#f-limit")),
+		chromedp.SetValue(chromedp.CSS("#f-limit"), fmt.Sprint(active)))
+	submit("save licence", "main form button[type=submit]")
+	expect("licence saved", text(".notice"), "Licence limit saved.")
+	do("user page again", chromedp.Navigate(srv.URL+"/users/"+okafor), chromedp.WaitVisible(chromedp.CSS("#user-enable")))
+	submit("enable", "#user-enable")
+	submit("confirm enable", "main form button[type=submit]")
+	expect("licence refusal", text("#user-error"), "Not enabled: cannot enable dokafor: the licence allows")
+	shot("enable-refused-by-licence")
+	do("licence off", chromedp.Navigate(srv.URL+"/licence"), chromedp.WaitVisible(chromedp.CSS("#f-limit")),
+		chromedp.SetValue(chromedp.CSS("#f-limit"), "0"))
+	submit("save licence off", "main form button[type=submit]")
+	do("user page once more", chromedp.Navigate(srv.URL+"/users/"+okafor), chromedp.WaitVisible(chromedp.CSS("#user-enable")))
+	submit("enable again", "#user-enable")
+	submit("confirm enable again", "main form button[type=submit]")
+	expect("enabled", text(".notice"), "User enabled.")
+
+	// 11. Delete a user after a confirmation.
+	submit("delete", "#user-delete")
+	expect("delete confirmation", text("main"), "Delete dokafor?")
+	submit("confirm delete", "main form button[type=submit]")
+	expect("deleted", text(".notice"), "User deleted.")
+	if _, err := store.GetUser(ctx, okafor); !errors.Is(err, directory.ErrNotFound) {
+		t.Fatalf("the deleted user is still there: %v", err)
+	}
+
+	// 12. Reset last run without a schedule says why nothing was reset.
+	do("editor for reset", chromedp.Navigate(srv.URL+"/profiles/"+profileID), chromedp.WaitVisible(chromedp.CSS("#reset-last-run button")))
+	submit("reset last run", "#reset-last-run button")
+	expect("reset explained", text(".notice"), "Nothing was reset: this profile has no schedule")
+	shot("reset-without-schedule")
+
 	// The same pages on a phone-sized window stay usable (no horizontal
 	// page overflow apart from the scrolling tables).
 	do("narrow", chromedp.EmulateViewport(390, 844), chromedp.Navigate(srv.URL+"/profiles"),
@@ -289,14 +395,67 @@ func TestAdminPageInBrowser(t *testing.T) {
 		shot("FAILED-narrow-overflow")
 		t.Fatal("the profiles page is wider than a 390 px window")
 	}
-	p, err := store.ListProfiles(ctx, directory.ListOptions{})
-	if err != nil || len(p.Items) != 1 {
-		t.Fatalf("profiles: %v", err)
-	}
-	do("narrow editor", chromedp.Navigate(srv.URL+"/profiles/"+p.Items[0].ID), chromedp.WaitVisible(chromedp.CSS("#f-name")))
+	do("narrow editor", chromedp.Navigate(srv.URL+"/profiles/"+profileID), chromedp.WaitVisible(chromedp.CSS("#f-name")))
 	shot("editor-narrow")
 	if h := html(); strings.Contains(h, defaultPassword) {
 		t.Fatal("the default password is in the editor's HTML")
+	}
+}
+
+// writeBlankedEmail copies a CSV file with the email of one user blanked,
+// as a provider that lost it would send it.
+func writeBlankedEmail(t *testing.T, from, to, username string) {
+	t.Helper()
+	f, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, email := slices.Index(rows[0], "username"), slices.Index(rows[0], "email")
+	for _, r := range rows[1:] {
+		if r[user] == username {
+			r[email] = ""
+		}
+	}
+	out, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := csv.NewWriter(out)
+	if err := w.WriteAll(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitRunPage waits until the open run page shows the run ended with
+// want, the page no longer live.
+func waitRunPage(t *testing.T, browser context.Context, shot func(string), want string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		status, _ := chromedp.Run(browser, chromedp.Evaluate[string](
+			`(document.querySelector('[data-run-field="status"] .badge') || {}).textContent || ""`))
+		live, _ := chromedp.Run(browser, chromedp.Evaluate[bool](`!!document.querySelector("[data-run-status-url]")`))
+		s := strings.TrimSpace(status)
+		if s == want && !live {
+			return
+		}
+		if s == directory.RunFailed || s == directory.RunBlocked || s == directory.RunCancelled {
+			shot("FAILED-run")
+			t.Fatalf("the run ended %s", s)
+		}
+		if time.Now().After(deadline) {
+			shot("FAILED-run-wait")
+			t.Fatalf("the run page did not reach %s (status %q)", want, s)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }
 
