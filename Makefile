@@ -5,6 +5,10 @@
 
 GO               ?= go
 TEMPORAL_VERSION ?= v1.5.1
+# workflowcheck has its own releases under the SDK's contrib/tools; v0.6.0
+# is the newest that predates go.temporal.io/sdk v1.51.0 in go.mod.
+WORKFLOWCHECK_VERSION ?= v0.6.0
+STATICCHECK_VERSION   ?= v0.8.2
 BIN              := $(CURDIR)/bin
 VERSION          ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS          := -X main.version=$(VERSION)
@@ -21,7 +25,7 @@ help:
 	@echo "make build  build bin/usersync"
 	@echo "make tools  build bin/temporal ($(TEMPORAL_VERSION))"
 	@echo "make browser  install Debian's chromium for the admin page's browser test, when missing (root)"
-	@echo "make lint   gofmt check and go vet"
+	@echo "make lint   gofmt, go vet, go mod tidy -diff, workflowcheck, staticcheck, go test -race on some packages"
 
 ## build: the usersync binary. Always rebuilt; go's cache makes it cheap.
 build:
@@ -32,6 +36,13 @@ tools: $(BIN)/temporal
 
 $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+## The linters of `make lint`, each only when missing.
+$(BIN)/workflowcheck:
+	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 ## browser: Debian's chromium, which the admin page's browser test drives
 ## (integration/admin_browser_test.go), only when missing. Needs root and
@@ -67,10 +78,22 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzUserPage$$' -fuzztime $(FUZZTIME) ./provider/okta
 	$(GO) test -run XXX -fuzz '^FuzzCursors$$' -fuzztime $(FUZZTIME) ./provider/okta
 
-lint:
+## lint: gofmt, go vet, a tidy go.mod, workflowcheck on the workflow code
+## (only deterministic code may live in workflows/), staticcheck, and the
+## race detector on the packages that run goroutines of their own, with
+## -short so that no test needing a server runs there (make test runs
+## them); keepAlive's heartbeat goroutine runs only inside a real activity,
+## hence its own test on a dev server (skipped locally without bin/temporal).
+RACE_PACKAGES ?= ./api ./metrics/... ./internal/reqtable ./provider/okta ./provider/azure ./idpsim/...
+lint: $(BIN)/workflowcheck $(BIN)/staticcheck
 	@out="$$(gofmt -l .)"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	$(BIN)/workflowcheck ./workflows/...
+	$(BIN)/staticcheck ./...
+	$(GO) test -race -short -count=1 $(RACE_PACKAGES)
+	$(GO) test -race -count=1 -run '^TestKeepAlive' ./activities
 
 fmt:
 	gofmt -w .

@@ -24,7 +24,7 @@ import (
 	"github.com/usersync/usersync/secret"
 )
 
-// Runner starts and steers sync runs; workflows.Client implements it. A
+// Runner starts and steers sync runs; runs.Client implements it. A
 // Runner that also implements Scheduler gets each profile a Temporal
 // schedule, and one that implements Reconciler keeps run reads in step
 // with workflows ended in the Temporal UI (schedules.go).

@@ -26,7 +26,7 @@ import (
 
 const testToken = "test-token-0123456789"
 
-// fakeRunner stands in for workflows.Client: it records calls and keeps one
+// fakeRunner stands in for runs.Client: it records calls and keeps one
 // run per profile going until the test ends it.
 type fakeRunner struct {
 	mu        sync.Mutex
@@ -35,7 +35,7 @@ type fakeRunner struct {
 	approved  []string
 	running   map[string]string // profile id -> run id
 	startErr  error
-	store     directory.Store // where Start records the run, as workflows.Client does
+	store     directory.Store // where Start records the run, as runs.Client does
 }
 
 type busyError struct{ runID string }

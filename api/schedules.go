@@ -16,7 +16,7 @@ import (
 // Schedules and the run rows' link to Temporal. Both are optional
 // capabilities of the Runner, found by type assertion as http.Flusher is,
 // so that a Runner that only starts runs (the handler tests' fake) still
-// serves everything else. workflows.Client implements both.
+// serves everything else. runs.Client implements both.
 
 // Scheduler keeps each profile's Temporal schedule in step with the
 // profile as stored.

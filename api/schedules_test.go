@@ -15,7 +15,7 @@ import (
 )
 
 // schedRunner is the fake Runner with schedules and reconciliation, as
-// workflows.Client has them.
+// runs.Client has them.
 type schedRunner struct {
 	*fakeRunner
 	mu         sync.Mutex

@@ -185,6 +185,7 @@ func (e *env) copyPage(ctx context.Context, users []baselineUser) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after a commit it does nothing
+	//lint:ignore SA1019 CopyIn quotes the names; the statement it builds is what pq's note suggests
 	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("bench_baseline", "external_id", "username", "first_name", "last_name",
 		"email", "active", "manager_ref", "attributes"))
 	if err != nil {

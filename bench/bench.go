@@ -38,8 +38,8 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/idpsim/graph"
+	"github.com/usersync/usersync/runs"
 	"github.com/usersync/usersync/secret"
-	"github.com/usersync/usersync/workflows"
 )
 
 // Options configure a benchmark.
@@ -119,7 +119,7 @@ type env struct {
 	simSrv *httptest.Server
 	caFile string
 	dir    string
-	wf     *workflows.Client
+	wf     *runs.Client
 }
 
 // Run measures every size in turn and returns the results.
@@ -158,7 +158,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		return nil, err
 	}
 	defer stop()
-	e.wf = &workflows.Client{Temporal: e.tc, TaskQueue: taskQueue, Namespace: "default", Store: e.store}
+	e.wf = &runs.Client{Temporal: e.tc, TaskQueue: taskQueue, Namespace: "default", Store: e.store}
 	if err := e.startSimulator(); err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ func (s *SQLStore) bulkInsert(ctx context.Context, tx *sqlx.Tx, table string, co
 
 // copyRows streams rows into table with COPY FROM STDIN.
 func copyRows(ctx context.Context, tx *sqlx.Tx, table string, cols []string, rows [][]any) error {
+	//lint:ignore SA1019 CopyIn quotes the names; the statement it builds is what pq's note suggests
 	stmt, err := tx.PrepareContext(ctx, pq.CopyIn(table, cols...))
 	if err != nil {
 		return fmt.Errorf("copy into %s: %w", table, err)

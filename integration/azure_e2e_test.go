@@ -393,15 +393,6 @@ func (e *azureE2E) directory() map[string]directoryUser {
 	return e.c.directory(e.dirKey)
 }
 
-func (e *azureE2E) groupByID(id string) (graph.Group, bool) {
-	for _, g := range e.ten.Groups() {
-		if g.ID == id {
-			return g, true
-		}
-	}
-	return graph.Group{}, false
-}
-
 type azureExpectation struct{ active, groups int }
 
 // check compares the directory with what the rules make of the tenant now:

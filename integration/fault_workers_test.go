@@ -18,10 +18,11 @@ import (
 // process id. 0 when none is running now.
 func (e *faultEnv) runningActivity(activityType string) int {
 	e.t.Helper()
-	desc, err := e.temporal.DescribeWorkflowExecution(e.ctx, workflows.WorkflowID(e.profile.ID), "")
+	d, err := e.temporal.DescribeWorkflow(e.ctx, workflows.WorkflowID(e.profile.ID), "")
 	if err != nil {
 		return 0
 	}
+	desc := d.RawResponse
 	for _, pa := range desc.GetPendingActivities() {
 		if pa.GetActivityType().GetName() != activityType || pa.GetState() != enumspb.PENDING_ACTIVITY_STATE_STARTED {
 			continue

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/runs"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -36,7 +37,7 @@ func TestSchedulesFollowProfiles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	describe := func(profileID string) (*client.ScheduleDescription, error) {
-		return s.tmp.Client.ScheduleClient().GetHandle(ctx, workflows.ScheduleID(profileID)).Describe(ctx)
+		return s.tmp.Client.ScheduleClient().GetHandle(ctx, runs.ScheduleID(profileID)).Describe(ctx)
 	}
 	mustDescribe := func(profileID string) *client.ScheduleDescription {
 		t.Helper()
@@ -136,7 +137,7 @@ func TestSchedulesFollowProfiles(t *testing.T) {
 	// brings it back, and so does the next start.
 	lose := func() {
 		t.Helper()
-		require.NoError(t, s.tmp.Client.ScheduleClient().GetHandle(ctx, workflows.ScheduleID(daily.ID)).Delete(ctx))
+		require.NoError(t, s.tmp.Client.ScheduleClient().GetHandle(ctx, runs.ScheduleID(daily.ID)).Delete(ctx))
 		gone(daily.ID)
 	}
 	body["schedule"] = map[string]any{"frequency": "interval", "everyMinutes": 30}
@@ -146,7 +147,7 @@ func TestSchedulesFollowProfiles(t *testing.T) {
 	assert.Equal(t, 30*time.Minute, mustDescribe(daily.ID).Schedule.Spec.Intervals[0].Every)
 	lose()
 	// And a schedule whose profile is gone is deleted then.
-	_, err = s.tmp.Client.ScheduleClient().Create(ctx, client.ScheduleOptions{ID: workflows.ScheduleID("gone"),
+	_, err = s.tmp.Client.ScheduleClient().Create(ctx, client.ScheduleOptions{ID: runs.ScheduleID("gone"),
 		Spec:   client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: time.Hour}}},
 		Action: &client.ScheduleWorkflowAction{Workflow: workflows.ScheduledWorkflowName, TaskQueue: s.client.TaskQueue}})
 	require.NoError(t, err)
@@ -156,7 +157,7 @@ func TestSchedulesFollowProfiles(t *testing.T) {
 		for iter.HasNext() {
 			e, err := iter.Next()
 			require.NoError(t, err)
-			if e.ID == workflows.ScheduleID("gone") {
+			if e.ID == runs.ScheduleID("gone") {
 				return true
 			}
 		}
@@ -224,7 +225,7 @@ func TestResetLastRunStartsAScheduledRun(t *testing.T) {
 	// daily rule skips it. (A triggered tick's slot is its start time to
 	// the second: a second later, the success is surely before it.)
 	time.Sleep(1100 * time.Millisecond)
-	require.NoError(t, s.tmp.Client.ScheduleClient().GetHandle(ctx, workflows.ScheduleID(p.ID)).
+	require.NoError(t, s.tmp.Client.ScheduleClient().GetHandle(ctx, runs.ScheduleID(p.ID)).
 		Trigger(ctx, client.ScheduleTriggerOptions{}))
 	var ruled runRow
 	waitFor(t, "the tick the daily rule skips", func() bool {

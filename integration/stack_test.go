@@ -18,11 +18,11 @@ import (
 	"github.com/usersync/usersync/internal/testenv"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/runs"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
 	"github.com/usersync/usersync/web"
 	"github.com/usersync/usersync/worker"
-	"github.com/usersync/usersync/workflows"
 )
 
 // stack is usersync as `usersync dev` runs it: Postgres, a real Temporal
@@ -32,7 +32,7 @@ type stack struct {
 	srv    *httptest.Server
 	store  *directory.SQLStore
 	tmp    *testenv.DevServer
-	client *workflows.Client
+	client *runs.Client
 	token  string
 }
 
@@ -123,7 +123,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: queue, Namespace: "default",
+	wf := &runs.Client{Temporal: tmp.Client, TaskQueue: queue, Namespace: "default",
 		UIBaseURL: "http://localhost:8233", Store: store}
 	const token = "it-token-0123456789"
 	opts := api.Options{Store: store, Runner: wf, Box: box, Token: token, Logger: log, Tester: acts.TestConnection,

@@ -1,4 +1,10 @@
-package workflows
+// Package runs is the Temporal side of the API and the service: it starts,
+// cancels, approves and watches sync runs, keeps each profile's Temporal
+// schedule in line with the store, and reconciles a run row with a
+// workflow that ended without recording its end. It talks to the Temporal
+// server and the store, so it lives apart from the deterministic workflow
+// code in package workflows.
+package runs
 
 import (
 	"context"
@@ -13,17 +19,12 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/usersync/usersync/directory"
-)
-
-// Search attributes every run carries, so the Temporal UI can list the runs
-// of one profile or provider.
-var (
-	ProfileNameKey = temporal.NewSearchAttributeKeyKeyword("ProfileName")
-	ProviderKey    = temporal.NewSearchAttributeKeyKeyword("Provider")
+	"github.com/usersync/usersync/workflows"
 )
 
 var (
@@ -81,7 +82,7 @@ func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string
 	// across continue-as-new and whoever (API or StartRun) records it first.
 	runID := uuid.NewString()
 	opts := client.StartWorkflowOptions{
-		ID:        WorkflowID(p.ID),
+		ID:        workflows.WorkflowID(p.ID),
 		TaskQueue: c.TaskQueue,
 		// FAIL (not USE_EXISTING) so a second start is told, with the
 		// running run, instead of silently joining it.
@@ -91,14 +92,14 @@ func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string
 		// had just started, and we would record a run that never runs.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			ProfileNameKey.ValueSet(p.Name),
-			ProviderKey.ValueSet(p.Provider),
+			workflows.ProfileNameKey.ValueSet(p.Name),
+			workflows.ProviderKey.ValueSet(p.Provider),
 		),
-		StaticSummary: runSummary(p.Name, p.Provider, trigger, dryRun),
-		StaticDetails: runDetails(p.Name, p.ID, p.Provider, trigger, runID, dryRun),
+		StaticSummary: workflows.RunSummary(p.Name, p.Provider, trigger, dryRun),
+		StaticDetails: workflows.RunDetails(p.Name, p.ID, p.Provider, trigger, runID, dryRun),
 	}
-	in := SyncInput{RunID: runID, ProfileID: p.ID, Trigger: trigger, DryRun: dryRun}
-	we, err := c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, in)
+	in := workflows.SyncInput{RunID: runID, ProfileID: p.ID, Trigger: trigger, DryRun: dryRun}
+	we, err := c.Temporal.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	// A run records its end just before its workflow closes: a start in
 	// between (a retry clicked as soon as the run shows failed) would be
@@ -109,7 +110,7 @@ func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string
 			return nil, fmt.Errorf("start sync of profile %q: %w", p.Name, ctx.Err())
 		case <-time.After(closingPoll):
 		}
-		we, err = c.Temporal.ExecuteWorkflow(ctx, opts, WorkflowName, in)
+		we, err = c.Temporal.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, in)
 	}
 	if err != nil {
 		if errors.As(err, &started) {
@@ -163,7 +164,7 @@ func (c *Client) runningRunID(ctx context.Context, profileID, temporalRunID stri
 	}
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if p, err := c.query(qctx, WorkflowID(profileID)); err == nil && p.RunID != "" {
+	if p, err := c.query(qctx, workflows.WorkflowID(profileID)); err == nil && p.RunID != "" {
 		return p.RunID
 	}
 	return temporalRunID
@@ -192,14 +193,14 @@ func (c *Client) Approve(ctx context.Context, run *directory.Run) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Temporal.SignalWorkflow(ctx, wid, "", SignalApprove, nil); err != nil {
+	if err := c.Temporal.SignalWorkflow(ctx, wid, "", workflows.SignalApprove, nil); err != nil {
 		return fmt.Errorf("approve run %s: %w", run.ID, err)
 	}
 	return nil
 }
 
 // Progress is the live state of a running run, from the workflow itself.
-func (c *Client) Progress(ctx context.Context, run *directory.Run) (*Progress, error) {
+func (c *Client) Progress(ctx context.Context, run *directory.Run) (*workflows.Progress, error) {
 	p, err := c.query(ctx, workflowIDOf(run))
 	if err != nil {
 		var notFound *serviceerror.NotFound
@@ -215,12 +216,12 @@ func (c *Client) Progress(ctx context.Context, run *directory.Run) (*Progress, e
 	return p, nil
 }
 
-func (c *Client) query(ctx context.Context, workflowID string) (*Progress, error) {
-	v, err := c.Temporal.QueryWorkflow(ctx, workflowID, "", QueryProgress)
+func (c *Client) query(ctx context.Context, workflowID string) (*workflows.Progress, error) {
+	v, err := c.Temporal.QueryWorkflow(ctx, workflowID, "", workflows.QueryProgress)
 	if err != nil {
 		return nil, err
 	}
-	var p Progress
+	var p workflows.Progress
 	if err := v.Get(&p); err != nil {
 		return nil, fmt.Errorf("decode progress: %w", err)
 	}
@@ -236,7 +237,7 @@ func (c *Client) current(ctx context.Context, run *directory.Run) (string, error
 		return "", fmt.Errorf("run %s (status %s): %w", run.ID, run.Status, ErrNotRunning)
 	}
 	wid := workflowIDOf(run)
-	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, wid, "")
+	desc, err := describe(ctx, c.Temporal, wid)
 	if err != nil {
 		var notFound *serviceerror.NotFound
 		if errors.As(err, &notFound) {
@@ -260,11 +261,21 @@ func (c *Client) current(ctx context.Context, run *directory.Run) (string, error
 	return wid, nil
 }
 
+// describe is the server's description of the workflow's current
+// execution (DescribeWorkflowExecution, which the SDK deprecates for this).
+func describe(ctx context.Context, c client.Client, workflowID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	d, err := c.DescribeWorkflow(ctx, workflowID, "")
+	if err != nil {
+		return nil, err
+	}
+	return d.RawResponse, nil
+}
+
 func workflowIDOf(run *directory.Run) string {
 	if run.WorkflowID != "" {
 		return run.WorkflowID
 	}
-	return WorkflowID(run.ProfileID)
+	return workflows.WorkflowID(run.ProfileID)
 }
 
 // UIURL links the run's history in the Temporal Web UI ("" without a UI).
@@ -297,7 +308,7 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
 	}
 	missing := map[string]enumspb.IndexedValueType{}
-	for _, key := range []temporal.SearchAttributeKeyKeyword{ProfileNameKey, ProviderKey} {
+	for _, key := range []temporal.SearchAttributeKeyKeyword{workflows.ProfileNameKey, workflows.ProviderKey} {
 		name := key.GetName()
 		have, ok := list.GetCustomAttributes()[name]
 		if !ok {

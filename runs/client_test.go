@@ -1,4 +1,4 @@
-package workflows
+package runs
 
 import (
 	"context"
@@ -15,7 +15,10 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/directory/dbtest"
+	"github.com/usersync/usersync/internal/fakesteps"
+	"github.com/usersync/usersync/internal/testenv"
 	"github.com/usersync/usersync/schema"
+	"github.com/usersync/usersync/workflows"
 )
 
 func TestRunningError(t *testing.T) {
@@ -41,7 +44,7 @@ func TestUIURL(t *testing.T) {
 // TestClient drives the API side against a real Temporal dev server and
 // a real (SQLite) store, with stand-in activities on the worker.
 func TestClient(t *testing.T) {
-	tc := startDevServer(t)
+	tc := testenv.StartBareDevServer(t).Client
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// The dev server starts without our search attributes, like a cluster
@@ -55,10 +58,10 @@ func TestClient(t *testing.T) {
 		require.NoError(t, store.CreateProfile(ctx, p))
 		return p
 	}
-	startWorker := func(queue string, fake *fakeActivities) *Client {
-		fake.store = store
+	startWorker := func(queue string, fake *fakesteps.Activities) *Client {
+		fake.Store = store
 		w := worker.New(tc, queue, worker.Options{MaxHeartbeatThrottleInterval: time.Second}) // as package worker does
-		w.RegisterWorkflowWithOptions(SyncProfile, workflow.RegisterOptions{Name: WorkflowName})
+		w.RegisterWorkflowWithOptions(workflows.SyncProfile, workflow.RegisterOptions{Name: workflows.WorkflowName})
 		w.RegisterActivity(fake)
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
@@ -73,13 +76,12 @@ func TestClient(t *testing.T) {
 	}
 
 	t.Run("start refuse progress cancel", func(t *testing.T) {
-		c := startWorker("usersync-client-cancel", &fakeActivities{blockFetch: true,
-			fetches: map[string]int{}, applies: map[string]int{}, status: map[string]string{}})
+		c := startWorker("usersync-client-cancel", &fakesteps.Activities{BlockFetch: true})
 		p := newProfile("Contoso Entra")
 
 		run, err := c.Start(ctx, p, "manual", false)
 		require.NoError(t, err)
-		assert.Equal(t, WorkflowID(p.ID), run.WorkflowID)
+		assert.Equal(t, workflows.WorkflowID(p.ID), run.WorkflowID)
 		assert.NotEmpty(t, run.TemporalRunID)
 		stored, err := store.GetRun(ctx, run.ID)
 		require.NoError(t, err)
@@ -90,8 +92,9 @@ func TestClient(t *testing.T) {
 		assert.False(t, stored.StartedAt.IsZero())
 
 		// What the Temporal UI shows.
-		desc, err := tc.DescribeWorkflowExecution(ctx, run.WorkflowID, "")
+		d, err := tc.DescribeWorkflow(ctx, run.WorkflowID, "")
 		require.NoError(t, err)
+		desc := d.RawResponse
 		var name, provider, summary string
 		dc := converter.GetDefaultDataConverter()
 		fields := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
@@ -141,8 +144,7 @@ func TestClient(t *testing.T) {
 	})
 
 	t.Run("approve", func(t *testing.T) {
-		c := startWorker("usersync-client-approve", &fakeActivities{guard: true,
-			fetches: map[string]int{}, applies: map[string]int{}, status: map[string]string{}})
+		c := startWorker("usersync-client-approve", &fakesteps.Activities{Guard: true})
 		p := newProfile("Okta Prod")
 
 		run, err := c.Start(ctx, p, "manual", false)

@@ -1,4 +1,4 @@
-package workflows
+package runs
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func (c *Client) ReconcileRun(ctx context.Context, run *directory.Run) (*directo
 		return run, nil
 	}
 	wid := workflowIDOf(run)
-	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, wid, "")
+	desc, err := describe(ctx, c.Temporal, wid)
 	switch {
 	case err == nil:
 		info := desc.GetWorkflowExecutionInfo()

@@ -1,4 +1,4 @@
-package workflows
+package runs
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/workflows"
 )
 
 // The schedule side of Client. Each profile whose frequency is not "off"
@@ -161,17 +162,16 @@ func (c *Client) SyncSchedule(ctx context.Context, p *directory.Profile) error {
 func (c *Client) scheduleAction(p *directory.Profile) *client.ScheduleWorkflowAction {
 	return &client.ScheduleWorkflowAction{
 		ID:        scheduledWorkflowID(p.ID),
-		Workflow:  ScheduledWorkflowName,
-		Args:      []any{ScheduledInput{ProfileID: p.ID}},
+		Workflow:  workflows.ScheduledWorkflowName,
+		Args:      []any{workflows.ScheduledInput{ProfileID: p.ID}},
 		TaskQueue: c.TaskQueue,
 		// The ticks list under the profile in the UI, like its runs.
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			ProfileNameKey.ValueSet(p.Name),
-			ProviderKey.ValueSet(p.Provider),
+			workflows.ProfileNameKey.ValueSet(p.Name),
+			workflows.ProviderKey.ValueSet(p.Provider),
 		),
-		StaticSummary: fmt.Sprintf("Scheduled tick of %s (%s)", md(p.Name), md(p.Provider)),
-		StaticDetails: fmt.Sprintf("**Profile** %s (`%s`)\n\nStarts the profile's sync run as a child, "+
-			"or records a skipped run when one is going or the daily rule applies.", md(p.Name), codeSpan(p.ID)),
+		StaticSummary: workflows.TickSummary(p.Name, p.Provider),
+		StaticDetails: workflows.TickDetails(p.Name, p.ID),
 	}
 }
 

@@ -33,7 +33,7 @@ import (
 
 const testToken = "admin-token-0123456789"
 
-// fakeRunner stands in for workflows.Client: runs it starts stay running
+// fakeRunner stands in for runs.Client: runs it starts stay running
 // until the test changes them in the store.
 type fakeRunner struct {
 	mu        sync.Mutex

@@ -401,11 +401,6 @@ var notices = map[string]string{
 	"resetdisabled": "Nothing was reset: the profile is disabled and its schedule paused. Enable it first.",
 }
 
-func (q *request) notice() (string, string) {
-	v := q.r.URL.Query()
-	return notices[v.Get("notice")], v.Get("run")
-}
-
 // withNotice adds ?notice= (and the run to link) to a path.
 func withNotice(path, notice, runID string) string {
 	v := url.Values{"notice": {notice}}

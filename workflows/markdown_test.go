@@ -11,8 +11,8 @@ import (
 func TestSummaryEscapesNames(t *testing.T) {
 	name := "[Sign in](https://evil.example) **now** <img src=x> `code`\n# Title"
 	for _, got := range []string{
-		runSummary(name, "csv", "manual", false),
-		runDetails(name, "0f4e-11", "csv", "manual", "run-1", true),
+		RunSummary(name, "csv", "manual", false),
+		RunDetails(name, "0f4e-11", "csv", "manual", "run-1", true),
 	} {
 		for _, raw := range []string{"[Sign in](", "**now**", "`code`", "\n# Title"} {
 			if strings.Contains(got, raw) {
@@ -26,7 +26,7 @@ func TestSummaryEscapesNames(t *testing.T) {
 			t.Errorf("%q does not show the name's characters", got)
 		}
 	}
-	if got := runDetails("People", "a-b`c", "csv", "manual", "r-1", false); !strings.Contains(got, "(`a-bc`)") ||
+	if got := RunDetails("People", "a-b`c", "csv", "manual", "r-1", false); !strings.Contains(got, "(`a-bc`)") ||
 		!strings.Contains(got, "`r-1`") {
 		t.Errorf("ids in code spans: %q", got)
 	}

@@ -8,9 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/syncrun"
 )
 
 // ScheduledWorkflowName is the workflow a profile's Temporal schedule
@@ -62,9 +60,9 @@ func ScheduledSync(ctx workflow.Context, in ScheduledInput) (ScheduledResult, er
 		at = workflow.Now(ctx)
 	}
 
-	var check activities.ScheduledCheck
-	err := workflow.ExecuteActivity(tickOptions(ctx, "check profile"), acts.CheckScheduledRun,
-		activities.ScheduledCheckInput{ProfileID: in.ProfileID, ScheduledAt: at}).Get(ctx, &check)
+	var check syncrun.ScheduledCheck
+	err := workflow.ExecuteActivity(tickOptions(ctx, "check profile"), syncrun.StepCheckScheduledRun,
+		syncrun.ScheduledCheckInput{ProfileID: in.ProfileID, ScheduledAt: at}).Get(ctx, &check)
 	if err != nil {
 		return res, err
 	}
@@ -86,13 +84,13 @@ func ScheduledSync(ctx workflow.Context, in ScheduledInput) (ScheduledResult, er
 			ProfileNameKey.ValueSet(check.ProfileName),
 			ProviderKey.ValueSet(check.Provider),
 		),
-		StaticSummary: runSummary(check.ProfileName, check.Provider, directory.TriggerSchedule, false),
-		StaticDetails: runDetails(check.ProfileName, in.ProfileID, check.Provider, directory.TriggerSchedule, res.RunID, false),
+		StaticSummary: RunSummary(check.ProfileName, check.Provider, syncrun.TriggerSchedule, false),
+		StaticDetails: RunDetails(check.ProfileName, in.ProfileID, check.Provider, syncrun.TriggerSchedule, res.RunID, false),
 	})
 	child := workflow.ExecuteChildWorkflow(cctx, WorkflowName, SyncInput{
 		RunID:     res.RunID,
 		ProfileID: in.ProfileID,
-		Trigger:   directory.TriggerSchedule,
+		Trigger:   syncrun.TriggerSchedule,
 	})
 	var started workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
@@ -111,8 +109,8 @@ func ScheduledSync(ctx workflow.Context, in ScheduledInput) (ScheduledResult, er
 // sync, or "" when it must. A manual sync that succeeded within the
 // DailySkipWindow before the slot (and after the newest "reset last run
 // time", which the check already applied) makes it redundant.
-func DailySkip(slot time.Time, c activities.ScheduledCheck) string {
-	if c.Frequency != profile.ScheduleDaily || c.LastManualRunID == "" {
+func DailySkip(slot time.Time, c syncrun.ScheduledCheck) string {
+	if c.Frequency != syncrun.FrequencyDaily || c.LastManualRunID == "" {
 		return ""
 	}
 	if c.LastManualAt.After(slot) || slot.Sub(c.LastManualAt) >= DailySkipWindow {
@@ -126,8 +124,8 @@ func DailySkip(slot time.Time, c activities.ScheduledCheck) string {
 // and shows that reason in the Temporal UI.
 func skip(ctx workflow.Context, in ScheduledInput, res ScheduledResult, busy bool) error {
 	info := workflow.GetInfo(ctx)
-	err := workflow.ExecuteActivity(tickOptions(ctx, "record skipped run"), acts.RecordSkippedRun,
-		activities.SkippedRunInput{
+	err := workflow.ExecuteActivity(tickOptions(ctx, "record skipped run"), syncrun.StepRecordSkippedRun,
+		syncrun.SkippedRunInput{
 			RunID:         res.RunID,
 			ProfileID:     in.ProfileID,
 			Reason:        res.Skipped,
@@ -154,9 +152,10 @@ func tickOptions(ctx workflow.Context, summary string) workflow.Context {
 	})
 }
 
-// runSummary and runDetails are the static summary and details a run
-// shows in the Temporal UI, whoever starts it.
-func runSummary(profileName, provider, trigger string, dryRun bool) string {
+// RunSummary and RunDetails are the static summary and details a run
+// shows in the Temporal UI, whoever starts it (the API's client, or a
+// tick). Names are escaped: whoever may edit a profile names it.
+func RunSummary(profileName, provider, trigger string, dryRun bool) string {
 	s := fmt.Sprintf("Sync %s (%s) — %s", md(profileName), md(provider), md(trigger))
 	if dryRun {
 		s += " (dry run)"
@@ -164,11 +163,22 @@ func runSummary(profileName, provider, trigger string, dryRun bool) string {
 	return s
 }
 
-func runDetails(profileName, profileID, provider, trigger, runID string, dryRun bool) string {
+func RunDetails(profileName, profileID, provider, trigger, runID string, dryRun bool) string {
 	d := fmt.Sprintf("**Profile** %s (`%s`), provider %s\n\n**Trigger** %s · **Run** `%s`",
 		md(profileName), codeSpan(profileID), md(provider), md(trigger), codeSpan(runID))
 	if dryRun {
 		d += "\n\nDry run: plans the changes and writes nothing."
 	}
 	return d
+}
+
+// TickSummary and TickDetails are the static summary and details of a
+// profile's scheduled ticks (the schedule's action).
+func TickSummary(profileName, provider string) string {
+	return fmt.Sprintf("Scheduled tick of %s (%s)", md(profileName), md(provider))
+}
+
+func TickDetails(profileName, profileID string) string {
+	return fmt.Sprintf("**Profile** %s (`%s`)\n\nStarts the profile's sync run as a child, "+
+		"or records a skipped run when one is going or the daily rule applies.", md(profileName), codeSpan(profileID))
 }

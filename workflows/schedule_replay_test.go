@@ -12,8 +12,9 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/internal/fakesteps"
+	"github.com/usersync/usersync/internal/testenv"
+	"github.com/usersync/usersync/syncrun"
 )
 
 // Recorded ticks live apart from the SyncProfile histories (TestReplay
@@ -25,16 +26,16 @@ const tickHistories = "testdata/ticks"
 // and a half ago.
 type tickFakes struct{}
 
-func (tickFakes) CheckScheduledRun(_ context.Context, in activities.ScheduledCheckInput) (activities.ScheduledCheck, error) {
+func (tickFakes) CheckScheduledRun(_ context.Context, in syncrun.ScheduledCheckInput) (syncrun.ScheduledCheck, error) {
 	ago := 36 * time.Hour
 	if in.ProfileID == "p-skip" {
 		ago = time.Hour
 	}
-	return activities.ScheduledCheck{Found: true, ProfileName: "Contoso Entra", Provider: "azure",
-		Frequency: profile.ScheduleDaily, LastManualRunID: "manual-1", LastManualAt: in.ScheduledAt.Add(-ago)}, nil
+	return syncrun.ScheduledCheck{Found: true, ProfileName: "Contoso Entra", Provider: "azure",
+		Frequency: syncrun.FrequencyDaily, LastManualRunID: "manual-1", LastManualAt: in.ScheduledAt.Add(-ago)}, nil
 }
 
-func (tickFakes) RecordSkippedRun(context.Context, activities.SkippedRunInput) error { return nil }
+func (tickFakes) RecordSkippedRun(context.Context, syncrun.SkippedRunInput) error { return nil }
 
 // TestRecordTickHistories records ScheduledSync ticks started by a real
 // schedule (so with TemporalScheduledStartTime) for TestReplayTicks:
@@ -44,26 +45,25 @@ func TestRecordTickHistories(t *testing.T) {
 	if os.Getenv("USERSYNC_RECORD_HISTORY") != "1" {
 		t.Skip("set USERSYNC_RECORD_HISTORY=1 to record testdata tick histories")
 	}
-	c := startDevServer(t)
+	c := testenv.StartDevServer(t).Client
 	const queue = "usersync-record-ticks"
 	w := worker.New(c, queue, worker.Options{})
 	w.RegisterWorkflowWithOptions(SyncProfile, workflow.RegisterOptions{Name: WorkflowName})
 	w.RegisterWorkflowWithOptions(ScheduledSync, workflow.RegisterOptions{Name: ScheduledWorkflowName})
-	w.RegisterActivity(newFakeActivities())
+	w.RegisterActivity(&fakesteps.Activities{})
 	w.RegisterActivity(&tickFakes{})
 	require.NoError(t, w.Start())
 	defer w.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	require.NoError(t, EnsureSearchAttributes(ctx, c, "default"))
 	require.NoError(t, os.MkdirAll(tickHistories, 0o755))
 
 	tick := func(profileID, name string) {
 		t.Helper()
 		h, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-			ID:   ScheduleID(profileID),
+			ID:   "usersync-schedule-" + profileID,
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
-			Action: &client.ScheduleWorkflowAction{ID: scheduledWorkflowID(profileID), Workflow: ScheduledWorkflowName,
+			Action: &client.ScheduleWorkflowAction{ID: "usersync-scheduled-" + profileID, Workflow: ScheduledWorkflowName,
 				Args: []any{ScheduledInput{ProfileID: profileID}}, TaskQueue: queue},
 			TriggerImmediately: true,
 		})

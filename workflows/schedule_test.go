@@ -14,22 +14,20 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/syncrun"
 )
 
 // London noon on a March day, as a daily 12:00 Europe/London slot.
 var slot = time.Date(2030, 3, 12, 12, 0, 0, 0, time.UTC)
 
 func TestDailySkip(t *testing.T) {
-	daily := func(lastAgo time.Duration) activities.ScheduledCheck {
-		return activities.ScheduledCheck{Found: true, Frequency: profile.ScheduleDaily,
+	daily := func(lastAgo time.Duration) syncrun.ScheduledCheck {
+		return syncrun.ScheduledCheck{Found: true, Frequency: syncrun.FrequencyDaily,
 			LastManualRunID: "m1", LastManualAt: slot.Add(-lastAgo)}
 	}
 	for _, tc := range []struct {
 		name  string
-		check activities.ScheduledCheck
+		check syncrun.ScheduledCheck
 		skip  bool
 	}{
 		{"manual success an hour before", daily(time.Hour), true},
@@ -38,8 +36,8 @@ func TestDailySkip(t *testing.T) {
 		{"manual success exactly 24h before", daily(24 * time.Hour), false},
 		{"manual success 25h before", daily(25 * time.Hour), false},
 		{"manual success after the slot", daily(-time.Minute), false},
-		{"no manual success", activities.ScheduledCheck{Found: true, Frequency: profile.ScheduleDaily}, false},
-		{"interval schedule", activities.ScheduledCheck{Found: true, Frequency: profile.ScheduleInterval,
+		{"no manual success", syncrun.ScheduledCheck{Found: true, Frequency: syncrun.FrequencyDaily}, false},
+		{"interval schedule", syncrun.ScheduledCheck{Found: true, Frequency: "interval",
 			LastManualRunID: "m1", LastManualAt: slot.Add(-time.Hour)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,8 +55,8 @@ func TestDailySkip(t *testing.T) {
 // tick is what a ScheduledSync test saw.
 type tick struct {
 	mu       sync.Mutex
-	checks   []activities.ScheduledCheckInput
-	skipped  []activities.SkippedRunInput
+	checks   []syncrun.ScheduledCheckInput
+	skipped  []syncrun.SkippedRunInput
 	children []*workflow.Info
 	inputs   []SyncInput
 }
@@ -66,35 +64,35 @@ type tick struct {
 // newTickEnv runs ScheduledSync with the clock at start and the check
 // answering check; SyncProfile is mocked, so the child only proves it was
 // started and with what.
-func newTickEnv(t *testing.T, start time.Time, check activities.ScheduledCheck) (*testsuite.TestWorkflowEnvironment, *tick) {
+func newTickEnv(t *testing.T, start time.Time, check syncrun.ScheduledCheck) (*testsuite.TestWorkflowEnvironment, *tick) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(quietLogger())
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(start)
-	env.RegisterActivity(&activities.Activities{})
+	registerSteps(env)
 	env.RegisterWorkflowWithOptions(SyncProfile, workflow.RegisterOptions{Name: WorkflowName})
 	tk := &tick{}
-	env.OnActivity(acts.CheckScheduledRun, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ScheduledCheckInput) (activities.ScheduledCheck, error) {
+	env.OnActivity(syncrun.StepCheckScheduledRun, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in syncrun.ScheduledCheckInput) (syncrun.ScheduledCheck, error) {
 			tk.mu.Lock()
 			defer tk.mu.Unlock()
 			tk.checks = append(tk.checks, in)
 			return check, nil
 		})
-	env.OnActivity(acts.RecordSkippedRun, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.SkippedRunInput) error {
+	env.OnActivity(syncrun.StepRecordSkippedRun, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in syncrun.SkippedRunInput) error {
 			tk.mu.Lock()
 			defer tk.mu.Unlock()
 			tk.skipped = append(tk.skipped, in)
 			return nil
 		})
 	env.OnWorkflow(WorkflowName, mock.Anything, mock.Anything).Return(
-		func(_ workflow.Context, in SyncInput) (directory.RunCounts, error) {
+		func(_ workflow.Context, in SyncInput) (syncrun.RunCounts, error) {
 			tk.mu.Lock()
 			defer tk.mu.Unlock()
 			tk.inputs = append(tk.inputs, in)
-			return directory.RunCounts{}, nil
+			return syncrun.RunCounts{}, nil
 		})
 	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
 		tk.mu.Lock()
@@ -118,9 +116,9 @@ func runTick(t *testing.T, env *testsuite.TestWorkflowEnvironment) ScheduledResu
 // on the schedule's time with the clock under the test's control: a
 // manual success 23h before the slot skips the tick, 25h before does not.
 func TestScheduledSyncDailyRule(t *testing.T) {
-	manual := func(ago time.Duration) activities.ScheduledCheck {
-		return activities.ScheduledCheck{Found: true, ProfileName: "People", Provider: "csv",
-			Frequency: profile.ScheduleDaily, LastManualRunID: "manual-1", LastManualAt: slot.Add(-ago)}
+	manual := func(ago time.Duration) syncrun.ScheduledCheck {
+		return syncrun.ScheduledCheck{Found: true, ProfileName: "People", Provider: "csv",
+			Frequency: syncrun.FrequencyDaily, LastManualRunID: "manual-1", LastManualAt: slot.Add(-ago)}
 	}
 
 	t.Run("recent manual success skips", func(t *testing.T) {
@@ -151,7 +149,7 @@ func TestScheduledSyncDailyRule(t *testing.T) {
 			"the run keeps the profile's workflow id: one run per profile")
 		assert.Equal(t, WorkflowName, tk.children[0].WorkflowType.Name)
 		require.Len(t, tk.inputs, 1)
-		assert.Equal(t, SyncInput{RunID: res.RunID, ProfileID: "p1", Trigger: directory.TriggerSchedule}, tk.inputs[0])
+		assert.Equal(t, SyncInput{RunID: res.RunID, ProfileID: "p1", Trigger: syncrun.TriggerSchedule}, tk.inputs[0])
 		assert.NotEmpty(t, res.SyncRunID)
 	})
 
@@ -173,7 +171,7 @@ func TestScheduledSyncDailyRule(t *testing.T) {
 
 	t.Run("interval schedules ignore manual runs", func(t *testing.T) {
 		check := manual(time.Hour)
-		check.Frequency = profile.ScheduleInterval
+		check.Frequency = "interval"
 		env, tk := newTickEnv(t, slot, check)
 		res := runTick(t, env)
 		assert.Empty(t, res.Skipped)
@@ -184,54 +182,9 @@ func TestScheduledSyncDailyRule(t *testing.T) {
 
 // A tick of a profile deleted meanwhile does nothing and records nothing.
 func TestScheduledSyncProfileGone(t *testing.T) {
-	env, tk := newTickEnv(t, slot, activities.ScheduledCheck{Found: false})
+	env, tk := newTickEnv(t, slot, syncrun.ScheduledCheck{Found: false})
 	res := runTick(t, env)
 	assert.Equal(t, ScheduledResult{}, res)
 	assert.Empty(t, tk.skipped)
 	assert.Empty(t, tk.children)
-}
-
-func TestScheduleSpec(t *testing.T) {
-	spec, catchup, on, err := ScheduleSpec(profile.Schedule{Frequency: profile.ScheduleDaily, Time: "07:30", Timezone: "Europe/London"})
-	require.NoError(t, err)
-	require.True(t, on)
-	assert.Equal(t, time.Hour, catchup)
-	assert.Equal(t, "Europe/London", spec.TimeZoneName)
-	require.Len(t, spec.Calendars, 1)
-	assert.Equal(t, 7, spec.Calendars[0].Hour[0].Start)
-	assert.Equal(t, 30, spec.Calendars[0].Minute[0].Start)
-	assert.Empty(t, spec.Intervals)
-
-	spec, catchup, on, err = ScheduleSpec(profile.Schedule{Frequency: profile.ScheduleInterval, EveryMinutes: 15})
-	require.NoError(t, err)
-	require.True(t, on)
-	assert.Equal(t, 15*time.Minute, catchup)
-	require.Len(t, spec.Intervals, 1)
-	assert.Equal(t, 15*time.Minute, spec.Intervals[0].Every)
-	assert.Empty(t, spec.Calendars)
-
-	_, _, on, err = ScheduleSpec(profile.Schedule{Frequency: profile.ScheduleOff})
-	require.NoError(t, err)
-	assert.False(t, on)
-
-	for _, bad := range []profile.Schedule{
-		{Frequency: profile.ScheduleInterval, EveryMinutes: 4},
-		{Frequency: profile.ScheduleDaily, Time: "24:00"},
-		{Frequency: profile.ScheduleDaily, Time: "noon"},
-		{Frequency: "weekly"},
-	} {
-		_, _, _, err := ScheduleSpec(bad)
-		assert.Error(t, err, "%+v", bad)
-	}
-}
-
-func TestScheduleOf(t *testing.T) {
-	s, err := ScheduleOf(&directory.Profile{Config: []byte(`{"name":"x","schedule":{"frequency":"interval","everyMinutes":30}}`)})
-	require.NoError(t, err)
-	assert.Equal(t, profile.Schedule{Frequency: profile.ScheduleInterval, EveryMinutes: 30}, s)
-	s, err = ScheduleOf(&directory.Profile{})
-	require.NoError(t, err)
-	assert.Equal(t, profile.ScheduleOff, s.Frequency)
-	_, err = ScheduleOf(&directory.Profile{Config: []byte(`{`)})
-	assert.Error(t, err)
 }

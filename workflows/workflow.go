@@ -1,6 +1,11 @@
 // Package workflows holds the deterministic side of a sync run: the
 // SyncProfile workflow that drives fetch → plan → apply through activities,
-// and the client the API uses to start, cancel, approve and watch runs.
+// and the ScheduledSync tick a profile's schedule starts. Nothing else
+// belongs here: the client that starts and watches runs is package runs,
+// the steps' names and types are package syncrun, and `make lint` runs
+// workflowcheck over this package. The steps are called by name
+// (syncrun.Step…): the worker registers the activities under the same
+// constants, and the replay tests fail on a name either side lacks.
 //
 // The workflow only orders steps and keeps ids and counts: every read and
 // write of the directory happens in an activity, and the activities keep
@@ -17,8 +22,14 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/syncrun"
+)
+
+// Search attributes every run carries, so the Temporal UI can list the runs
+// of one profile or provider.
+var (
+	ProfileNameKey = temporal.NewSearchAttributeKeyKeyword("ProfileName")
+	ProviderKey    = temporal.NewSearchAttributeKeyKeyword("Provider")
 )
 
 // Names other processes rely on: the API queries, signals and starts the
@@ -96,7 +107,7 @@ type Options struct {
 	ContinueAsNewAfter int
 	// ProviderRetryBudget is how long a step retries a provider that keeps
 	// failing before the run fails with the provider's error (default
-	// activities.DefaultProviderRetryBudget, an hour). Database and worker
+	// syncrun.DefaultProviderRetryBudget, an hour). Database and worker
 	// failures are retried without a bound, as before.
 	ProviderRetryBudget time.Duration
 }
@@ -112,7 +123,7 @@ func (o Options) withDefaults() Options {
 		o.ContinueAsNewAfter = DefaultContinueAsNewAfter
 	}
 	if o.ProviderRetryBudget <= 0 {
-		o.ProviderRetryBudget = activities.DefaultProviderRetryBudget
+		o.ProviderRetryBudget = syncrun.DefaultProviderRetryBudget
 	}
 	return o
 }
@@ -121,7 +132,7 @@ func (o Options) withDefaults() Options {
 // in the database, so the phase is enough to know which loop to continue.
 type ResumeState struct {
 	Phase       string
-	Counts      directory.RunCounts
+	Counts      syncrun.RunCounts
 	Approved    bool
 	ProfileName string
 	Provider    string
@@ -132,14 +143,10 @@ type Progress struct {
 	RunID  string
 	Status string
 	Phase  string
-	Counts directory.RunCounts
+	Counts syncrun.RunCounts
 	// Guard is the accidental-delete guard's verdict when it tripped.
 	Guard string
 }
-
-// acts is only used for its method values: the SDK takes the activity
-// names from them, so a typo is a compile error rather than a stuck run.
-var acts *activities.Activities
 
 // run is the state of one execution of SyncProfile.
 type run struct {
@@ -155,18 +162,18 @@ type run struct {
 // SyncProfile is one sync run of a profile: fetch → plan → (approval) →
 // apply. It returns the run's counts; the run row in the database follows
 // the workflow whatever ends it.
-func SyncProfile(ctx workflow.Context, in SyncInput) (directory.RunCounts, error) {
+func SyncProfile(ctx workflow.Context, in SyncInput) (syncrun.RunCounts, error) {
 	r := &run{in: in, opts: in.Options.withDefaults()}
 	if r.in.RunID == "" {
 		r.in.RunID = workflow.GetInfo(ctx).WorkflowExecution.RunID
 	}
-	r.progress = Progress{RunID: r.in.RunID, Status: directory.RunRunning, Phase: directory.PhaseFetch}
+	r.progress = Progress{RunID: r.in.RunID, Status: syncrun.RunRunning, Phase: syncrun.PhaseFetch}
 	// The query handler goes first so the API can read progress from the
 	// first workflow task on, even while StartRun is still retrying.
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) {
 		return r.progress, nil
 	}); err != nil {
-		return directory.RunCounts{}, fmt.Errorf("register progress query: %w", err)
+		return syncrun.RunCounts{}, fmt.Errorf("register progress query: %w", err)
 	}
 	counts, err := r.execute(ctx)
 	if err == nil {
@@ -179,10 +186,10 @@ func SyncProfile(ctx workflow.Context, in SyncInput) (directory.RunCounts, error
 	return counts, r.fail(ctx, err)
 }
 
-func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
+func (r *run) execute(ctx workflow.Context) (syncrun.RunCounts, error) {
 	if res := r.in.Resume; res != nil {
 		switch res.Phase {
-		case directory.PhaseFetch, directory.PhasePlan, directory.PhaseApply:
+		case syncrun.PhaseFetch, syncrun.PhasePlan, syncrun.PhaseApply:
 		default:
 			// Otherwise the run would "succeed" without doing anything.
 			return r.progress.Counts, temporal.NewNonRetryableApplicationError(
@@ -194,8 +201,8 @@ func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 		r.profile, r.provider = res.ProfileName, res.Provider
 	} else {
 		info := workflow.GetInfo(ctx)
-		var started activities.StartRunResult
-		err := workflow.ExecuteActivity(r.growing(ctx, "start run"), acts.StartRun, activities.StartRunInput{
+		var started syncrun.StartRunResult
+		err := workflow.ExecuteActivity(r.growing(ctx, "start run"), syncrun.StepStartRun, syncrun.StartRunInput{
 			RunID:               r.in.RunID,
 			ProfileID:           r.in.ProfileID,
 			Trigger:             r.in.Trigger,
@@ -210,16 +217,16 @@ func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 		}
 		r.profile, r.provider = started.ProfileName, started.Provider
 		if started.Skip != "" {
-			return r.progress.Counts, r.finish(ctx, directory.RunSkipped, started.Skip)
+			return r.progress.Counts, r.finish(ctx, syncrun.RunSkipped, started.Skip)
 		}
 		r.details(ctx)
 	}
 
-	if r.progress.Phase == directory.PhaseFetch {
+	if r.progress.Phase == syncrun.PhaseFetch {
 		for {
-			var res activities.FetchResult
-			err := workflow.ExecuteActivity(r.long(ctx, "fetch pages"), acts.Fetch,
-				activities.FetchInput{RunID: r.in.RunID, ProviderRetryBudget: r.opts.ProviderRetryBudget}).Get(ctx, &res)
+			var res syncrun.FetchResult
+			err := workflow.ExecuteActivity(r.long(ctx, "fetch pages"), syncrun.StepFetch,
+				syncrun.FetchInput{RunID: r.in.RunID, ProviderRetryBudget: r.opts.ProviderRetryBudget}).Get(ctx, &res)
 			r.calls++
 			if err != nil {
 				return r.progress.Counts, err
@@ -233,13 +240,13 @@ func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 				return r.progress.Counts, err
 			}
 		}
-		r.progress.Phase = directory.PhasePlan
+		r.progress.Phase = syncrun.PhasePlan
 	}
 
-	if r.progress.Phase == directory.PhasePlan {
-		var plan activities.PlanResult
-		err := workflow.ExecuteActivity(r.growing(ctx, "plan changes"), acts.Plan,
-			activities.PlanInput{RunID: r.in.RunID}).Get(ctx, &plan)
+	if r.progress.Phase == syncrun.PhasePlan {
+		var plan syncrun.PlanResult
+		err := workflow.ExecuteActivity(r.growing(ctx, "plan changes"), syncrun.StepPlan,
+			syncrun.PlanInput{RunID: r.in.RunID}).Get(ctx, &plan)
 		r.calls++
 		if err != nil {
 			return r.progress.Counts, err
@@ -248,21 +255,21 @@ func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 		r.progress.Guard = plan.Guard
 		r.details(ctx)
 		if r.in.DryRun {
-			return r.progress.Counts, r.finish(ctx, directory.RunSucceeded, "")
+			return r.progress.Counts, r.finish(ctx, syncrun.RunSucceeded, "")
 		}
 		if plan.Guard != "" && !r.approved {
 			if err := r.awaitApproval(ctx, plan.Guard); err != nil {
 				return r.progress.Counts, err
 			}
 		}
-		r.progress.Phase = directory.PhaseApply
+		r.progress.Phase = syncrun.PhaseApply
 	}
 
-	if r.progress.Phase == directory.PhaseApply {
+	if r.progress.Phase == syncrun.PhaseApply {
 		for {
-			var res activities.ApplyResult
-			err := workflow.ExecuteActivity(r.long(ctx, "apply batch"), acts.Apply,
-				activities.ApplyInput{RunID: r.in.RunID}).Get(ctx, &res)
+			var res syncrun.ApplyResult
+			err := workflow.ExecuteActivity(r.long(ctx, "apply batch"), syncrun.StepApply,
+				syncrun.ApplyInput{RunID: r.in.RunID}).Get(ctx, &res)
 			r.calls++
 			if err != nil {
 				return r.progress.Counts, err
@@ -277,12 +284,12 @@ func (r *run) execute(ctx workflow.Context) (directory.RunCounts, error) {
 			}
 		}
 	}
-	return r.progress.Counts, r.finish(ctx, directory.RunSucceeded, "")
+	return r.progress.Counts, r.finish(ctx, syncrun.RunSucceeded, "")
 }
 
 // setCounts takes counts from the database (plan or apply) but keeps
 // Fetched, which only the fetch knows.
-func (r *run) setCounts(c directory.RunCounts) {
+func (r *run) setCounts(c syncrun.RunCounts) {
 	c.Fetched = r.progress.Counts.Fetched
 	r.progress.Counts = c
 }
@@ -296,9 +303,9 @@ func (r *run) awaitApproval(ctx workflow.Context, guard string) error {
 	// who saw awaiting_approval cannot lose a click to it.
 	for approve.ReceiveAsync(nil) {
 	}
-	r.progress.Status = directory.RunAwaitingApproval
+	r.progress.Status = syncrun.RunAwaitingApproval
 	r.details(ctx)
-	if err := r.setStatus(ctx, directory.RunAwaitingApproval, directory.PhasePlan, guard); err != nil {
+	if err := r.setStatus(ctx, syncrun.RunAwaitingApproval, syncrun.PhasePlan, guard); err != nil {
 		return err
 	}
 
@@ -325,22 +332,22 @@ func (r *run) awaitApproval(ctx workflow.Context, guard string) error {
 		return timerErr
 	case timedOut:
 		msg := "not approved within " + shortDuration(r.opts.ApprovalTimeout) + ": " + guard
-		if err := r.finish(ctx, directory.RunBlocked, msg); err != nil {
+		if err := r.finish(ctx, syncrun.RunBlocked, msg); err != nil {
 			return err
 		}
 		// Failing the execution puts the guard and its numbers in the
 		// Temporal UI's failure message, where an operator looks first.
 		return &finished{temporal.NewNonRetryableApplicationError(msg, ErrTypeBlocked, nil)}
 	}
-	r.progress.Status = directory.RunRunning
-	r.progress.Phase = directory.PhaseApply
+	r.progress.Status = syncrun.RunRunning
+	r.progress.Phase = syncrun.PhaseApply
 	r.details(ctx)
-	return r.setStatus(ctx, directory.RunRunning, directory.PhaseApply, "")
+	return r.setStatus(ctx, syncrun.RunRunning, syncrun.PhaseApply, "")
 }
 
 func (r *run) setStatus(ctx workflow.Context, status, phase, msg string) error {
-	err := workflow.ExecuteActivity(r.short(ctx, "record status "+status), acts.SetStatus,
-		activities.SetStatusInput{RunID: r.in.RunID, Status: status, Phase: phase, Message: msg}).Get(ctx, nil)
+	err := workflow.ExecuteActivity(r.short(ctx, "record status "+status), syncrun.StepSetStatus,
+		syncrun.SetStatusInput{RunID: r.in.RunID, Status: status, Phase: phase, Message: msg}).Get(ctx, nil)
 	r.calls++
 	return err
 }
@@ -389,14 +396,14 @@ func (r *run) finish(ctx workflow.Context, status, msg string) error {
 		opts.StartToCloseTimeout, opts.HeartbeatTimeout = growingStepTimeout, r.opts.HeartbeatTimeout
 	}
 	dctx = workflow.WithActivityOptions(dctx, opts)
-	err := workflow.ExecuteActivity(dctx, acts.FinishRun,
-		activities.FinishInput{RunID: r.in.RunID, Status: status, Error: msg}).Get(dctx, nil)
+	err := workflow.ExecuteActivity(dctx, syncrun.StepFinishRun,
+		syncrun.FinishInput{RunID: r.in.RunID, Status: status, Error: msg}).Get(dctx, nil)
 	r.calls++
 	if err != nil {
 		return err
 	}
 	r.progress.Status = status
-	r.progress.Phase = directory.PhaseDone
+	r.progress.Phase = syncrun.PhaseDone
 	r.details(ctx)
 	return nil
 }
@@ -415,13 +422,13 @@ func (r *run) fail(ctx workflow.Context, err error) error {
 		return done.err
 	}
 	cancelled := ctx.Err() != nil
-	status, msg := directory.RunFailed, FailureMessage(err)
+	status, msg := syncrun.RunFailed, FailureMessage(err)
 	if cancelled {
-		status, msg = directory.RunCancelled, "cancelled"
+		status, msg = syncrun.RunCancelled, "cancelled"
 	}
 	if ferr := r.finish(ctx, status, msg); ferr != nil {
 		workflow.GetLogger(ctx).Error("record the end of the run", "runId", r.in.RunID, "status", status, "error", ferr)
-		r.progress.Status, r.progress.Phase = status, directory.PhaseDone
+		r.progress.Status, r.progress.Phase = status, syncrun.PhaseDone
 	}
 	if cancelled {
 		// ctx.Err() is a CanceledError: the execution then shows Cancelled.
@@ -463,10 +470,10 @@ func (r *run) details(ctx workflow.Context) {
 	c := r.progress.Counts
 	head := r.progress.Phase
 	switch {
-	case r.progress.Status == directory.RunAwaitingApproval:
+	case r.progress.Status == syncrun.RunAwaitingApproval:
 		workflow.SetCurrentDetails(ctx, "**awaiting approval** · "+md(r.progress.Guard))
 		return
-	case r.progress.Status != directory.RunRunning:
+	case r.progress.Status != syncrun.RunRunning:
 		head = r.progress.Status
 	}
 	parts := []string{"**" + head + "**", fmt.Sprintf("%d fetched", c.Fetched)}

@@ -17,8 +17,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/usersync/usersync/activities"
-	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/syncrun"
 )
 
 const guard = "would disable 600 of 1000 active users (limit 500)"
@@ -28,9 +27,9 @@ const guard = "would disable 600 of 1000 active users (limit 500)"
 type recorder struct {
 	mu      sync.Mutex
 	calls   []string
-	start   []activities.StartRunInput
-	status  []activities.SetStatusInput
-	finish  []activities.FinishInput
+	start   []syncrun.StartRunInput
+	status  []syncrun.SetStatusInput
+	finish  []syncrun.FinishInput
 	options map[string]activity.Info
 }
 
@@ -46,7 +45,7 @@ func (r *recorder) Calls() []string {
 	return append([]string(nil), r.calls...)
 }
 
-func (r *recorder) Finish(t *testing.T) activities.FinishInput {
+func (r *recorder) Finish(t *testing.T) syncrun.FinishInput {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -59,23 +58,23 @@ func (r *recorder) Finish(t *testing.T) activities.FinishInput {
 func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *recorder) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.RegisterActivity(&activities.Activities{})
+	registerSteps(env)
 	rec := &recorder{options: map[string]activity.Info{}}
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		rec.options[info.ActivityType.Name] = *info
 	})
-	env.OnActivity(acts.SetStatus, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.SetStatusInput) error {
+	env.OnActivity(syncrun.StepSetStatus, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in syncrun.SetStatusInput) error {
 			rec.add("SetStatus:" + in.Status)
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			rec.status = append(rec.status, in)
 			return nil
 		})
-	env.OnActivity(acts.FinishRun, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.FinishInput) error {
+	env.OnActivity(syncrun.StepFinishRun, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in syncrun.FinishInput) error {
 			rec.add("FinishRun:" + in.Status)
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
@@ -86,41 +85,41 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *recorder) {
 }
 
 func mockStart(env *testsuite.TestWorkflowEnvironment, rec *recorder, skip string) {
-	env.OnActivity(acts.StartRun, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.StartRunInput) (activities.StartRunResult, error) {
+	env.OnActivity(syncrun.StepStartRun, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in syncrun.StartRunInput) (syncrun.StartRunResult, error) {
 			rec.add("StartRun")
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			rec.start = append(rec.start, in)
-			return activities.StartRunResult{ProfileName: "Contoso Entra", Provider: "azure", Skip: skip}, nil
+			return syncrun.StartRunResult{ProfileName: "Contoso Entra", Provider: "azure", Skip: skip}, nil
 		})
 }
 
 // mockFetch makes Fetch return the given totals, one per call, the last done.
 func mockFetch(env *testsuite.TestWorkflowEnvironment, rec *recorder, totals ...int) {
 	for i, n := range totals {
-		res := activities.FetchResult{Fetched: n, Done: i == len(totals)-1}
-		env.OnActivity(acts.Fetch, mock.Anything, mock.Anything).Return(
-			func(context.Context, activities.FetchInput) (activities.FetchResult, error) {
+		res := syncrun.FetchResult{Fetched: n, Done: i == len(totals)-1}
+		env.OnActivity(syncrun.StepFetch, mock.Anything, mock.Anything).Return(
+			func(context.Context, syncrun.FetchInput) (syncrun.FetchResult, error) {
 				rec.add("Fetch")
 				return res, nil
 			}).Once()
 	}
 }
 
-func mockPlan(env *testsuite.TestWorkflowEnvironment, rec *recorder, c directory.RunCounts, guard string) {
-	env.OnActivity(acts.Plan, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.PlanInput) (activities.PlanResult, error) {
+func mockPlan(env *testsuite.TestWorkflowEnvironment, rec *recorder, c syncrun.RunCounts, guard string) {
+	env.OnActivity(syncrun.StepPlan, mock.Anything, mock.Anything).Return(
+		func(context.Context, syncrun.PlanInput) (syncrun.PlanResult, error) {
 			rec.add("Plan")
-			return activities.PlanResult{Counts: c, Guard: guard}, nil
+			return syncrun.PlanResult{Counts: c, Guard: guard}, nil
 		}).Once()
 }
 
-func mockApply(env *testsuite.TestWorkflowEnvironment, rec *recorder, steps ...directory.RunCounts) {
+func mockApply(env *testsuite.TestWorkflowEnvironment, rec *recorder, steps ...syncrun.RunCounts) {
 	for i, c := range steps {
-		res := activities.ApplyResult{Counts: c, Done: i == len(steps)-1}
-		env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(
-			func(context.Context, activities.ApplyInput) (activities.ApplyResult, error) {
+		res := syncrun.ApplyResult{Counts: c, Done: i == len(steps)-1}
+		env.OnActivity(syncrun.StepApply, mock.Anything, mock.Anything).Return(
+			func(context.Context, syncrun.ApplyInput) (syncrun.ApplyResult, error) {
 				rec.add("Apply")
 				return res, nil
 			}).Once()
@@ -128,12 +127,12 @@ func mockApply(env *testsuite.TestWorkflowEnvironment, rec *recorder, steps ...d
 }
 
 var (
-	planned = directory.RunCounts{Fetched: 999, Created: 200, Updated: 40, Unchanged: 10, Disabled: 3}
-	halfway = directory.RunCounts{Created: 120, Updated: 40}
-	applied = directory.RunCounts{Created: 200, Updated: 40, Unchanged: 10, Disabled: 3, GroupsCreated: 4, MembershipsAdded: 600}
+	planned = syncrun.RunCounts{Fetched: 999, Created: 200, Updated: 40, Unchanged: 10, Disabled: 3}
+	halfway = syncrun.RunCounts{Created: 120, Updated: 40}
+	applied = syncrun.RunCounts{Created: 200, Updated: 40, Unchanged: 10, Disabled: 3, GroupsCreated: 4, MembershipsAdded: 600}
 )
 
-func withFetched(c directory.RunCounts, n int) directory.RunCounts {
+func withFetched(c syncrun.RunCounts, n int) syncrun.RunCounts {
 	c.Fetched = n
 	return c
 }
@@ -158,11 +157,11 @@ func TestPhasesInOrder(t *testing.T) {
 
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
-	var counts directory.RunCounts
+	var counts syncrun.RunCounts
 	require.NoError(t, env.GetWorkflowResult(&counts))
 	assert.Equal(t, withFetched(applied, 250), counts, "apply totals, with the fetch's own count")
 	assert.Equal(t, []string{"StartRun", "Fetch", "Fetch", "Fetch", "Plan", "Apply", "Apply", "FinishRun:succeeded"}, rec.Calls())
-	assert.Equal(t, activities.FinishInput{RunID: "run-1", Status: directory.RunSucceeded}, rec.Finish(t))
+	assert.Equal(t, syncrun.FinishInput{RunID: "run-1", Status: syncrun.RunSucceeded}, rec.Finish(t))
 	assert.Equal(t, "run-1", rec.start[0].RunID)
 	assert.Equal(t, "p1", rec.start[0].ProfileID)
 	assert.Equal(t, "manual", rec.start[0].Trigger)
@@ -170,7 +169,7 @@ func TestPhasesInOrder(t *testing.T) {
 	assert.NotEmpty(t, rec.start[0].TemporalRunID)
 
 	p := query(t, env)
-	assert.Equal(t, Progress{RunID: "run-1", Status: directory.RunSucceeded, Phase: directory.PhaseDone, Counts: counts}, p)
+	assert.Equal(t, Progress{RunID: "run-1", Status: syncrun.RunSucceeded, Phase: syncrun.PhaseDone, Counts: counts}, p)
 
 	// The Temporal UI shows the current details: the final line of the run.
 	v, err := env.QueryWorkflow("__temporal_workflow_metadata")
@@ -195,8 +194,8 @@ func TestRunIDDefaultsToFirstTemporalRunID(t *testing.T) {
 	env, rec := newEnv(t)
 	mockStart(env, rec, "")
 	mockFetch(env, rec, 1)
-	mockPlan(env, rec, directory.RunCounts{}, "")
-	mockApply(env, rec, directory.RunCounts{})
+	mockPlan(env, rec, syncrun.RunCounts{}, "")
+	mockApply(env, rec, syncrun.RunCounts{})
 
 	env.ExecuteWorkflow(SyncProfile, SyncInput{ProfileID: "p1", Trigger: "schedule"})
 
@@ -216,14 +215,14 @@ func TestDryRunStopsAfterPlan(t *testing.T) {
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1", Trigger: "api", DryRun: true})
 
 	require.NoError(t, env.GetWorkflowError())
-	var counts directory.RunCounts
+	var counts syncrun.RunCounts
 	require.NoError(t, env.GetWorkflowResult(&counts))
 	assert.Equal(t, withFetched(planned, 20), counts, "the plan's counts, with what was fetched")
 	assert.Equal(t, []string{"StartRun", "Fetch", "Fetch", "Plan", "FinishRun:succeeded"}, rec.Calls(),
 		"a dry run neither applies nor waits for approval")
 	env.AssertActivityNotCalled(t, "Apply", mock.Anything, mock.Anything)
 	p := query(t, env)
-	assert.Equal(t, directory.RunSucceeded, p.Status)
+	assert.Equal(t, syncrun.RunSucceeded, p.Status)
 	assert.Equal(t, guard, p.Guard, "a dry run still reports the guard verdict")
 }
 
@@ -235,8 +234,8 @@ func TestSkip(t *testing.T) {
 
 	require.NoError(t, env.GetWorkflowError())
 	assert.Equal(t, []string{"StartRun", "FinishRun:skipped"}, rec.Calls())
-	assert.Equal(t, activities.FinishInput{RunID: "run-1", Status: directory.RunSkipped, Error: "no group selected: nothing to sync"}, rec.Finish(t))
-	assert.Equal(t, directory.RunSkipped, query(t, env).Status)
+	assert.Equal(t, syncrun.FinishInput{RunID: "run-1", Status: syncrun.RunSkipped, Error: "no group selected: nothing to sync"}, rec.Finish(t))
+	assert.Equal(t, syncrun.RunSkipped, query(t, env).Status)
 }
 
 func TestGuardApproved(t *testing.T) {
@@ -253,27 +252,27 @@ func TestGuardApproved(t *testing.T) {
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1", Trigger: "manual"})
 
 	require.NoError(t, env.GetWorkflowError())
-	assert.Equal(t, Progress{RunID: "run-1", Status: directory.RunAwaitingApproval, Phase: directory.PhasePlan,
+	assert.Equal(t, Progress{RunID: "run-1", Status: syncrun.RunAwaitingApproval, Phase: syncrun.PhasePlan,
 		Counts: withFetched(planned, 1000), Guard: guard}, waiting)
 	assert.Equal(t, []string{"StartRun", "Fetch", "Plan", "SetStatus:awaiting_approval", "SetStatus:running", "Apply", "FinishRun:succeeded"}, rec.Calls())
-	assert.Equal(t, []activities.SetStatusInput{
-		{RunID: "run-1", Status: directory.RunAwaitingApproval, Phase: directory.PhasePlan, Message: guard},
-		{RunID: "run-1", Status: directory.RunRunning, Phase: directory.PhaseApply},
+	assert.Equal(t, []syncrun.SetStatusInput{
+		{RunID: "run-1", Status: syncrun.RunAwaitingApproval, Phase: syncrun.PhasePlan, Message: guard},
+		{RunID: "run-1", Status: syncrun.RunRunning, Phase: syncrun.PhaseApply},
 	}, rec.status)
-	assert.Equal(t, directory.RunSucceeded, rec.Finish(t).Status)
+	assert.Equal(t, syncrun.RunSucceeded, rec.Finish(t).Status)
 }
 
 func TestEarlyApprovalIsIgnored(t *testing.T) {
 	env, rec := newEnv(t)
 	mockStart(env, rec, "")
-	env.OnActivity(acts.Fetch, mock.Anything, mock.Anything).After(time.Minute).Return(activities.FetchResult{Fetched: 5, Done: true}, nil)
+	env.OnActivity(syncrun.StepFetch, mock.Anything, mock.Anything).After(time.Minute).Return(syncrun.FetchResult{Fetched: 5, Done: true}, nil)
 	mockPlan(env, rec, planned, guard)
 
 	// Sent while fetching, before anyone saw the guard: it must not count.
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalApprove, nil) }, 10*time.Second)
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1", Options: Options{ApprovalTimeout: time.Hour}})
 
-	assert.Equal(t, directory.RunBlocked, rec.Finish(t).Status)
+	assert.Equal(t, syncrun.RunBlocked, rec.Finish(t).Status)
 	env.AssertActivityNotCalled(t, "Apply", mock.Anything, mock.Anything)
 }
 
@@ -290,23 +289,23 @@ func TestGuardTimesOutBlocked(t *testing.T) {
 	assert.Equal(t, []string{"StartRun", "Fetch", "Plan", "SetStatus:awaiting_approval", "FinishRun:blocked"}, rec.Calls())
 	env.AssertActivityNotCalled(t, "Apply", mock.Anything, mock.Anything)
 	want := "not approved within 2h: " + guard
-	assert.Equal(t, activities.FinishInput{RunID: "run-1", Status: directory.RunBlocked, Error: want}, rec.Finish(t))
+	assert.Equal(t, syncrun.FinishInput{RunID: "run-1", Status: syncrun.RunBlocked, Error: want}, rec.Finish(t))
 
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, env.GetWorkflowError(), &appErr)
 	assert.Equal(t, want, appErr.Message(), "the Temporal UI shows the guard with its numbers")
 	assert.Equal(t, ErrTypeBlocked, appErr.Type())
-	assert.Equal(t, directory.RunBlocked, query(t, env).Status)
+	assert.Equal(t, syncrun.RunBlocked, query(t, env).Status)
 }
 
 func TestCancelDuringFetch(t *testing.T) {
 	env, rec := newEnv(t)
 	mockStart(env, rec, "")
-	env.OnActivity(acts.Fetch, mock.Anything, mock.Anything).Return(activities.FetchResult{Fetched: 100}, nil).Once()
-	env.OnActivity(acts.Fetch, mock.Anything, mock.Anything).After(time.Minute).Return(
-		func(context.Context, activities.FetchInput) (activities.FetchResult, error) {
+	env.OnActivity(syncrun.StepFetch, mock.Anything, mock.Anything).Return(syncrun.FetchResult{Fetched: 100}, nil).Once()
+	env.OnActivity(syncrun.StepFetch, mock.Anything, mock.Anything).After(time.Minute).Return(
+		func(context.Context, syncrun.FetchInput) (syncrun.FetchResult, error) {
 			rec.add("Fetch")
-			return activities.FetchResult{Fetched: 200}, nil
+			return syncrun.FetchResult{Fetched: 200}, nil
 		})
 	var cancelled []string
 	env.SetOnActivityCanceledListener(func(info *activity.Info) {
@@ -321,10 +320,10 @@ func TestCancelDuringFetch(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, temporal.IsCanceledError(err), "the execution must end Cancelled, got %v", err)
 	assert.Equal(t, []string{"Fetch"}, cancelled, "the fetch in flight is cancelled")
-	assert.Equal(t, activities.FinishInput{RunID: "run-1", Status: directory.RunCancelled, Error: "cancelled"}, rec.Finish(t))
+	assert.Equal(t, syncrun.FinishInput{RunID: "run-1", Status: syncrun.RunCancelled, Error: "cancelled"}, rec.Finish(t))
 	env.AssertActivityNotCalled(t, "Plan", mock.Anything, mock.Anything)
 	env.AssertActivityNotCalled(t, "Apply", mock.Anything, mock.Anything)
-	assert.Equal(t, directory.RunCancelled, query(t, env).Status)
+	assert.Equal(t, syncrun.RunCancelled, query(t, env).Status)
 }
 
 func TestCancelWhileAwaitingApproval(t *testing.T) {
@@ -337,7 +336,7 @@ func TestCancelWhileAwaitingApproval(t *testing.T) {
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1"})
 
 	assert.True(t, temporal.IsCanceledError(env.GetWorkflowError()))
-	assert.Equal(t, directory.RunCancelled, rec.Finish(t).Status)
+	assert.Equal(t, syncrun.RunCancelled, rec.Finish(t).Status)
 	env.AssertActivityNotCalled(t, "Apply", mock.Anything, mock.Anything)
 }
 
@@ -345,22 +344,22 @@ func TestNonRetryableFailure(t *testing.T) {
 	env, rec := newEnv(t)
 	mockStart(env, rec, "")
 	msg := "Microsoft Entra rejected the client secret of Contoso Entra: paste a valid secret on the profile"
-	env.OnActivity(acts.Fetch, mock.Anything, mock.Anything).Return(activities.FetchResult{},
+	env.OnActivity(syncrun.StepFetch, mock.Anything, mock.Anything).Return(syncrun.FetchResult{},
 		temporal.NewNonRetryableApplicationError(msg, "Auth", errors.New("AADSTS7000215: Invalid client secret provided")))
 
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1", Trigger: "manual"})
 
 	require.True(t, env.IsWorkflowCompleted())
 	env.AssertActivityNumberOfCalls(t, "Fetch", 1)
-	assert.Equal(t, activities.FinishInput{RunID: "run-1", Status: directory.RunFailed, Error: msg}, rec.Finish(t),
+	assert.Equal(t, syncrun.FinishInput{RunID: "run-1", Status: syncrun.RunFailed, Error: msg}, rec.Finish(t),
 		"the run's error is the activity's message, not Temporal's wrapper chain")
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, env.GetWorkflowError(), &appErr)
 	assert.Equal(t, msg, appErr.Message())
 	assert.Equal(t, "Auth", appErr.Type())
 	p := query(t, env)
-	assert.Equal(t, directory.RunFailed, p.Status)
-	assert.Equal(t, directory.PhaseDone, p.Phase)
+	assert.Equal(t, syncrun.RunFailed, p.Status)
+	assert.Equal(t, syncrun.PhaseDone, p.Phase)
 }
 
 func TestConfigErrorTypesAreNotRetried(t *testing.T) {
@@ -370,7 +369,7 @@ func TestConfigErrorTypesAreNotRetried(t *testing.T) {
 			mockStart(env, rec, "")
 			mockFetch(env, rec, 1)
 			// A retryable-looking error of a final type: the retry policy stops it.
-			env.OnActivity(acts.Plan, mock.Anything, mock.Anything).Return(activities.PlanResult{},
+			env.OnActivity(syncrun.StepPlan, mock.Anything, mock.Anything).Return(syncrun.PlanResult{},
 				temporal.NewApplicationError("licence exceeded: 120 active users, limit 100", typ))
 			env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1"})
 			env.AssertActivityNumberOfCalls(t, "Plan", 1)
@@ -382,24 +381,24 @@ func TestConfigErrorTypesAreNotRetried(t *testing.T) {
 func TestRetryableFailureIsRetried(t *testing.T) {
 	env, rec := newEnv(t)
 	mockStart(env, rec, "")
-	env.OnActivity(acts.Fetch, mock.Anything, mock.Anything).Return(activities.FetchResult{},
+	env.OnActivity(syncrun.StepFetch, mock.Anything, mock.Anything).Return(syncrun.FetchResult{},
 		temporal.NewApplicationError("graph throttled", "Throttled")).Twice()
 	mockFetch(env, rec, 7)
-	mockPlan(env, rec, directory.RunCounts{}, "")
-	mockApply(env, rec, directory.RunCounts{})
+	mockPlan(env, rec, syncrun.RunCounts{}, "")
+	mockApply(env, rec, syncrun.RunCounts{})
 
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1"})
 
 	require.NoError(t, env.GetWorkflowError())
 	env.AssertActivityNumberOfCalls(t, "Fetch", 3)
-	assert.Equal(t, directory.RunSucceeded, rec.Finish(t).Status)
+	assert.Equal(t, syncrun.RunSucceeded, rec.Finish(t).Status)
 }
 
 func TestProgressQueryDuringFetch(t *testing.T) {
 	env, rec := newEnv(t)
 	mockStart(env, rec, "")
-	env.OnActivity(acts.Fetch, mock.Anything, mock.Anything).Return(activities.FetchResult{Fetched: 100}, nil).Once()
-	env.OnActivity(acts.Fetch, mock.Anything, mock.Anything).After(time.Minute).Return(activities.FetchResult{Fetched: 200, Done: true}, nil).Once()
+	env.OnActivity(syncrun.StepFetch, mock.Anything, mock.Anything).Return(syncrun.FetchResult{Fetched: 100}, nil).Once()
+	env.OnActivity(syncrun.StepFetch, mock.Anything, mock.Anything).After(time.Minute).Return(syncrun.FetchResult{Fetched: 200, Done: true}, nil).Once()
 	mockPlan(env, rec, planned, "")
 	mockApply(env, rec, applied)
 
@@ -408,8 +407,8 @@ func TestProgressQueryDuringFetch(t *testing.T) {
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1"})
 
 	require.NoError(t, env.GetWorkflowError())
-	assert.Equal(t, Progress{RunID: "run-1", Status: directory.RunRunning, Phase: directory.PhaseFetch,
-		Counts: directory.RunCounts{Fetched: 100}}, during)
+	assert.Equal(t, Progress{RunID: "run-1", Status: syncrun.RunRunning, Phase: syncrun.PhaseFetch,
+		Counts: syncrun.RunCounts{Fetched: 100}}, during)
 }
 
 func TestContinueAsNewDuringFetch(t *testing.T) {
@@ -431,7 +430,7 @@ func TestContinueAsNewDuringFetch(t *testing.T) {
 	var next SyncInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	want := in
-	want.Resume = &ResumeState{Phase: directory.PhaseFetch, Counts: directory.RunCounts{Fetched: 200},
+	want.Resume = &ResumeState{Phase: syncrun.PhaseFetch, Counts: syncrun.RunCounts{Fetched: 200},
 		ProfileName: "Contoso Entra", Provider: "azure"}
 	assert.Equal(t, want, next)
 }
@@ -451,7 +450,7 @@ func TestContinueAsNewDuringApplyKeepsApproval(t *testing.T) {
 	var next SyncInput
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.NotNil(t, next.Resume)
-	assert.Equal(t, ResumeState{Phase: directory.PhaseApply, Counts: withFetched(halfway, 1000), Approved: true,
+	assert.Equal(t, ResumeState{Phase: syncrun.PhaseApply, Counts: withFetched(halfway, 1000), Approved: true,
 		ProfileName: "Contoso Entra", Provider: "azure"}, *next.Resume)
 }
 
@@ -462,12 +461,12 @@ func TestResumeInFetch(t *testing.T) {
 	mockApply(env, rec, applied)
 
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1", Trigger: "manual",
-		Resume: &ResumeState{Phase: directory.PhaseFetch, Counts: directory.RunCounts{Fetched: 200}, ProfileName: "Contoso Entra", Provider: "azure"}})
+		Resume: &ResumeState{Phase: syncrun.PhaseFetch, Counts: syncrun.RunCounts{Fetched: 200}, ProfileName: "Contoso Entra", Provider: "azure"}})
 
 	require.NoError(t, env.GetWorkflowError())
 	assert.Equal(t, []string{"Fetch", "Fetch", "Plan", "Apply", "FinishRun:succeeded"}, rec.Calls(), "no second StartRun")
 	env.AssertActivityNotCalled(t, "StartRun", mock.Anything, mock.Anything)
-	var counts directory.RunCounts
+	var counts syncrun.RunCounts
 	require.NoError(t, env.GetWorkflowResult(&counts))
 	assert.Equal(t, withFetched(applied, 450), counts)
 	assert.Equal(t, "run-1", rec.Finish(t).RunID)
@@ -478,11 +477,11 @@ func TestResumeInApplyNeedsNoApproval(t *testing.T) {
 	mockApply(env, rec, applied)
 
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1",
-		Resume: &ResumeState{Phase: directory.PhaseApply, Counts: withFetched(halfway, 1000), Approved: true}})
+		Resume: &ResumeState{Phase: syncrun.PhaseApply, Counts: withFetched(halfway, 1000), Approved: true}})
 
 	require.NoError(t, env.GetWorkflowError())
 	assert.Equal(t, []string{"Apply", "FinishRun:succeeded"}, rec.Calls())
-	var counts directory.RunCounts
+	var counts syncrun.RunCounts
 	require.NoError(t, env.GetWorkflowResult(&counts))
 	assert.Equal(t, withFetched(applied, 1000), counts)
 }
@@ -500,5 +499,5 @@ func TestResumeInUnknownPhaseFails(t *testing.T) {
 	env, rec := newEnv(t)
 	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1", Resume: &ResumeState{Phase: "done"}})
 	require.Error(t, env.GetWorkflowError())
-	assert.Equal(t, directory.RunFailed, rec.Finish(t).Status)
+	assert.Equal(t, syncrun.RunFailed, rec.Finish(t).Status)
 }

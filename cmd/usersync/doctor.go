@@ -24,6 +24,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/runs"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
 	"github.com/usersync/usersync/workflows"
@@ -372,19 +373,19 @@ func (d *doctor) checkSchedules(ctx context.Context) {
 	inStep := 0
 	for i := range profiles {
 		p := &profiles[i]
-		known[workflows.ScheduleID(p.ID)] = true
+		known[runs.ScheduleID(p.ID)] = true
 		what := fmt.Sprintf("schedule of %q", p.Name)
-		sched, err := workflows.ScheduleOf(p)
+		sched, err := runs.ScheduleOf(p)
 		if err != nil {
 			d.fail(what, "save the profile again through the API", "%v", err)
 			continue
 		}
-		_, _, on, err := workflows.ScheduleSpec(sched)
+		_, _, on, err := runs.ScheduleSpec(sched)
 		if err != nil {
 			d.fail(what, "save the profile again with a valid schedule", "%v", err)
 			continue
 		}
-		desc, err := d.tc.ScheduleClient().GetHandle(cctx, workflows.ScheduleID(p.ID)).Describe(cctx)
+		desc, err := d.tc.ScheduleClient().GetHandle(cctx, runs.ScheduleID(p.ID)).Describe(cctx)
 		var nf *serviceerror.NotFound
 		missing := errors.As(err, &nf)
 		switch {
@@ -431,7 +432,7 @@ func (d *doctor) checkSchedules(ctx context.Context) {
 			d.fail("schedules", "", "list schedules: %v", err)
 			return
 		}
-		if strings.HasPrefix(s.ID, workflows.ScheduleID("")) && !known[s.ID] {
+		if strings.HasPrefix(s.ID, runs.ScheduleID("")) && !known[s.ID] {
 			orphans = append(orphans, s.ID)
 		}
 	}

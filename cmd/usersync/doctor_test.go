@@ -15,10 +15,10 @@ import (
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/internal/testenv"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/runs"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
 	"github.com/usersync/usersync/worker"
-	"github.com/usersync/usersync/workflows"
 )
 
 // doctorWorld is a database and a key for doctor to look at.
@@ -107,7 +107,7 @@ func TestDoctorHealthy(t *testing.T) {
 	scheduled := w.addProfile("Hourly", w.box, hourly)
 	off := false
 	w.addProfile("Off", w.box, func(c *profile.Config) { c.Enabled = &off })
-	wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: w.queue, Namespace: "default", Store: w.store}
+	wf := &runs.Client{Temporal: tmp.Client, TaskQueue: w.queue, Namespace: "default", Store: w.store}
 	if err := wf.SyncSchedule(ctx, scheduled); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestDoctorFindsProblems(t *testing.T) {
 		w := newDoctorWorld(t, true)
 		tmp := testenv.StartDevServer(t) // and no worker on the queue
 		addr := tmp.Address
-		wf := &workflows.Client{Temporal: tmp.Client, TaskQueue: w.queue, Namespace: "default", Store: w.store}
+		wf := &runs.Client{Temporal: tmp.Client, TaskQueue: w.queue, Namespace: "default", Store: w.store}
 
 		w.addProfile("Hourly without schedule", w.box, hourly)
 		paused := w.addProfile("Disabled but running", w.box, hourly)
@@ -206,7 +206,7 @@ func TestDoctorFindsProblems(t *testing.T) {
 			"FAIL  workers: no worker polls task queue " + strconv.Quote(w.queue),
 			`FAIL  schedule of "Hourly without schedule": the profile syncs every 60 minutes but Temporal has no schedule for it`,
 			`FAIL  schedule of "Disabled but running": paused=false while the profile is enabled=false`,
-			"schedule(s) of deleted profiles still start runs: " + workflows.ScheduleID("ghost"),
+			"schedule(s) of deleted profiles still start runs: " + runs.ScheduleID("ghost"),
 			`FAIL  profile "Other key" (csv): open profile secrets`, "USERSYNC_SECRET_KEY_OLD",
 			`FAIL  profile "Unreachable" (csv): test connection`, "fix: the provider cannot be reached from here",
 		} {

@@ -20,8 +20,8 @@ import (
 	"github.com/usersync/usersync/metrics/runmetrics"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/runs"
 	"github.com/usersync/usersync/secret"
-	"github.com/usersync/usersync/workflows"
 )
 
 // Timeouts of the HTTP servers. A request must arrive within
@@ -102,7 +102,7 @@ func (o *observability) providerGroups(store directory.Store, box *secret.Box, l
 }
 
 // progress asks a run's workflow for its live phase and counts.
-func progress(wf *workflows.Client) api.ProgressFunc {
+func progress(wf *runs.Client) api.ProgressFunc {
 	return func(ctx context.Context, run *directory.Run) (api.Progress, error) {
 		p, err := wf.Progress(ctx, run)
 		if err != nil {

@@ -17,8 +17,8 @@ import (
 	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/config"
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/runs"
 	"github.com/usersync/usersync/worker"
-	"github.com/usersync/usersync/workflows"
 )
 
 // Timeouts of the process life cycle.
@@ -106,7 +106,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 		return err
 	}
 	defer tc.Close()
-	if err := workflows.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
+	if err := runs.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
 		return fmt.Errorf("register search attributes: %w", err)
 	}
 
@@ -139,7 +139,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 	}
 
 	if s.api {
-		wf := &workflows.Client{
+		wf := &runs.Client{
 			Temporal:  tc,
 			TaskQueue: cfg.TemporalTaskQueue,
 			Namespace: cfg.TemporalNamespace,

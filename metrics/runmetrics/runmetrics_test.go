@@ -220,7 +220,7 @@ func (h *harness) sync(dryRun bool) string {
 	h.t.Helper()
 	runID := uuid.NewString()
 	ctx := context.Background()
-	// As workflows.Client records it: with the first execution's run id.
+	// As runs.Client records it: with the first execution's run id.
 	require.NoError(h.t, h.store.CreateRun(ctx, &directory.Run{ID: runID, ProfileID: h.prof.ID, ProfileName: h.prof.Name,
 		Provider: h.prof.Provider, DirectoryKey: h.prof.DirectoryKey, Trigger: "manual", DryRun: dryRun,
 		Status: directory.RunRunning, Phase: directory.PhaseFetch, WorkflowID: "usersync-" + h.prof.ID, TemporalRunID: "t-" + runID}))

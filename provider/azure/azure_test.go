@@ -118,27 +118,6 @@ func readUsers(t *testing.T, src *Source, ten *graph.Tenant, groups ...string) [
 	return out
 }
 
-// listScope reads Users, the transitive member listing of the selected
-// groups, which does not carry managers.
-func listScope(t *testing.T, src *Source, groups ...string) []provider.User {
-	t.Helper()
-	ctx := context.Background()
-	users, _ := pages(t, func(c provider.Cursor) (provider.Page[provider.User], error) {
-		p, err := src.Users(ctx, provider.Scope{GroupIDs: groups}, c)
-		if err == nil {
-			seen := map[string]bool{}
-			for _, u := range p.Items {
-				if seen[u.ExternalID] {
-					t.Fatalf("user %s twice in one page", u.ExternalID)
-				}
-				seen[u.ExternalID] = true
-			}
-		}
-		return p, err
-	})
-	return users
-}
-
 // byID keeps the first record of each user, as the engine does.
 func byID(users []provider.User) map[string]provider.User {
 	out := map[string]provider.User{}
