@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,14 +23,22 @@ import (
 	"github.com/usersync/usersync/syncrun"
 )
 
+// currentShape is the folder of testdata (and of testdata/ticks) holding
+// the histories of the workflows as the code now runs them: the id of the
+// newest change guarded by workflow.GetVersion. The histories of every
+// earlier shape stay where they are and keep replaying (the first shape's
+// are at the top of testdata). Changing a workflow means a new change id,
+// currentShape set to it, and a recording (CONTRIBUTING.md).
+const currentShape = changeStepHeartbeats
+
 // TestRecordHistory runs SyncProfile on a real dev server and writes the
-// histories TestReplay replays. Run it after a deliberate change of the
-// workflow's command sequence (and say so in the commit):
+// histories TestReplay replays into testdata/<currentShape>. Run it after
+// a deliberate change of the workflow's commands or step options, guarded
+// by workflow.GetVersion, with currentShape set to the change's id:
 //
-//	USERSYNC_RECORD_HISTORY=1 go test ./workflows -run TestRecordHistory
+//	USERSYNC_RECORD_HISTORY=1 go test ./workflows -run 'TestRecord'
 //
-// An unintended change then shows up as a TestReplay failure instead of as
-// stuck runs in production.
+// It never overwrites a history: a shape is recorded once, and kept.
 func TestRecordHistory(t *testing.T) {
 	if os.Getenv("USERSYNC_RECORD_HISTORY") != "1" {
 		t.Skip("set USERSYNC_RECORD_HISTORY=1 to record testdata histories")
@@ -97,7 +107,9 @@ func TestRecordHistory(t *testing.T) {
 	record(t, ctx, c, cancelled.GetID(), cancelled.GetRunID(), "cancelled_history.json")
 }
 
-// record writes the full history of one execution to testdata.
+// record writes the full history of one execution to testdata/<currentShape>
+// (name may start with a subfolder, such as ticks/), and refuses to
+// replace a file: a released shape's history is evidence, not output.
 func record(t *testing.T, ctx context.Context, c client.Client, workflowID, runID, name string) {
 	t.Helper()
 	hist := &historypb.History{}
@@ -109,6 +121,15 @@ func record(t *testing.T, ctx context.Context, c client.Client, workflowID, runI
 	}
 	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("testdata", name), append(b, '\n'), 0o644))
-	t.Logf("recorded %s: %d events", name, len(hist.Events))
+	sub, base := filepath.Split(name)
+	path := filepath.Join("testdata", sub, currentShape, base)
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		t.Fatalf("%s is recorded already and is never overwritten: record a changed workflow under a new change id (currentShape)", path)
+	}
+	require.NoError(t, err)
+	_, err = f.Write(append(b, '\n'))
+	require.NoError(t, errors.Join(err, f.Close()))
+	t.Logf("recorded %s: %d events", path, len(hist.Events))
 }

@@ -38,7 +38,8 @@ func (tickFakes) CheckScheduledRun(_ context.Context, in syncrun.ScheduledCheckI
 func (tickFakes) RecordSkippedRun(context.Context, syncrun.SkippedRunInput) error { return nil }
 
 // TestRecordTickHistories records ScheduledSync ticks started by a real
-// schedule (so with TemporalScheduledStartTime) for TestReplayTicks:
+// schedule (so with TemporalScheduledStartTime) for TestReplayTicks, into
+// testdata/ticks/<currentShape>, never over a recorded one:
 //
 //	USERSYNC_RECORD_HISTORY=1 go test ./workflows -run TestRecordTickHistories
 func TestRecordTickHistories(t *testing.T) {
@@ -56,7 +57,6 @@ func TestRecordTickHistories(t *testing.T) {
 	defer w.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	require.NoError(t, os.MkdirAll(tickHistories, 0o755))
 
 	tick := func(profileID, name string) {
 		t.Helper()
@@ -90,11 +90,8 @@ func TestRecordTickHistories(t *testing.T) {
 // TestReplayTicks replays the recorded ticks against the current code: a
 // change to ScheduledSync that would break ticks in flight fails here.
 func TestReplayTicks(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(tickHistories, "*.json"))
-	require.NoError(t, err)
-	require.NotEmpty(t, files, "no recorded tick histories in %s", tickHistories)
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
+	for _, f := range historyFiles(t, tickHistories, "*.json") {
+		t.Run(f, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(ScheduledSync, workflow.RegisterOptions{Name: ScheduledWorkflowName})
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), f))
