@@ -265,13 +265,28 @@ func TestRuleManagersResolvedInTheSameRun(t *testing.T) {
 	})
 }
 
+// The org chart off (a CSV profile without a manager column, since a
+// manager column turns it on) leaves managers alone.
 func TestRuleOrgChartOffLeavesManagers(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *directory.DB) {
-		h := newHarness(t, db, func(c *profile.Config) { c.PopulateOrgChart = false })
+		h := newHarness(t, db, func(c *profile.Config) { c.PopulateOrgChart, c.CSV.ManagerField = false, "" })
 		h.setCSV(csvOf(alice, bob))
 		run := h.mustSync()
 		if h.user("bob").ManagerID != nil || run.Counts.ManagersLinked != 0 {
 			t.Fatal("manager set with the org chart off")
+		}
+	})
+}
+
+// Issue 14, item 3: a CSV profile with a manager column links managers
+// even when it was stored with the org chart off.
+func TestRuleCSVManagerColumnLinksManagers(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *directory.DB) {
+		h := newHarness(t, db, func(c *profile.Config) { c.PopulateOrgChart = false })
+		h.setCSV(csvOf(alice, bob))
+		run := h.mustSync()
+		if m := h.user("bob").ManagerID; m == nil || *m != h.user("alice").ID || run.Counts.ManagersLinked != 1 {
+			t.Fatalf("manager column ignored: counts %+v", run.Counts)
 		}
 	})
 }
