@@ -1,17 +1,20 @@
 // Package worker builds the Temporal worker of usersync: the task queue it
 // listens on and the registration of the workflows (SyncProfile, and the
-// ScheduledSync tick a profile's schedule starts) and the activities. The
-// worker and the API must agree on these names, so they live in one place.
+// ScheduledSync tick a profile's schedule starts) and their steps, the
+// activities, by name. The worker and the API must agree on these names,
+// so they live in one place.
 package worker
 
 import (
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/usersync/usersync/activities"
+	"github.com/usersync/usersync/syncrun"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -57,8 +60,26 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts Op
 	w.RegisterWorkflowWithOptions(workflows.SyncProfile, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	// The tick a profile's schedule starts; it starts SyncProfile as a child.
 	w.RegisterWorkflowWithOptions(workflows.ScheduledSync, workflow.RegisterOptions{Name: workflows.ScheduledWorkflowName})
-	// Registered by method name (StartRun, Fetch, …): the workflow calls
-	// them through method values of the same struct, so names cannot drift.
-	w.RegisterActivity(acts)
+	for name, fn := range Steps(acts) {
+		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
 	return w
+}
+
+// Steps are the activities on the task queue, by the names the workflows
+// call them by. Only the steps: RegisterActivity(acts) would also put
+// every other exported method on the queue, such as TestConnection and
+// ProviderGroups, whose arguments carry a profile's decrypted secrets and
+// would travel through Temporal's history; the API calls those directly.
+func Steps(acts *activities.Activities) map[string]any {
+	return map[string]any{
+		syncrun.StepStartRun:          acts.StartRun,
+		syncrun.StepFetch:             acts.Fetch,
+		syncrun.StepPlan:              acts.Plan,
+		syncrun.StepSetStatus:         acts.SetStatus,
+		syncrun.StepApply:             acts.Apply,
+		syncrun.StepFinishRun:         acts.FinishRun,
+		syncrun.StepCheckScheduledRun: acts.CheckScheduledRun,
+		syncrun.StepRecordSkippedRun:  acts.RecordSkippedRun,
+	}
 }

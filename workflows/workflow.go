@@ -5,7 +5,7 @@
 // the steps' names and types are package syncrun, and `make lint` runs
 // workflowcheck over this package. The steps are called by name
 // (syncrun.Step…): the worker registers the activities under the same
-// constants, and the replay tests fail on a name either side lacks.
+// constants (worker.Steps, whose tests check every one is there).
 //
 // The workflow only orders steps and keeps ids and counts: every read and
 // write of the directory happens in an activity, and the activities keep
