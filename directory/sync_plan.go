@@ -110,6 +110,9 @@ func (s *SQLStore) Plan(ctx context.Context, runID string, in PlanInput) (*PlanO
 				planned.LicenceRefused = r.N
 			}
 		}
+		if planned.Inactive, planned.Departed, planned.Restated, err = s.planTally(ctx, tx, runID); err != nil {
+			return err
+		}
 		out.Counts = planned
 		if out.SourceUsers, err = p.sourceUsers(ctx); err != nil {
 			return err
@@ -127,6 +130,7 @@ func (s *SQLStore) Plan(ctx context.Context, runID string, in PlanInput) (*PlanO
 		// What plan alone decides is final now; what apply does is counted
 		// as it happens, except in a dry run where the plan is the result.
 		c.Unchanged, c.Skipped, c.Conflicts, c.LicenceRefused = planned.Unchanged, planned.Skipped, planned.Conflicts, planned.LicenceRefused
+		c.Inactive, c.Departed, c.Restated = planned.Inactive, planned.Departed, planned.Restated
 		if in.DryRun {
 			c = planned
 		}

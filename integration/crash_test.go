@@ -241,7 +241,7 @@ func TestWorkerKilledDuringFetchAndApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := directory.RunCounts{Fetched: 19900, Created: 5000, Updated: 500, Unchanged: 14400, Disabled: 100,
+	want := directory.RunCounts{Fetched: 19900, Created: 5000, Updated: 500, Unchanged: 14400, Disabled: 100, Departed: 100,
 		MembershipsAdded: 10000, ManagersLinked: 5000}
 	if run.Status != directory.RunSucceeded || run.Counts != want {
 		t.Fatalf("run %s counts\n got %+v\nwant %+v", run.Status, run.Counts, want)

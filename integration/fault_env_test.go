@@ -258,7 +258,7 @@ func (s scenario) secondCSV() string {
 func (s scenario) counts() directory.RunCounts {
 	added := s.total - s.initial
 	return directory.RunCounts{Fetched: s.total - s.removed, Created: added, Updated: s.changed,
-		Unchanged: s.initial - s.removed - s.changed, Disabled: s.removed,
+		Unchanged: s.initial - s.removed - s.changed, Disabled: s.removed, Departed: s.removed,
 		MembershipsAdded: 2 * added, ManagersLinked: added}
 }
 

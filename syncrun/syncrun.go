@@ -51,6 +51,20 @@ type RunCounts struct {
 	// LicenceRefused are users the run would have created or re-enabled
 	// beyond the licence: not created, left disabled.
 	LicenceRefused int `json:"licenceRefused"`
+	// Inactive are users inactive in the provider that the directory has
+	// not active: not created, or left disabled (an active one is
+	// disabled, and counted in Disabled).
+	Inactive int `json:"inactive"`
+	// Departed are the users of Disabled that are no longer in the source
+	// at all (not fetched: the others of Disabled are inactive in it).
+	Departed int `json:"departed"`
+	// Restated are users a delta run judged again from its snapshot
+	// without fetching them (a change elsewhere could change their
+	// outcome); 0 in a full run. With them every user lands in exactly
+	// one count: for a run that applied, fetched + restated = created +
+	// updated + unchanged + reenabled + skipped + conflicts +
+	// licenceRefused + inactive + (disabled - departed).
+	Restated int `json:"restated"`
 	// DuplicateEmails are active users of the directory sharing their
 	// e-mail address with another active user: a warning (at most 1000).
 	DuplicateEmails    int `json:"duplicateEmails"`

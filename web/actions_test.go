@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -200,4 +202,34 @@ func TestHealthPage(t *testing.T) {
 		assert.Equal(t, http.StatusUnprocessableEntity, b.get("/profiles/"+id+"/health?runs=99").status)
 		assert.Contains(t, b.get("/profiles/"+id).body, `href="/profiles/`+id+`/health">Health</a>`)
 	})
+}
+
+// Issue 14, item 7: the run page shows every count the API has, with the
+// API's number: a count added to the run cannot be left off the page.
+func TestRunPageShowsEveryCount(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	id, _ := b.createCSVProfile("People file")
+	ctx := context.Background()
+	p, _ := e.store.GetProfile(ctx, id)
+	// Every count a different number, from the JSON the API answers.
+	var fields map[string]int
+	raw, _ := json.Marshal(directory.RunCounts{})
+	require.NoError(t, json.Unmarshal(raw, &fields))
+	n := 0
+	for k := range fields {
+		n++
+		fields[k] = 100 + n
+	}
+	raw, _ = json.Marshal(fields)
+	var c directory.RunCounts
+	require.NoError(t, json.Unmarshal(raw, &c))
+	run := &directory.Run{ID: "run-counts", ProfileID: p.ID, ProfileName: p.Name, Provider: p.Provider, DirectoryKey: p.DirectoryKey,
+		Trigger: "manual", Status: directory.RunSucceeded, Phase: directory.PhaseDone, Counts: c}
+	require.NoError(t, e.store.CreateRun(ctx, run))
+	page := b.get("/runs/" + run.ID)
+	for k, v := range fields {
+		assert.Contains(t, page.body, fmt.Sprintf(`<dd data-count="%s">%d</dd>`, k, v), "count %s", k)
+	}
 }

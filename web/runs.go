@@ -89,16 +89,25 @@ type countItem struct {
 	N          int
 }
 
+// counts are every count of the run, as the API shows them: the users it
+// judged (each in exactly one of the counts from Created to Inactive, the
+// departed among the disabled), then groups, memberships, managers and
+// warnings.
 func counts(c directory.RunCounts) []countItem {
 	return []countItem{
-		{"fetched", "Fetched", c.Fetched}, {"created", "Created", c.Created}, {"updated", "Updated", c.Updated},
+		{"fetched", "Fetched", c.Fetched}, {"restated", "Restated from the last run", c.Restated},
+		{"created", "Created", c.Created}, {"updated", "Updated", c.Updated},
 		{"unchanged", "Unchanged", c.Unchanged}, {"disabled", "Disabled", c.Disabled},
+		{"departed", "of which left the source", c.Departed},
 		{"reenabled", "Re-enabled", c.Reenabled}, {"skipped", "Skipped", c.Skipped},
-		{"conflicts", "Conflicts", c.Conflicts}, {"groupsCreated", "Groups created", c.GroupsCreated},
+		{"conflicts", "Conflicts", c.Conflicts}, {"licenceRefused", "Refused by the licence", c.LicenceRefused},
+		{"inactive", "Inactive, not synced", c.Inactive},
+		{"groupsCreated", "Groups created", c.GroupsCreated},
 		{"membershipsAdded", "Memberships added", c.MembershipsAdded},
 		{"membershipsRemoved", "Memberships removed", c.MembershipsRemoved},
 		{"managersLinked", "Managers linked", c.ManagersLinked},
 		{"managersUnresolved", "Managers unresolved", c.ManagersUnresolved},
+		{"duplicateEmails", "Shared e-mail addresses", c.DuplicateEmails},
 	}
 }
 
