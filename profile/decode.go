@@ -27,13 +27,78 @@ func (e *DecodeError) Error() string { return e.Message }
 // misspelt option is refused instead of silently ignored. Decode records
 // which secret fields the body carried, so that MergeSecrets can tell an
 // omitted secret (keep the stored one) from one sent empty (clear it).
+//
+// The fields a read adds (id, times, lastRun, "<secret>Set", …) are
+// ignored, so that a script can GET a profile, change it and PUT it back.
 func Decode(body []byte) (*Config, error) {
+	body = withoutReadOnly(body)
 	var c Config
 	if err := DecodeJSON(body, &c); err != nil {
 		return nil, err
 	}
 	c.sent = sentSecrets(body)
 	return &c, nil
+}
+
+// readOnlyFields are the top-level fields a read of a profile adds to it
+// (API.md, "Profiles").
+var readOnlyFields = []string{"id", "directoryKey", "createdAt", "updatedAt", "lastRun", "nextRunAt"}
+
+// withoutReadOnly drops from a body the fields a read of a profile adds:
+// the read-only fields, each secret's "<field>Set" and csv.urlQuerySet.
+// A secret shown as set is kept by being absent, as on any PUT. A body
+// without them, or one that is no JSON object, is returned as it is, for
+// the strict decoding to judge.
+func withoutReadOnly(body []byte) []byte {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return body
+	}
+	changed := false
+	for _, k := range readOnlyFields {
+		if _, ok := top[k]; ok {
+			delete(top, k)
+			changed = true
+		}
+	}
+	markers := map[string][]string{"csv": {"urlQuerySet"}}
+	for _, path := range secretPaths {
+		if block, name, ok := strings.Cut(path, "."); ok {
+			markers[block] = append(markers[block], name+"Set")
+		}
+	}
+	for block, names := range markers {
+		raw, ok := top[block]
+		if !ok {
+			continue
+		}
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			continue
+		}
+		dropped := false
+		for _, n := range names {
+			if _, ok := obj[n]; ok {
+				delete(obj, n)
+				dropped = true
+			}
+		}
+		if dropped {
+			b, err := json.Marshal(obj)
+			if err != nil {
+				return body
+			}
+			top[block], changed = b, true
+		}
+	}
+	if !changed {
+		return body
+	}
+	out, err := json.Marshal(top)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // DecodeJSON is the strict decoding Decode uses, offered for the API's other
