@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,7 +23,7 @@ func (s *server) listAudit(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	f := directory.AuditFilter{Category: c.Query("category"), Action: c.Query("action"),
+	f := directory.AuditFilter{Category: c.Query("category"), ActionWord: AuditActionWord(c.Query("action")),
 		Connection: c.Query("profile"), RunID: c.Query("runId"), Subject: c.Query("subject")}
 	if since := c.Query("since"); since != "" {
 		if f.Since, err = time.Parse(time.RFC3339, since); err != nil {
@@ -35,6 +36,16 @@ func (s *server) listAudit(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, page)
 	return nil
+}
+
+// AuditActionWord reads an action filter as people type it, in the form
+// the admin page shows actions ("member added", "Member-Added") or as
+// stored ("member_added"): the store then matches the actions that are it
+// or end in it ("created" finds user_created and profile_created).
+func AuditActionWord(s string) string {
+	return strings.Join(strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return r == ' ' || r == '-' || r == '_' || r == '\t'
+	}), "_")
 }
 
 // licenceJSON shows the limit beside what counts against it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // AddAudit appends an entry; At defaults to now. e.ID is set.
@@ -35,6 +36,10 @@ func (s *SQLStore) ListAudit(ctx context.Context, f AuditFilter, opt ListOptions
 		if eq.v != "" {
 			w.add(eq.col+" = ?", eq.v)
 		}
+	}
+	if f.ActionWord != "" {
+		r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+		w.add(`(action = ? OR action LIKE ? ESCAPE '\')`, f.ActionWord, `%\_`+r.Replace(f.ActionWord))
 	}
 	if !f.Since.IsZero() {
 		w.add("at >= ?", utc(f.Since))

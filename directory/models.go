@@ -177,8 +177,12 @@ type AuditEntry struct {
 
 // AuditFilter narrows ListAudit; empty fields match all.
 type AuditFilter struct {
-	Category   string
-	Action     string
+	Category string
+	Action   string
+	// ActionWord matches an action that is, or ends in, the word:
+	// "created" finds user_created and profile_created, "member_added"
+	// finds group_member_added too. (The filter people type.)
+	ActionWord string
 	Connection string // profile name
 	RunID      string
 	Subject    string

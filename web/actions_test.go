@@ -233,3 +233,17 @@ func TestRunPageShowsEveryCount(t *testing.T) {
 		assert.Contains(t, page.body, fmt.Sprintf(`<dd data-count="%s">%d</dd>`, k, v), "count %s", k)
 	}
 }
+
+// Issue 14: the audit page's action filter takes the names it shows.
+func TestAuditFilterTakesShownNames(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	b.createCSVProfile("People file")
+	for _, q := range []string{"profile created", "Profile Created", "created", "profile_created"} {
+		page := b.get("/audit?action=" + url.QueryEscape(q))
+		assert.Contains(t, page.body, "<td>profile created</td>", q)
+		assert.NotContains(t, page.body, "<td>document uploaded</td>", q)
+	}
+	assert.Contains(t, b.get("/audit?action=uploaded").body, "<td>document uploaded</td>")
+}

@@ -314,8 +314,8 @@ func (a *admin) listAudit(q *request) error {
 	view := auditView{Category: v.Get("category"), Profile: v.Get("profile"), Action: strings.TrimSpace(v.Get("action")),
 		RunID: strings.TrimSpace(v.Get("runId")), Subject: strings.TrimSpace(v.Get("subject")), Since: v.Get("since"),
 		Categories: auditCategories}
-	f := directory.AuditFilter{Category: view.Category, Connection: view.Profile, Action: view.Action, RunID: view.RunID,
-		Subject: view.Subject}
+	f := directory.AuditFilter{Category: view.Category, Connection: view.Profile, ActionWord: api.AuditActionWord(view.Action),
+		RunID: view.RunID, Subject: view.Subject}
 	if view.Since != "" {
 		t, err := time.Parse(sinceLayout, view.Since)
 		if err != nil {

@@ -690,6 +690,14 @@ func testAudit(t *testing.T, s directory.Store) {
 	assert.Equal(t, 251, count(directory.AuditFilter{}))
 	assert.Equal(t, 1, count(directory.AuditFilter{Category: directory.CategorySyncConfig}))
 	assert.Equal(t, 125, count(directory.AuditFilter{Action: "user_created"}))
+	// A word matches the actions that are it or end in it, and nothing
+	// by a LIKE wildcard.
+	assert.Equal(t, 125, count(directory.AuditFilter{ActionWord: "created"}))
+	assert.Equal(t, 125, count(directory.AuditFilter{ActionWord: "user_created"}))
+	assert.Equal(t, 1, count(directory.AuditFilter{ActionWord: "updated"}))
+	assert.Equal(t, 0, count(directory.AuditFilter{ActionWord: "reated"}))
+	assert.Equal(t, 0, count(directory.AuditFilter{ActionWord: "%"}))
+	assert.Equal(t, 0, count(directory.AuditFilter{ActionWord: "user_create_"}))
 	assert.Equal(t, 50, count(directory.AuditFilter{Connection: "Okta"}))
 	assert.Equal(t, 84, count(directory.AuditFilter{RunID: "run-0"}))
 	assert.Equal(t, 1, count(directory.AuditFilter{Subject: "user007"}))
