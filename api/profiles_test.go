@@ -204,7 +204,7 @@ func TestSyncProfile(t *testing.T) {
 		assert.Contains(t, run, k)
 	}
 	assert.Len(t, run, 14)
-	assert.Len(t, run["counts"], 15)
+	assert.Len(t, run["counts"], 18)
 	assert.Equal(t, id, run["profileId"])
 	assert.Equal(t, "People file", run["profileName"])
 	assert.Equal(t, "manual", run["trigger"])
