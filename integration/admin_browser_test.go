@@ -276,6 +276,17 @@ func TestAdminPageInBrowser(t *testing.T) {
 		expect("users list", list, u)
 	}
 	shot("users")
+	// At an ordinary laptop width the groups column is in view, not cut
+	// off behind a horizontal scroll.
+	do("users at 1024", chromedp.EmulateViewport(1024, 768), chromedp.Navigate(srv.URL+"/users"),
+		chromedp.WaitVisible(chromedp.CSS("main table")))
+	if cut, err := chromedp.Run(browser, chromedp.Evaluate[bool](
+		`(function () { var w = document.querySelector("main .table-wrap"); return w.scrollWidth > w.clientWidth + 1; })()`)); err != nil || cut {
+		shot("FAILED-users-1024")
+		t.Fatalf("the users table is wider than a 1024 px window (%v)", err)
+	}
+	shot("users-1024")
+	do("back to 1280", chromedp.EmulateViewport(1280, 900))
 
 	p, err := store.ListProfiles(ctx, directory.ListOptions{})
 	if err != nil || len(p.Items) != 1 {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/provider"
 )
 
 // Issue 14, item 4: the admin page disables, enables and deletes a user,
@@ -246,4 +247,51 @@ func TestAuditFilterTakesShownNames(t *testing.T) {
 		assert.NotContains(t, page.body, "<td>document uploaded</td>", q)
 	}
 	assert.Contains(t, b.get("/audit?action=uploaded").body, "<td>document uploaded</td>")
+}
+
+// Issue 14: the group picker names each group's kind once ("security
+// group"), not "security · security", with and without script.
+func TestGroupPickerNamesTheKindOnce(t *testing.T) {
+	e := newEnv(t)
+	e.groups = []provider.Group{
+		{ID: "g1", Name: "Intranet Editors", Type: "security", SecurityEnabled: true},
+		{ID: "g2", Name: "Intranet Mail", Type: "mailEnabledSecurity", MailEnabled: true, SecurityEnabled: true},
+		{ID: "g3", Name: "Okta Staff", Type: "OKTA_GROUP"},
+	}
+	b := e.browser()
+	b.signIn()
+	b.get("/profiles/new?provider=azure")
+	form := url.Values{"action": {"save"}, "name": {"Contoso"}, "enabled": {"on"}, "provider": {"azure"},
+		"azure.tenantId": {"contoso.onmicrosoft.com"}, "azure.clientId": {"app-id"}, "azure.clientSecret": {"s3cret-value"},
+		"azure.cloud": {"global"}, "azure.usernameAttribute": {"userPrincipalName"},
+		"groupSync.mode": {"off"}, "schedule.frequency": {"off"}}
+	page := b.post("/profiles/new", form)
+	require.Equal(t, http.StatusSeeOther, page.status, page.body)
+	id := profileURL.FindStringSubmatch(page.location)[1]
+	page = b.get("/profiles/" + id)
+	assert.Contains(t, page.body, `Intranet Editors <span class="muted">security group</span>`)
+	assert.Contains(t, page.body, `Intranet Mail <span class="muted">mail-enabled security group</span>`)
+	assert.NotContains(t, page.body, "security · security")
+	page = b.get("/profiles/" + id + "/groups.json?search=okta")
+	assert.Contains(t, page.body, `"label":"Okta group"`)
+}
+
+// Issue 14: the users page shows a user's groups as names that wrap, the
+// first six and how many more, so the column is not cut off.
+func TestUsersPageGroupsColumn(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	ctx := context.Background()
+	u := &directory.User{Username: "ann", FirstName: "Ann", LastName: "A", Email: "ann@example.com"}
+	require.NoError(t, e.store.CreateUser(ctx, u))
+	for i := range 8 {
+		g := &directory.Group{Name: fmt.Sprintf("Team %d", i)}
+		require.NoError(t, e.store.CreateGroup(ctx, g))
+		require.NoError(t, e.store.AddGroupMember(ctx, g.ID, u.ID))
+	}
+	page := b.get("/users")
+	assert.Contains(t, page.body, `<td class="groups"><ul class="tags"><li>Team 0</li>`)
+	assert.Contains(t, page.body, `<li>Team 5</li><li class="more"><a href="/users/`+u.ID+`">and 2 more</a></li>`)
+	assert.NotContains(t, page.body, "<li>Team 6</li>")
 }

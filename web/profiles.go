@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/usersync/usersync/api"
@@ -460,6 +461,13 @@ func (a *admin) deleteProfile(q *request) error {
 	return q.redirect(withNotice("/profiles", "deleted", ""))
 }
 
+// pickedGroup is a group of the picker as admin.js shows it: the
+// provider's fields and the label the page gives its kind.
+type pickedGroup struct {
+	provider.Group
+	Label string `json:"label"`
+}
+
 // groupsJSON is a page of the group picker for admin.js.
 func (a *admin) groupsJSON(q *request) (any, error) {
 	v := q.r.URL.Query()
@@ -467,11 +475,42 @@ func (a *admin) groupsJSON(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if page.Items == nil {
-		page.Items = []provider.Group{}
+	items := make([]pickedGroup, 0, len(page.Items))
+	for _, g := range page.Items {
+		items = append(items, pickedGroup{Group: g, Label: groupKind(g)})
 	}
-	return map[string]any{"items": page.Items, "next": page.Next}, nil
+	return map[string]any{"items": items, "next": page.Next}, nil
 }
+
+// groupKind names a provider group's kind for people: its type says it
+// already (an Entra security group is security-enabled by definition), so
+// the flags are not repeated after it.
+func groupKind(g provider.Group) string {
+	switch g.Type {
+	case azureSecurity:
+		return "security group"
+	case azureMailEnabledSecurity:
+		return "mail-enabled security group"
+	case "OKTA_GROUP":
+		return "Okta group"
+	case "APP_GROUP":
+		return "app group (imported from an app)"
+	case "BUILT_IN":
+		return "built-in group"
+	}
+	kind := g.Type
+	if g.MailEnabled {
+		kind += " · mail-enabled"
+	}
+	return strings.TrimPrefix(kind, " · ")
+}
+
+// The Entra group types of the picker (provider/azure's Type* values,
+// kept here so the admin page does not link the Graph SDK).
+const (
+	azureSecurity            = "security"
+	azureMailEnabledSecurity = "mailEnabledSecurity"
+)
 
 // patternPreview is the group-sync pattern checked against the provider's
 // group names.

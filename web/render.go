@@ -121,6 +121,17 @@ var funcs = template.FuncMap{
 	"label":        func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 	"inc":          func(i int) int { return i + 1 },
 	"providerName": providerName,
+	"groupKind":    groupKind,
+	// headOf is the first n of a list; minus the rest's length.
+	"headOf": func(list []string, n int) []string { return list[:min(n, len(list))] },
+	"minus":  func(a, b int) int { return a - b },
+	// atSplit cuts an address before its @, where a line may break.
+	"atSplit": func(email string) []string {
+		if i := strings.LastIndexByte(email, '@'); i > 0 {
+			return []string{email[:i], email[i:]}
+		}
+		return []string{email, ""}
+	},
 	"navItem": func(current, key, href, label string) navItem {
 		return navItem{Href: href, Label: label, Current: current == key}
 	},

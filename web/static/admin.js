@@ -150,10 +150,8 @@
           var box = el("input", { type: "checkbox", id: "g-" + g.id, name: "groups", value: g.id });
           box.checked = !!checked[g.id];
           var label = el("label", { "for": "g-" + g.id }, g.name + " ");
-          var kind = [g.type];
-          if (g.mailEnabled) { kind.push("mail-enabled"); }
-          if (g.securityEnabled) { kind.push("security"); }
-          label.appendChild(el("span", { "class": "muted" }, kind.filter(Boolean).join(" · ")));
+          // The server names the kind, as the page without script does.
+          label.appendChild(el("span", { "class": "muted" }, g.label || g.type || ""));
           li.appendChild(box);
           li.appendChild(document.createTextNode(" "));
           li.appendChild(label);
