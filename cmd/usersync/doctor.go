@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -19,7 +21,6 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
-	"github.com/usersync/usersync/activities"
 	"github.com/usersync/usersync/config"
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
@@ -139,6 +140,37 @@ type doctor struct {
 	tc     client.Client
 	dbOK   bool // the database is reachable and fully migrated
 	tempOK bool // Temporal is reachable and the namespace exists
+
+	// dev is set when the key and token are `usersync dev`'s, read from
+	// the data dir (devSetup): doctor then checks that setup as dev runs
+	// it, plain http to loopback providers (the simulators) included.
+	dev bool
+}
+
+// devSetup reads what `usersync dev` (and `make run`) keeps in the data
+// dir and leaves unset in the environment: the secret key and the API
+// token. Without them doctor would report a working laptop setup as
+// broken, and could open no profile's secrets; it reads the files only,
+// creating nothing.
+func (d *doctor) devSetup() {
+	if d.cfg.SecretKey != "" {
+		return
+	}
+	key, err := readDevFile(filepath.Join(d.cfg.DataDir, devKeyFile))
+	if err != nil || key == "" {
+		return
+	}
+	d.cfg.SecretKey, d.dev = key, true
+	if d.cfg.APIToken == "" {
+		if tok, err := readDevFile(filepath.Join(d.cfg.DataDir, devTokenFile)); err == nil {
+			d.cfg.APIToken = tok
+		}
+	}
+}
+
+func readDevFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return strings.TrimSpace(string(b)), err
 }
 
 func (d *doctor) ok(what, format string, args ...any) {
@@ -173,6 +205,7 @@ func (d *doctor) run(ctx context.Context) {
 			d.db.Close()
 		}
 	}()
+	d.devSetup()
 	if d.want[checkConfig] {
 		d.checkConfig()
 	} else {
@@ -198,6 +231,10 @@ func (d *doctor) run(ctx context.Context) {
 
 func (d *doctor) checkConfig() {
 	d.ok("configuration", "%s", d.cfg)
+	if d.dev {
+		d.ok("usersync dev", "USERSYNC_SECRET_KEY and USERSYNC_API_TOKEN unset: using the ones `usersync dev` keeps in %s, "+
+			"and allowing plain http to loopback providers as it does", d.cfg.DataDir)
+	}
 	switch box, err := openBox(d.cfg); {
 	case d.cfg.SecretKey == "":
 		d.fail("USERSYNC_SECRET_KEY", "set it to the key the secrets were sealed with (a new one: openssl rand -base64 32)",
@@ -217,7 +254,7 @@ func (d *doctor) checkConfig() {
 		d.fail("USERSYNC_API_TOKEN", "set a random token, e.g. from openssl rand -hex 32", "%s",
 			strings.TrimPrefix(err.Error(), config.ErrInvalid.Error()+": "))
 	}
-	if d.cfg.Database == "" {
+	if d.cfg.Database == "" && !d.dev {
 		d.warn("DATABASE_URL", "set DATABASE_URL=postgres://… for anything but a laptop",
 			"not set: the SQLite file %s, which only processes on this machine can share", d.cfg.DatabaseURL())
 	}
@@ -474,8 +511,15 @@ func (d *doctor) checkConnections(ctx context.Context) {
 		d.ok("connections", "no profile yet")
 		return
 	}
-	acts := activities.New(activities.Deps{Store: d.store, Box: d.box,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// The API's own Test connection: the same outbound policy (networks
+	// allowed, loopback http under dev) and provider client, so that
+	// doctor and the admin's green light agree.
+	allow, err := d.cfg.OutboundAllowNets()
+	if err != nil {
+		d.fail("connections", "fix USERSYNC_OUTBOUND_ALLOW", "%v", err)
+		return
+	}
+	test := newObservability(d.dev, allow).tester(d.store, d.box, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for i := range profiles {
 		p := &profiles[i]
 		what := fmt.Sprintf("profile %q (%s)", p.Name, p.Provider)
@@ -498,7 +542,7 @@ func (d *doctor) checkConnections(ctx context.Context) {
 		}
 		tctx, cancel := context.WithTimeout(ctx, 2*doctorTimeout)
 		began := time.Now()
-		warnings, err := acts.TestConnection(tctx, p, cfg)
+		warnings, err := test(tctx, p, cfg)
 		cancel()
 		if err != nil {
 			d.fail(what, connectionFix(err), "test connection: %v", err)
@@ -517,6 +561,11 @@ func (d *doctor) checkConnections(ctx context.Context) {
 func connectionFix(err error) string {
 	var thr *provider.ThrottledError
 	switch {
+	case strings.Contains(err.Error(), "USERSYNC_OUTBOUND_ALLOW"):
+		return "the provider's address is in a loopback, private or link-local range, which provider requests may not reach: " +
+			"allow its network with USERSYNC_OUTBOUND_ALLOW (a simulator on this machine is reachable under `usersync dev`)"
+	case errors.Is(err, provider.ErrCredentialsExpired):
+		return "the provider says the credentials have expired: create new ones (an Entra client secret) and save them on the profile"
 	case errors.Is(err, provider.ErrAuth):
 		return "the provider refused the credentials: set the right ones on the profile"
 	case errors.Is(err, provider.ErrPermission):
