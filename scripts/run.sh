@@ -4,18 +4,38 @@
 # process), both with their state in the data folder, so a newcomer gets the
 # whole system with one command and Ctrl-C stops all of it.
 #
-# A Temporal already listening on 127.0.0.1:7233 is reused, not replaced.
-# Settings are the usual variables (README.md, "Configuration").
+# The Temporal ports come from the usual variables: TEMPORAL_ADDRESS (a
+# loopback host:port starts the dev server there; another host is used as
+# it is, starting none) and TEMPORAL_UI_URL (its port is the Web UI's;
+# default: the frontend port + 1000, as the Temporal CLI does). A Temporal
+# already listening on that port is reused, not replaced. Settings are the
+# usual variables (README.md, "Configuration").
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
 export USERSYNC_DATA_DIR="${USERSYNC_DATA_DIR:-./data}"
 data="$USERSYNC_DATA_DIR"
-temporal_port=7233
-ui_port=8233
+temporal_address="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+temporal_host="${temporal_address%:*}"
+temporal_port="${temporal_address##*:}"
+if [[ ! $temporal_port =~ ^[0-9]+$ || $temporal_host == "$temporal_address" ]]; then
+  echo "run.sh: TEMPORAL_ADDRESS=$temporal_address is not host:port" >&2
+  exit 1
+fi
+if [[ -n ${TEMPORAL_UI_URL:-} ]]; then
+  ui_url="$TEMPORAL_UI_URL"
+  ui_port="${ui_url#*://}"
+  ui_port="${ui_port%%/*}"
+  if [[ $ui_port == *:* ]]; then ui_port="${ui_port##*:}"; else ui_port=80; fi
+else
+  ui_port=$((temporal_port + 1000))
+  ui_url="http://localhost:$ui_port"
+fi
+# usersync dev reads the same variables: it connects where the server runs
+# and links runs into this UI.
+export TEMPORAL_ADDRESS="$temporal_address" TEMPORAL_UI_URL="$ui_url"
 listen="${USERSYNC_LISTEN:-127.0.0.1:8080}"
-ui_url="${TEMPORAL_UI_URL:-http://localhost:${ui_port}}"
 
 for b in bin/usersync bin/temporal; do
   if [[ ! -x $b ]]; then
@@ -51,8 +71,8 @@ port_open() {
 }
 
 # --- Temporal -----------------------------------------------------------
-if [[ -n ${TEMPORAL_ADDRESS:-} && $TEMPORAL_ADDRESS != "127.0.0.1:$temporal_port" && $TEMPORAL_ADDRESS != "localhost:$temporal_port" ]]; then
-  echo "run.sh: TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS: using that Temporal, starting none"
+if [[ $temporal_host != 127.0.0.1 && $temporal_host != localhost ]]; then
+  echo "run.sh: TEMPORAL_ADDRESS=$temporal_address: using that Temporal, starting none"
 elif port_open 127.0.0.1 "$temporal_port"; then
   if bin/temporal operator cluster health --address "127.0.0.1:$temporal_port" >/dev/null 2>&1; then
     echo "run.sh: a Temporal server already listens on 127.0.0.1:$temporal_port: reusing it"

@@ -238,6 +238,10 @@ func openDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 	return db, directory.NewSQLStore(db), nil
 }
 
+// temporalHint says how to get a Temporal server to connect to.
+const temporalHint = "start one (`make run` starts a dev server; or `bin/temporal server start-dev`), " +
+	"or set TEMPORAL_ADDRESS to a running one"
+
 // dialTemporal connects to the Temporal frontend, retrying while it is not
 // up yet (compose starts it alongside us), for at most temporalDialTimeout;
 // tune, when set, adds to the client options (metrics, interceptors).
@@ -264,9 +268,14 @@ func dialTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger, tun
 			return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, ctx.Err())
 		}
 		if time.Now().Add(wait).After(deadline) {
-			return nil, fmt.Errorf("connect to temporal at %s (TEMPORAL_ADDRESS) for %s: %w", cfg.TemporalAddress, temporalDialTimeout, err)
+			return nil, fmt.Errorf("connect to temporal at %s (TEMPORAL_ADDRESS) for %s: %w; %s",
+				cfg.TemporalAddress, temporalDialTimeout, err, temporalHint)
 		}
-		log.Warn("temporal not reachable yet, retrying", "address", cfg.TemporalAddress, "attempt", attempt, "err", err)
+		// Said in words, with what to do, so that a laptop without a
+		// Temporal server does not seem to hang.
+		log.Warn(fmt.Sprintf("waiting for the Temporal server at %s (TEMPORAL_ADDRESS, namespace %s); giving up in %s",
+			cfg.TemporalAddress, cfg.TemporalNamespace, time.Until(deadline).Round(time.Second)),
+			"attempt", attempt, "hint", temporalHint, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, ctx.Err())
