@@ -121,11 +121,6 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 	fetched := rc.run.Counts.Fetched
 	deadline := timeNow().Add(a.Budget)
 	restarted, fellBack := false, false
-	// held is what was read and not saved yet: pages of one listing are
-	// saved together up to fetchBatchRows, one transaction for several
-	// provider pages (Graph's delta pages are small). A crash loses only
-	// reads: the saved cursor is where they started.
-	var held *heldPage
 	for {
 		var (
 			page *directory.FetchedPage
@@ -145,7 +140,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 			if st.mode, err = a.Store.RunMode(ctx, rc.run.ID); err != nil {
 				return FetchResult{}, err
 			}
-			cur, fetched, fellBack, held = firstStage(st.delta, st.mode), 0, true, nil
+			cur, fetched, fellBack = firstStage(st.delta, st.mode), 0, true
 			continue
 		}
 		if errors.Is(err, provider.ErrCursorExpired) && !restarted {
@@ -154,27 +149,17 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 			if err := a.Store.ResetFetch(ctx, rc.run.ID); err != nil {
 				return FetchResult{}, err
 			}
-			cur, fetched, restarted, held = firstStage(st.delta, st.mode), 0, true, nil
+			cur, fetched, restarted = firstStage(st.delta, st.mode), 0, true
 			continue
 		}
 		if err != nil {
 			return FetchResult{Fetched: fetched}, giveUp(ctx, in.ProviderRetryBudget, classify(fmt.Errorf("fetch %s: %w", cur.Stage, err)))
 		}
-		batch := held.merge(page)
-		if next != nil && batchable(cur.Stage, next.Stage) && batch.rows() < fetchBatchRows &&
-			!timeNow().After(deadline) && !workerStopping(ctx) {
-			held, cur = batch, *next
-			if err := sleep(ctx, a.PageDelay); err != nil {
-				return FetchResult{Fetched: fetched}, err
-			}
-			continue
-		}
-		held = nil
 		nextStr := ""
 		if next != nil {
 			nextStr = next.String()
 		}
-		fetched, err = a.Store.SaveFetchedPage(ctx, rc.run.ID, batch.FetchedPage, nextStr, next == nil)
+		fetched, err = a.Store.SaveFetchedPage(ctx, rc.run.ID, page, nextStr, next == nil)
 		if err != nil {
 			// A value the database refuses fails the same way on every
 			// retry: classify makes it final rather than a run that never ends.
@@ -192,48 +177,6 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 			return FetchResult{Fetched: fetched}, nil
 		}
 	}
-}
-
-// fetchBatchRows is about how many staged rows one save holds at most.
-const fetchBatchRows = 2000
-
-// batchable tells whether the page read at stage, with the next page at
-// next, may be saved with the next one: pages of one plain listing, where
-// reading a page asks the store nothing that an unsaved page changes (the
-// groups of a group listing decide which members to read next: no).
-func batchable(stage, next string) bool {
-	return stage == next && (stage == stageUsers || stage == stageChanges || stage == stageGraph)
-}
-
-// heldPage is pages read and not saved yet.
-type heldPage struct{ *directory.FetchedPage }
-
-// merge adds p to what is held; a nil h holds nothing.
-func (h *heldPage) merge(p *directory.FetchedPage) *heldPage {
-	if h == nil {
-		return &heldPage{p}
-	}
-	m := h.FetchedPage
-	m.Users = append(m.Users, p.Users...)
-	m.Groups = append(m.Groups, p.Groups...)
-	m.Members = append(m.Members, p.Members...)
-	m.GraphGroups = append(m.GraphGroups, p.GraphGroups...)
-	m.GraphEdges = append(m.GraphEdges, p.GraphEdges...)
-	m.Removals = append(m.Removals, p.Removals...)
-	m.Latest = m.Latest && p.Latest
-	if len(p.SourceState) > 0 {
-		if m.SourceState == nil {
-			m.SourceState = map[string]string{}
-		}
-		for k, v := range p.SourceState {
-			m.SourceState[k] = v
-		}
-	}
-	return h
-}
-
-func (h *heldPage) rows() int {
-	return len(h.Users) + len(h.Groups) + len(h.Members) + len(h.GraphGroups) + len(h.GraphEdges) + len(h.Removals)
 }
 
 // fetchPage reads one page at cur and returns what to stage and where the
