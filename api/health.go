@@ -46,7 +46,7 @@ const (
 type Health struct {
 	ProfileID string `json:"profileId"`
 	// Runs are the applied runs read (succeeded or partial, not dry runs),
-	// newest first; the lists come from the newest.
+	// newest first; the lists are what they left (healthList).
 	Runs []runSummary `json:"runs"`
 	// Counts are the newest run's counts: the totals of the lists.
 	Counts *directory.RunCounts `json:"counts"`
@@ -75,9 +75,9 @@ type HealthEntry struct {
 	SubjectID string `json:"subjectId"`
 	Username  string `json:"username"`
 	Reason    string `json:"reason"`
-	// Runs is how many of the runs read, from the newest on, have the
-	// entry in a row: as many as were read means it has lasted at least
-	// that long.
+	// Runs is how many of the runs read, from the newest on, the entry
+	// has held in a row: as many as were read means it has lasted at
+	// least that long.
 	Runs int `json:"runs"`
 	// UserID and UserStatus are the directory user the entry is about,
 	// when there is one.
@@ -212,39 +212,67 @@ func summaryOf(r *directory.Run) runSummary {
 	return sum
 }
 
-// healthList is the newest run's ledger entries of action, each with how
-// many runs in a row, from the newest, have it.
+// judgingActions are the ledger actions that say how a run judged a user:
+// a delta run that records one of them for a user has looked at it again.
+var judgingActions = []string{"created", "updated", "disabled", "reenabled", "skipped", "conflict",
+	directory.LedgerLicenceRefused, "manager_linked", "manager_unresolved"}
+
+// runLedger is what one run's ledger says about the users of a list.
+type runLedger struct {
+	delta   bool
+	entries map[string]directory.Change // the list's action, by subject
+	order   []string                    // subjects of entries, in ledger order
+	judged  map[string]bool             // subjects judged otherwise (delta runs only)
+}
+
+// healthList is the list of action: the users it holds for now, each
+// with the number of runs in a row, from the newest on, it has held.
+//
+// A full run judges every user, so an entry it does not repeat has been
+// settled. A delta run judges only what changed (a user skipped for a
+// blanked email is not read again until its record changes), so an entry
+// of an older run still holds through the delta runs after it unless one
+// of them judged that user otherwise; the entries of the newest full run
+// and of the delta runs since are the list. (Shared e-mail addresses are
+// looked for in the whole directory by every run, as a full run would.)
 func (s *server) healthList(ctx context.Context, runs []directory.Run, action string) ([]HealthEntry, error) {
-	page, err := s.store.ListChanges(ctx, runs[0].ID, action, directory.ListOptions{Limit: healthListed})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]HealthEntry, 0, len(page.Items))
-	for _, ch := range page.Items {
-		out = append(out, HealthEntry{SubjectID: ch.SubjectID, Username: ch.Username, Reason: ch.Reason, Runs: 1})
-	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	// An entry lasts while each older run has it too: the subject is the
-	// directory user's id when there is one, else the provider's id, the
-	// same from run to run.
-	lasting := make([]bool, len(out))
-	for i := range lasting {
-		lasting[i] = true
-	}
-	for _, older := range runs[1:] {
-		had, err := s.subjects(ctx, older.ID, action)
+	ledgers := make([]runLedger, len(runs))
+	for i := range runs {
+		l, err := s.runLedger(ctx, &runs[i], action)
 		if err != nil {
 			return nil, err
 		}
-		for i := range out {
-			if lasting[i] = lasting[i] && had[out[i].SubjectID]; lasting[i] {
-				out[i].Runs++
+		ledgers[i] = l
+	}
+	out := []HealthEntry{}
+	seen := map[string]bool{}
+	// Candidates: the newest run's entries, then, while the runs are
+	// delta runs, the older ones no newer run judged again.
+	for i, l := range ledgers {
+		for _, subj := range l.order {
+			if seen[subj] || len(out) >= healthListed || judgedSince(ledgers[:i], subj) {
+				continue
 			}
+			seen[subj] = true
+			ch := l.entries[subj]
+			out = append(out, HealthEntry{SubjectID: subj, Username: ch.Username, Reason: ch.Reason})
+		}
+		if !l.delta {
+			break
 		}
 	}
 	for i := range out {
+		// It has held from the oldest run that lists it, with no run
+		// between that settled it, to the newest.
+		for j, l := range ledgers {
+			_, listed := l.entries[out[i].SubjectID]
+			if !listed && (!l.delta || l.judged[out[i].SubjectID]) {
+				break
+			}
+			if listed {
+				out[i].Runs = j + 1
+			}
+		}
 		u, err := s.store.GetUser(ctx, out[i].SubjectID)
 		switch {
 		case err == nil:
@@ -256,25 +284,60 @@ func (s *server) healthList(ctx context.Context, runs []directory.Run, action st
 	return out, nil
 }
 
-// subjects are the subjects of a run's ledger entries of action (at most
-// healthHistory of them).
-func (s *server) subjects(ctx context.Context, runID, action string) (map[string]bool, error) {
-	out := map[string]bool{}
+// judgedSince reports whether one of the newer runs judged the subject.
+func judgedSince(newer []runLedger, subj string) bool {
+	for _, l := range newer {
+		if _, ok := l.entries[subj]; ok || l.judged[subj] {
+			return true
+		}
+	}
+	return false
+}
+
+// runLedger reads what a run's ledger says for the list of action (at
+// most healthHistory entries of each kind).
+func (s *server) runLedger(ctx context.Context, run *directory.Run, action string) (runLedger, error) {
+	l := runLedger{entries: map[string]directory.Change{}, judged: map[string]bool{}}
+	l.delta = run.Mode == directory.ModeDelta && action != directory.LedgerDuplicateEmail
+	err := s.eachChange(ctx, run.ID, action, func(ch directory.Change) {
+		if _, ok := l.entries[ch.SubjectID]; !ok {
+			l.entries[ch.SubjectID] = ch
+			l.order = append(l.order, ch.SubjectID)
+		}
+	})
+	if err != nil || !l.delta {
+		return l, err
+	}
+	for _, a := range judgingActions {
+		if a == action {
+			continue
+		}
+		if err := s.eachChange(ctx, run.ID, a, func(ch directory.Change) { l.judged[ch.SubjectID] = true }); err != nil {
+			return l, err
+		}
+	}
+	return l, nil
+}
+
+// eachChange calls f with a run's ledger entries of action, at most
+// healthHistory of them.
+func (s *server) eachChange(ctx context.Context, runID, action string, f func(directory.Change)) error {
 	opt := directory.ListOptions{Limit: 1000}
-	for len(out) < healthHistory {
+	for n := 0; n < healthHistory; {
 		page, err := s.store.ListChanges(ctx, runID, action, opt)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, ch := range page.Items {
-			out[ch.SubjectID] = true
+			f(ch)
 		}
+		n += len(page.Items)
 		if page.NextCursor == "" {
-			break
+			return nil
 		}
 		opt.Cursor = page.NextCursor
 	}
-	return out, nil
+	return nil
 }
 
 // credentials is what the newest of the last Test connection and the last

@@ -172,3 +172,43 @@ func TestCredentialHealthAndMetric(t *testing.T) {
 	assert.Equal(t, "permission", cred()["status"])
 	assert.Equal(t, "1", metric("permission"))
 }
+
+// A delta run judges only what changed: an entry of the last full run
+// still holds through the delta runs after it, unless one of them judged
+// that user otherwise.
+func TestProfileHealthThroughDeltaRuns(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.createProfile(csvProfile)
+		p, err := e.store.GetProfile(ctx, id)
+		require.NoError(t, err)
+		delta := func(runID string) {
+			_, err := e.db.ExecContext(ctx, e.db.Rebind(`UPDATE sync_runs SET sync_mode = 'delta' WHERE id = ?`), runID)
+			require.NoError(t, err)
+		}
+		t0 := time.Date(2030, 1, 1, 9, 0, 0, 0, time.UTC)
+		full := e.seedRun(p, t0, directory.RunSucceeded, "", false, directory.RunCounts{},
+			[4]string{"skipped", "ext-ann", "ann", "email missing"},
+			[4]string{"manager_unresolved", "u-bob", "bob", `manager "m1" is not a user of this directory`},
+			[4]string{"manager_unresolved", "u-dan", "dan", `manager "m2" is not a user of this directory`})
+		_, err = e.db.ExecContext(ctx, e.db.Rebind(`UPDATE sync_runs SET sync_mode = 'full' WHERE id = ?`), full)
+		require.NoError(t, err)
+		delta(e.seedRun(p, t0.Add(time.Hour), directory.RunSucceeded, "", false, directory.RunCounts{}))
+		delta(e.seedRun(p, t0.Add(2*time.Hour), directory.RunSucceeded, "", false, directory.RunCounts{},
+			[4]string{"skipped", "ext-cat", "cat", "last name missing"},
+			[4]string{"manager_linked", "u-bob", "bob", ""}))
+
+		h := e.do(http.MethodGet, "/api/v1/profiles/"+id+"/health", nil).status(http.StatusOK)
+		runsOf := func(list string) map[string]float64 {
+			out := map[string]float64{}
+			for _, it := range h[list].([]any) {
+				m := it.(map[string]any)
+				out[m["username"].(string)] = m["runs"].(float64)
+			}
+			return out
+		}
+		assert.Equal(t, map[string]float64{"cat": 1, "ann": 3}, runsOf("staleUsers"),
+			"ann is still skipped: no delta run read her again")
+		assert.Equal(t, map[string]float64{"dan": 3}, runsOf("unresolvedManagers"), "bob's manager was linked since")
+	})
+}

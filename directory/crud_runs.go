@@ -12,6 +12,10 @@ const runCols = `id, profile_id, profile_name, provider, directory_key, trigger,
 	error, workflow_id, temporal_run_id, started_at, finished_at, source_document_id, fetch_cursor,
 	fetch_done, apply_step, apply_cursor, counts`
 
+// runReadCols are what a read of a run adds to runCols: how it read its
+// source, which the run decides once it starts (SetRunMode).
+const runReadCols = runCols + `, sync_mode`
+
 // finalStatuses end a run; nothing may move a run out of one.
 var finalStatuses = []string{RunSucceeded, RunPartial, RunFailed, RunCancelled, RunBlocked, RunSkipped}
 
@@ -74,7 +78,7 @@ func (s *SQLStore) CreateRun(ctx context.Context, r *Run) error {
 
 func (s *SQLStore) GetRun(ctx context.Context, id string) (*Run, error) {
 	var r Run
-	if err := s.get(ctx, s.db, &r, `SELECT `+runCols+` FROM sync_runs WHERE id = ?`, id); err != nil {
+	if err := s.get(ctx, s.db, &r, `SELECT `+runReadCols+` FROM sync_runs WHERE id = ?`, id); err != nil {
 		return nil, dbErr("run "+id, err)
 	}
 	if err := fixRun(&r); err != nil {
@@ -101,7 +105,7 @@ func (s *SQLStore) ListRuns(ctx context.Context, f RunFilter, opt ListOptions) (
 		w.after(true, "started_at, id", c.T, c.ID)
 	}
 	var runs []Run
-	if err := s.sel(ctx, s.db, &runs, `SELECT `+runCols+` FROM sync_runs`+w.String()+
+	if err := s.sel(ctx, s.db, &runs, `SELECT `+runReadCols+` FROM sync_runs`+w.String()+
 		` ORDER BY started_at DESC, id DESC LIMIT ?`, append(w.args, limit+1)...); err != nil {
 		return Page[Run]{}, fmt.Errorf("list runs: %w", err)
 	}

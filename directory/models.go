@@ -155,6 +155,9 @@ type Run struct {
 	ApplyCursor      string     `db:"apply_cursor"`
 	CountsJSON       string     `db:"counts"`
 	Counts           RunCounts  `db:"-"`
+	// Mode is how the run read its source (ModeFull, ModeDelta), "" until
+	// it decided; GetRun and ListRuns fill it.
+	Mode string `db:"sync_mode"`
 }
 
 // RunFilter narrows ListRuns.
