@@ -114,7 +114,10 @@ func (e *env) startWorker(ctx context.Context, n int) (*worker, error) {
 	cmd := exec.Command(e.o.Worker, "worker")
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+e.dbURL, "TEMPORAL_ADDRESS="+e.tmpAdr, "TEMPORAL_TASK_QUEUE="+taskQueue,
-		"USERSYNC_SECRET_KEY="+e.key, "SSL_CERT_FILE="+e.caFile, "USERSYNC_LOG_LEVEL=warn", "USERSYNC_LOG_FORMAT=text")
+		"USERSYNC_SECRET_KEY="+e.key, "SSL_CERT_FILE="+e.caFile, "USERSYNC_LOG_LEVEL=warn", "USERSYNC_LOG_FORMAT=text",
+		// The simulated tenant is served on loopback, which a worker's
+		// provider requests may not reach unless allowed.
+		"USERSYNC_OUTBOUND_ALLOW=127.0.0.0/8")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
