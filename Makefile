@@ -13,7 +13,7 @@ BIN              := $(CURDIR)/bin
 VERSION          ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS          := -X main.version=$(VERSION)
 
-.PHONY: all build run test bench fuzz tools browser lint fmt clean help
+.PHONY: all build release run test bench fuzz tools browser lint fmt clean help
 
 all: build
 
@@ -23,6 +23,7 @@ help:
 	@echo "make bench  end-to-end benchmark (SIZES=10000,100000 by default) into bench/results"
 	@echo "make fuzz   run each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make build  build bin/usersync"
+	@echo "make release  build bin/release/usersync as shipped: static, stripped, -trimpath"
 	@echo "make tools  build bin/temporal ($(TEMPORAL_VERSION))"
 	@echo "make browser  install Debian's chromium for the admin page's browser test, when missing (root)"
 	@echo "make lint   gofmt, go vet, go mod tidy -diff, workflowcheck, staticcheck, go test -race on some packages"
@@ -30,6 +31,12 @@ help:
 ## build: the usersync binary. Always rebuilt; go's cache makes it cheap.
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/usersync ./cmd/usersync
+
+## release: the production binary as the Dockerfile builds it: static
+## (pure Go drivers), the time zone database inside (daily schedules'
+## zones), stripped (-s -w) and without the build machine's paths.
+release:
+	CGO_ENABLED=0 $(GO) build -trimpath -tags timetzdata -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/release/usersync ./cmd/usersync
 
 ## tools: the Temporal CLI, only when missing.
 tools: $(BIN)/temporal
@@ -58,13 +65,16 @@ run: build tools
 test: tools
 	$(GO) test -count=1 -p 2 -timeout 25m ./...
 
-## bench: `usersync bench`: full, unchanged and incremental syncs of
-## simulated Entra ID tenants of SIZES users through Temporal into
-## PostgreSQL (DATABASE_URL, else the local server: a throwaway database),
-## beside a raw baseline; the report goes to bench/results/<date>.md and .png.
+## bench: cmd/usersync-bench (a command of its own, so that the production
+## binary carries neither the bench nor gonum/plot): full, unchanged and
+## incremental syncs of simulated Entra ID tenants of SIZES users through
+## Temporal into PostgreSQL (DATABASE_URL, else the local server: a
+## throwaway database), with bin/usersync's worker, beside a raw baseline;
+## the report goes to bench/results/<date>.md and .png.
 SIZES ?= 10000,100000
 bench: build tools
-	$(BIN)/usersync bench --sizes $(SIZES) --temporal-cli $(BIN)/temporal
+	$(GO) build -o $(BIN)/usersync-bench ./cmd/usersync-bench
+	$(BIN)/usersync-bench --sizes $(SIZES) --temporal-cli $(BIN)/temporal --usersync $(BIN)/usersync
 
 ## fuzz: each fuzz target in turn (go test -fuzz takes one target and one
 ## package at a time). Their seed corpora (testdata/fuzz) run in `make test`;
@@ -99,4 +109,4 @@ fmt:
 	gofmt -w .
 
 clean:
-	rm -f $(BIN)/usersync
+	rm -rf $(BIN)/usersync $(BIN)/usersync-bench $(BIN)/release

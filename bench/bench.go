@@ -9,9 +9,10 @@
 // net/http and encoding/json and bulk-copies them into a table: the ratio
 // says how close the pipeline comes to what the machine can do at all.
 //
-// It lives in the binary (`usersync bench`, behind `make bench`) rather
-// than in a Go benchmark because it needs processes: the worker's memory
-// is only its own in a process of its own.
+// It is a command (cmd/usersync-bench, behind `make bench`) rather than a
+// Go benchmark because it needs processes: the worker's memory is only its
+// own in a process of its own. It is not in the usersync binary, which
+// ships without it and without gonum/plot.
 package bench
 
 import (

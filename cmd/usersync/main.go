@@ -60,7 +60,6 @@ func commands() []command {
 		{"doctor", "check configuration, database, Temporal, workers, schedules and connections; say what to fix", runDoctor},
 		{"rotate-secrets", "re-encrypt every profile's secrets with USERSYNC_SECRET_KEY (old key in USERSYNC_SECRET_KEY_OLD)", runRotateSecrets},
 		{"idpsim", "serve simulated identity providers (Entra ID tenants) for demos, tests and benchmarks", runIdpsim},
-		{"bench", "measure full, unchanged and incremental syncs of simulated tenants against a raw baseline", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -34,7 +34,7 @@ func TestHelpListsCommands(t *testing.T) {
 			t.Errorf("help does not list %s:\n%s", name, out)
 		}
 	}
-	if got := strings.Join(commandNames(), ","); got != "api,bench,dev,doctor,idpsim,migrate,rotate-secrets,version,worker" {
+	if got := strings.Join(commandNames(), ","); got != "api,dev,doctor,idpsim,migrate,rotate-secrets,version,worker" {
 		t.Errorf("commands = %s", got)
 	}
 }

@@ -1,3 +1,8 @@
+// Command usersync-bench is the end-to-end benchmark of package bench
+// (`make bench`). It is a command of its own so that the production binary
+// does not carry the benchmark and its plotting library (gonum/plot); the
+// worker processes it measures are the real `usersync worker`, from the
+// binary given with --usersync.
 package main
 
 import (
@@ -6,22 +11,50 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/usersync/usersync/bench"
 )
 
+var errUsage = errors.New("usage error")
+
+// env is what the command reads and writes, so that it could be tested
+// without the process's own.
+type env struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr}
+	err := runBench(ctx, e, os.Args[1:])
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	}
+	fmt.Fprintf(e.stderr, "usersync-bench: %v\n", err)
+	os.Exit(1)
+}
+
 // defaultBenchDatabase is the local PostgreSQL of `make test`, where the
 // bench creates (and drops) a database of its own.
 const defaultBenchDatabase = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
-// runBench is `usersync bench`: the end-to-end benchmark of package bench,
-// with its report written to bench/results/<date>.md and .png.
+// runBench runs the benchmark, with its report written to
+// bench/results/<date>.md and .png.
 func runBench(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("usersync bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("usersync-bench", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	sizes := fs.String("sizes", "10000,100000", "tenant sizes in users, comma-separated (10k, 1m accepted)")
 	dbURL := fs.String("database-url", "", "PostgreSQL server to create a throwaway database on (default DATABASE_URL, else "+defaultBenchDatabase+")")
@@ -29,6 +62,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	out := fs.String("out", filepath.Join("bench", "results"), "folder of the report (<date>.md and <date>.png); empty: print only")
 	share := fs.Float64("changes", 0.01, "share of users changed before the incremental sync")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	usersync := fs.String("usersync", filepath.Join("bin", "usersync"), "the usersync binary whose worker subcommand the runs measure")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(e.stderr, "\nMeasures full, unchanged and incremental syncs of simulated Entra ID tenants through Temporal into PostgreSQL, beside a raw baseline.")
@@ -37,7 +71,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return errUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "usersync bench: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(e.stderr, "usersync-bench: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
 	ns, err := bench.ParseSizes(*sizes)
@@ -51,11 +85,14 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if admin == "" || strings.HasPrefix(admin, "sqlite:") {
 		admin = defaultBenchDatabase
 	}
-	self, err := os.Executable()
+	worker, err := filepath.Abs(*usersync)
 	if err != nil {
-		return fmt.Errorf("find the usersync binary: %w", err)
+		return fmt.Errorf("--usersync: %w", err)
 	}
-	o := bench.Options{Sizes: ns, AdminURL: admin, TemporalCLI: *tcli, Worker: self, ChangeShare: *share, Log: e.stderr}
+	if _, err := os.Stat(worker); err != nil {
+		return fmt.Errorf("--usersync: the usersync binary (make build): %w", err)
+	}
+	o := bench.Options{Sizes: ns, AdminURL: admin, TemporalCLI: *tcli, Worker: worker, ChangeShare: *share, Log: e.stderr}
 	if *quiet {
 		o.Log = nil
 	}
