@@ -29,9 +29,12 @@ const (
 // Config is a profile as the API reads and writes it. Secret fields are
 // tagged `secret:"true"`: they are sealed before storage and never returned.
 type Config struct {
-	Name             string            `json:"name"`
-	Provider         string            `json:"provider"`
-	Enabled          *bool             `json:"enabled,omitempty"`
+	Name     string `json:"name"`
+	Provider string `json:"provider"`
+	Enabled  *bool  `json:"enabled,omitempty"`
+	// Block is the provider's own block (Register), in JSON the object
+	// under the provider's name; nil when the profile has none.
+	Block            Block             `json:"-"`
 	Azure            *Azure            `json:"azure,omitempty"`
 	Okta             *Okta             `json:"okta,omitempty"`
 	CSV              *CSV              `json:"csv,omitempty"`
