@@ -251,13 +251,13 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 		return out, err
 	}
 	if from != nil && rc.Phase == phaseGroups {
-		changed, _, err := s.page(ctx, s.searchReq("(&"+s.groupFilter+s.changed(*from)+")", []string{s.attrs.GroupName}), 1, pageCursor{})
+		changed, err := s.first(ctx, s.searchReq("(&"+s.groupFilter+s.changed(*from)+")", []string{"1.1"}))
 		if err != nil {
 			return out, err
 		}
-		if len(changed) > 0 {
+		if changed != nil {
 			return out, fmt.Errorf("ldap: %w: group %s changed since the last run, and LDAP does not tell which members left: this run reads the directory in full",
-				provider.ErrStateExpired, changed[0].DN)
+				provider.ErrStateExpired, changed.DN)
 		}
 		rc.Phase = phaseFilterGroup
 	}

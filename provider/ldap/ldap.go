@@ -168,22 +168,22 @@ func (s *Source) TestWarnings(ctx context.Context) ([]string, error) {
 	if base == nil {
 		return nil, fmt.Errorf("ldap: base DN %s not found (or not visible to %s): check ldap.baseDn: %w", s.baseDN, s.bindDN, provider.ErrNotFound)
 	}
-	users, _, err := s.page(ctx, s.searchReq(s.userFilter, s.userAttributes()), 1, pageCursor{})
+	user, err := s.first(ctx, s.searchReq(s.userFilter, s.userAttributes()))
 	if err != nil {
 		return nil, err
 	}
-	if len(users) == 0 {
+	if user == nil {
 		return nil, fmt.Errorf("ldap: no entries under %s match the user filter %s (or %s may not read them): %w", s.baseDN, s.userFilter, s.bindDN, provider.ErrNotFound)
 	}
-	if len(users[0].GetRawAttributeValue(s.attrs.ID)) == 0 {
-		return nil, fmt.Errorf("ldap: %s has no %s, the stable id (ldap.attributes.id; flavour %s): %w", users[0].DN, s.attrs.ID, s.flavour, provider.ErrInvalidData)
+	if len(user.GetRawAttributeValue(s.attrs.ID)) == 0 {
+		return nil, fmt.Errorf("ldap: %s has no %s, the stable id (ldap.idAttribute; flavour %s): %w", user.DN, s.attrs.ID, s.flavour, provider.ErrInvalidData)
 	}
 	var warnings []string
-	groups, _, err := s.page(ctx, s.searchReq(s.groupFilter, []string{"1.1"}), 1, pageCursor{})
+	group, err := s.first(ctx, s.searchReq(s.groupFilter, []string{"1.1"}))
 	if err != nil {
 		return nil, err
 	}
-	if len(groups) == 0 && s.scope == ScopeGroups {
+	if group == nil && s.scope == ScopeGroups {
 		warnings = append(warnings, fmt.Sprintf("ldap: no group under %s matches the group filter %s: a profile scoped by groups has nothing to select", s.baseDN, s.groupFilter))
 	}
 	if _, err := s.roundStart(ctx); err != nil {

@@ -146,6 +146,36 @@ func (cur pageCursor) next(entries []*goldap.Entry, cookie []byte, sess string) 
 	return &n
 }
 
+// first reads the first entry of req, if any, and abandons the rest of
+// the paged search by closing its connection (RFC 2696 section 3 lets a
+// client abandon a paged search; closing also frees the server's state).
+func (s *Source) first(ctx context.Context, req goldap.SearchRequest) (*goldap.Entry, error) {
+	c, err := s.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		entries []*goldap.Entry
+		cookie  []byte
+	)
+	err = run(ctx, c, func() (err error) {
+		entries, cookie, err = onePage(c, req, 1, nil)
+		return err
+	})
+	if err != nil || len(cookie) > 0 {
+		_ = c.Close()
+	} else {
+		s.put(c)
+	}
+	if err != nil {
+		return nil, s.searchError(req, err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	return entries[0], nil
+}
+
 // all reads every page of req on one connection: for searches whose
 // result is bounded by the request (a batch of DNs or ids).
 func (s *Source) all(ctx context.Context, req goldap.SearchRequest) ([]*goldap.Entry, error) {
