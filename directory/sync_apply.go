@@ -259,7 +259,7 @@ RETURNING id`, args...)
 		if r.ManagerID != nil {
 			st.counts.ManagersLinked++
 			st.entries = append(st.entries, ledgerEntry{subjectType: "user", subjectID: r.UserID, username: r.Username,
-				action: "manager_linked", changes: map[string]rules.Change{"manager": {From: "", To: r.ManagerName}}})
+				action: "manager_linked", changes: managerChange("", r.ManagerName, nil, r.ManagerID)})
 		}
 	}
 	return hi, false, nil
@@ -416,7 +416,7 @@ WHERE w.run_id = ? AND w.user_id > ? AND w.user_id <= ? AND users.id = w.user_id
 			st.counts.ManagersLinked++
 		}
 		st.entries = append(st.entries, ledgerEntry{subjectType: "user", subjectID: r.UserID, username: r.Username,
-			action: "manager_linked", changes: map[string]rules.Change{"manager": {From: r.CurrentName, To: r.ResolvedName}}})
+			action: "manager_linked", changes: managerChange(r.CurrentName, r.ResolvedName, r.Current, r.Resolved)})
 	}
 	return hi, false, nil
 }
@@ -553,9 +553,13 @@ ON CONFLICT DO NOTHING`, append([]any{st.at}, bargs...)...); err != nil {
 	const (
 		action = `CASE w.op WHEN 'add' THEN 'member_added' ELSE 'member_removed' END`
 		reason = `'group "' || REPLACE(REPLACE(w.group_name, '\', '\\'), '"', '\"') || '"'`
+		// The group's id, which a revert needs (names are not unique).
+		gid     = `REPLACE(REPLACE(w.group_id, '\', '\\'), '"', '\"')`
+		changes = `CASE w.op WHEN 'add' THEN '{"groupId":{"from":"","to":"' || ` + gid + ` || '"}}'
+  ELSE '{"groupId":{"from":"' || ` + gid + ` || '","to":""}}' END`
 	)
 	if _, err := s.exec(ctx, tx, `INSERT INTO change_ledger (run_id, subject_type, subject_id, username, action, reason, changes, at)
-SELECT w.run_id, 'user', w.user_id, w.username, `+action+`, `+reason+`, '{}', ?
+SELECT w.run_id, 'user', w.user_id, w.username, `+action+`, `+reason+`, `+changes+`, ?
 FROM sync_plan_members w WHERE `+batch+` ORDER BY w.user_id, w.group_id`, append([]any{st.at}, bargs...)...); err != nil {
 		return "", false, fmt.Errorf("write ledger: %w", err)
 	}
@@ -683,6 +687,22 @@ func (s *SQLStore) record(ctx context.Context, tx *sqlx.Tx, st *applyState) erro
 		return fmt.Errorf("write audit: %w", err)
 	}
 	return nil
+}
+
+// managerChange is the ledger's change of a user's manager: the names
+// people read, and the ids (managerId) a revert sets back, since a name
+// may change or be reused.
+func managerChange(fromName, toName string, fromID, toID *string) map[string]rules.Change {
+	deref := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	return map[string]rules.Change{
+		"manager":       {From: fromName, To: toName},
+		LedgerManagerID: {From: deref(fromID), To: deref(toID)},
+	}
 }
 
 func samePtr(a, b *string) bool {
