@@ -14,7 +14,7 @@ const runCols = `id, profile_id, profile_name, provider, directory_key, trigger,
 
 // runReadCols are what a read of a run adds to runCols: how it read its
 // source, which the run decides once it starts (SetRunMode).
-const runReadCols = runCols + `, sync_mode`
+const runReadCols = runCols + `, sync_mode, revert_of`
 
 // finalStatuses end a run; nothing may move a run out of one.
 var finalStatuses = []string{RunSucceeded, RunPartial, RunFailed, RunCancelled, RunBlocked, RunSkipped}

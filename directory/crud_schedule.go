@@ -18,14 +18,15 @@ const AuditLastRunReset = "last_run_reset"
 // dry run; a partial run, which applied all but what the licence refused,
 // counts), among those finished at or before notAfter; ErrNotFound when
 // there is none. The daily schedule skips its run when such a run finished
-// within the 24 hours before the slot: the directory is already fresh.
+// within the 24 hours before the slot: the directory is already fresh. A
+// revert is not a sync: it leaves the directory unlike the source.
 func (s *SQLStore) LastManualSuccess(ctx context.Context, profileID string, notAfter time.Time) (*Run, error) {
 	var r Run
 	if err := s.get(ctx, s.db, &r, `SELECT `+runCols+` FROM sync_runs
-		WHERE profile_id = ? AND status IN (?, ?) AND dry_run = ? AND trigger <> ?
+		WHERE profile_id = ? AND status IN (?, ?) AND dry_run = ? AND trigger NOT IN (?, ?)
 		  AND finished_at IS NOT NULL AND finished_at <= ?
 		ORDER BY finished_at DESC, id DESC LIMIT 1`,
-		profileID, RunSucceeded, RunPartial, false, TriggerSchedule, utc(notAfter)); err != nil {
+		profileID, RunSucceeded, RunPartial, false, TriggerSchedule, TriggerRevert, utc(notAfter)); err != nil {
 		return nil, dbErr(fmt.Sprintf("last manual success of profile %s", profileID), err)
 	}
 	if err := fixRun(&r); err != nil {

@@ -158,6 +158,8 @@ type Run struct {
 	// Mode is how the run read its source (ModeFull, ModeDelta), "" until
 	// it decided; GetRun and ListRuns fill it.
 	Mode string `db:"sync_mode"`
+	// RevertOf is the run a revert run (trigger "revert") reverts.
+	RevertOf string `db:"revert_of"`
 }
 
 // RunFilter narrows ListRuns.

@@ -96,4 +96,6 @@ type Store interface {
 
 	// Sync engine (sync.go): staging, plan and apply for one run.
 	SyncEngine
+	// Reverting a run (revert.go).
+	RevertEngine
 }
