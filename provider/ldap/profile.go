@@ -6,15 +6,15 @@ import (
 	"github.com/usersync/usersync/profile"
 )
 
-// ProviderName is the profile's "provider" value and the key of its block.
-const ProviderName = "ldap"
+// Name is the provider's name in profiles ({"provider":"ldap","ldap":{…}}).
+const Name = "ldap"
 
 func init() { profile.Register(Provider) }
 
 // Provider is the LDAP block's registration: its fields on the admin page,
 // its defaults and its validation.
 var Provider = profile.Provider{
-	Name:           ProviderName,
+	Name:           Name,
 	DisplayName:    "LDAP / Active Directory",
 	Description:    "Active Directory, OpenLDAP or 389 Directory Server, over LDAPS or StartTLS",
 	New:            func() profile.Block { return &Profile{} },

@@ -36,7 +36,7 @@ func TestValidateNamesEachField(t *testing.T) {
 // The block is registered, fills its flavour's defaults and, scoped by the
 // filter, selects the filter's group.
 func TestProfileBlock(t *testing.T) {
-	p, ok := profile.Lookup(ProviderName)
+	p, ok := profile.Lookup(Name)
 	if !ok {
 		t.Fatal("ldap is not registered")
 	}
@@ -46,7 +46,7 @@ func TestProfileBlock(t *testing.T) {
 	}
 	b.URL, b.BindDN, b.BindPassword, b.BaseDN, b.Flavour, b.Scope = "ldaps://dc1.corp.example.test",
 		"CN=svc,DC=corp,DC=example,DC=test", "secret", "DC=corp,DC=example,DC=test", "AD", ScopeFilter
-	c := &profile.Config{Provider: ProviderName, AttributeMap: map[string]string{"department": "department"}}
+	c := &profile.Config{Provider: Name, AttributeMap: map[string]string{"department": "department"}}
 	b.Normalize(c)
 	if b.IDAttribute != "objectGUID" || b.UsernameAttribute != "sAMAccountName" || b.DNAttribute != "distinguishedName" ||
 		!strings.Contains(b.UserFilter, "objectCategory=person") {
