@@ -23,12 +23,13 @@ var ErrInvalidCursor = errors.New("invalid cursor")
 // SQLStore is the Store on sqlx, for both dialects.
 type SQLStore struct {
 	db  *DB
+	d   dialect
 	now func() time.Time
 }
 
 // NewSQLStore returns a store on db.
 func NewSQLStore(db *DB) *SQLStore {
-	return &SQLStore{db: db, now: func() time.Time { return utc(time.Now()) }}
+	return &SQLStore{db: db, d: dialectOf(db.Dialect), now: func() time.Time { return utc(time.Now()) }}
 }
 
 // DB is the database under the store.

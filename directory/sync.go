@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
-
-	"github.com/usersync/usersync/schema"
 )
 
 // SyncEngine is the set-based part of a run: the fetched pages go to
@@ -265,7 +263,7 @@ var (
 // cannot take part in a deadlock. SQLite has one writer at a time, and a
 // transaction that read before another's write fails and is retried.
 func (s *SQLStore) lockRun(ctx context.Context, tx *sqlx.Tx, runID string) error {
-	if s.db.Dialect != schema.Postgres {
+	if !s.d.rowLocks {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM sync_runs WHERE id = $1 FOR UPDATE`, runID); err != nil {
@@ -463,7 +461,7 @@ func (s *SQLStore) deleteRunRows(ctx context.Context, q querier, runID string) e
 func (s *SQLStore) clearRun(ctx context.Context, q querier, runID string, tables ...string) error {
 	tx, isTx := q.(*sqlx.Tx)
 	for _, t := range tables {
-		if s.db.Dialect == schema.Postgres && isTx {
+		if s.d.truncate && isTx {
 			done, err := s.truncateAlone(ctx, tx, t, runID)
 			if err != nil {
 				return fmt.Errorf("clear %s: %w", t, err)

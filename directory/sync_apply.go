@@ -12,7 +12,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/usersync/usersync/rules"
-	"github.com/usersync/usersync/schema"
 )
 
 // Apply steps, in order. Disabling comes last and in one transaction, so a
@@ -179,10 +178,7 @@ func (r *stagedRow) oldRecord() rules.Record {
 const planRange = `p.run_id = ? AND p.action IN %s AND p.external_id > ? AND p.external_id <= ?`
 
 func (s *SQLStore) newIDExpr() string {
-	if s.db.Dialect == schema.Postgres {
-		return "gen_random_uuid()::text"
-	}
-	return "lower(hex(randomblob(16)))"
+	return s.d.newID
 }
 
 // applyCreate inserts a batch of the users to create, with the ids the

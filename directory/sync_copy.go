@@ -7,8 +7,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
-
-	"github.com/usersync/usersync/schema"
 )
 
 // onConflictNothing keeps the row already there: staging is idempotent.
@@ -26,7 +24,7 @@ const copyThreshold = 100
 // temporary table to copy into first, since COPY itself has none. SQLite
 // has no COPY and cheap statements: multi-row INSERT.
 func (s *SQLStore) bulkInsert(ctx context.Context, tx *sqlx.Tx, table string, cols []string, rows [][]any, conflict string) (int64, error) {
-	if s.db.Dialect != schema.Postgres || len(rows) < copyThreshold {
+	if !s.d.copyIn || len(rows) < copyThreshold {
 		return s.insertRows(ctx, tx, table, cols, rows, conflict)
 	}
 	if conflict == "" {

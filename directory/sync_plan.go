@@ -3,10 +3,9 @@ package directory
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/jmoiron/sqlx"
-
-	"github.com/usersync/usersync/schema"
 )
 
 // Plan actions.
@@ -159,12 +158,12 @@ func (p *planner) licence(ctx context.Context, limit int) error {
 		Disables int `db:"disables"`
 		Adds     int `db:"adds"`
 	}
-	if err := p.s.get(ctx, p.tx, &n, `SELECT
+	if err := p.get(ctx, "licence", &n, `SELECT
   (SELECT COUNT(*) FROM users WHERE status = 'active') AS active,
-  (SELECT COUNT(*) FROM sync_plan WHERE run_id = ? AND action = ?) AS disables,
-  (SELECT COUNT(*) FROM sync_plan WHERE run_id = ? AND action IN (?, ?)) AS adds`,
-		p.run, actDisable, p.run, actCreate, actReenable); err != nil {
-		return fmt.Errorf("plan licence: %w", err)
+  (SELECT COUNT(*) FROM sync_plan WHERE run_id = :run AND action = :disable) AS disables,
+  (SELECT COUNT(*) FROM sync_plan WHERE run_id = :run AND action IN (:create, :reenable)) AS adds`,
+		map[string]any{"disable": actDisable, "create": actCreate, "reenable": actReenable}); err != nil {
+		return err
 	}
 	allowed := max(limit-(n.Active-n.Disables), 0)
 	if n.Adds <= allowed {
@@ -172,22 +171,22 @@ func (p *planner) licence(ctx context.Context, limit int) error {
 	}
 	reason := fmt.Sprintf("licence limit %d reached: %d active users after this run's disables, %d more allowed, %d to add",
 		limit, n.Active-n.Disables, allowed, n.Adds)
-	return p.exec(ctx, "licence", `UPDATE sync_plan SET action = ?, reason = ?
-WHERE run_id = ? AND external_id IN (
+	return p.exec(ctx, "licence", `UPDATE sync_plan SET action = :refused, reason = :reason
+WHERE run_id = :run AND external_id IN (
   SELECT p.external_id FROM sync_plan p JOIN sync_staged_users s ON s.run_id = p.run_id AND s.external_id = p.external_id
-  WHERE p.run_id = ? AND p.action IN (?, ?)
-  ORDER BY CASE WHEN p.action = ? THEN 0 ELSE 1 END, s.username_lower, p.external_id
-  LIMIT ? OFFSET ?)`, actRefused, reason, p.run, p.run, actCreate, actReenable, actReenable, n.Adds-allowed, allowed)
+  WHERE p.run_id = :run AND p.action IN (:create, :reenable)
+  ORDER BY CASE WHEN p.action = :reenable THEN 0 ELSE 1 END, s.username_lower, p.external_id
+  LIMIT :refuse OFFSET :allowed)`, map[string]any{"refused": actRefused, "reason": reason, "create": actCreate,
+		"reenable": actReenable, "refuse": n.Adds - allowed, "allowed": allowed})
 }
 
 // tuneSession gives the transaction's large joins the memory to hash in
 // RAM rather than in batches on disk (Postgres' default work_mem is 4 MB).
 func (s *SQLStore) tuneSession(ctx context.Context, tx *sqlx.Tx) error {
-	if s.db.Dialect != schema.Postgres {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
-		return fmt.Errorf("tune session: %w", err)
+	for _, q := range s.d.tuneLarge {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("tune session: %w", err)
+		}
 	}
 	return nil
 }
@@ -199,7 +198,7 @@ func (s *SQLStore) tuneSession(ctx context.Context, tx *sqlx.Tx) error {
 // skipped rather than waited for: its statistics are being refreshed, and
 // ANALYZE's lock lasts until that transaction ends.
 func (s *SQLStore) analyze(ctx context.Context, q querier, tables ...string) error {
-	if s.db.Dialect != schema.Postgres {
+	if !s.d.analyze {
 		return nil
 	}
 	for _, t := range tables {
@@ -248,16 +247,45 @@ type planner struct {
 	delta bool
 }
 
-func (p *planner) exec(ctx context.Context, what, q string, args ...any) error {
+// exec runs one of the plan's statements. They take named parameters
+// (:run, :base, :dir and those in named), not positional ones: the same
+// value appears in many places of one statement, and a list of a dozen
+// question marks is easy to get out of step when a statement changes.
+// Named statements carry no ':' of their own (sqlx reads one as a name).
+func (p *planner) exec(ctx context.Context, what, q string, named map[string]any) error {
+	q, args, err := p.bind(q, named)
+	if err != nil {
+		return fmt.Errorf("plan %s: %w", what, err)
+	}
 	if _, err := p.s.exec(ctx, p.tx, q, args...); err != nil {
 		return fmt.Errorf("plan %s: %w", what, err)
 	}
 	return nil
 }
 
+// get is exec for a statement that reads one row into dest.
+func (p *planner) get(ctx context.Context, what string, dest any, q string, named map[string]any) error {
+	q, args, err := p.bind(q, named)
+	if err != nil {
+		return fmt.Errorf("plan %s: %w", what, err)
+	}
+	if err := p.s.get(ctx, p.tx, dest, q, args...); err != nil {
+		return fmt.Errorf("plan %s: %w", what, err)
+	}
+	return nil
+}
+
+// bind turns the named parameters into the positional ones the drivers
+// take (s.exec rebinds them for PostgreSQL).
+func (p *planner) bind(q string, named map[string]any) (string, []any, error) {
+	values := map[string]any{"run": p.run, "base": p.base, "dir": p.dir}
+	maps.Copy(values, named)
+	return sqlx.Named(q, values)
+}
+
 // build records one plan row per staged user and one per departed user.
 func (p *planner) build(ctx context.Context) error {
-	if err := p.exec(ctx, "clear", `DELETE FROM sync_plan WHERE run_id = ?`, p.run); err != nil {
+	if err := p.exec(ctx, "clear", `DELETE FROM sync_plan WHERE run_id = :run`, nil); err != nil {
 		return err
 	}
 	if p.delta {
@@ -288,26 +316,27 @@ const stagedCols = `external_id, line, username, username_lower, first_name, las
   manager_ref, manager_ref_lower, attributes, password_hash, content_hash, invalid`
 
 // notChanged keeps snapshot rows s that the run neither staged nor removed.
-const notChanged = `NOT EXISTS (SELECT 1 FROM sync_staged_users r WHERE r.run_id = ? AND r.external_id = s.external_id)
-  AND NOT EXISTS (SELECT 1 FROM sync_staged_removals x WHERE x.run_id = ? AND x.external_id = s.external_id)`
+// Named parameters: :run.
+const notChanged = `NOT EXISTS (SELECT 1 FROM sync_staged_users r WHERE r.run_id = :run AND r.external_id = s.external_id)
+  AND NOT EXISTS (SELECT 1 FROM sync_staged_removals x WHERE x.run_id = :run AND x.external_id = s.external_id)`
 
 // widenDrift restates the drifted users and the username neighbours.
 func (p *planner) widenDrift(ctx context.Context) error {
 	err := p.exec(ctx, "drift and username neighbours", `
 INSERT INTO sync_staged_users (run_id, `+stagedCols+`, origin)
-SELECT ?, `+stagedCols+`, ?
+SELECT :run, `+stagedCols+`, :widen
 FROM sync_staged_users s
-WHERE s.run_id = ? AND `+notChanged+`
+WHERE s.run_id = :base AND `+notChanged+`
   AND (
-    (s.invalid = '' AND s.active AND NOT EXISTS (SELECT 1 FROM users u WHERE u.directory_key = ? AND u.external_id = s.external_id
+    (s.invalid = '' AND s.active AND NOT EXISTS (SELECT 1 FROM users u WHERE u.directory_key = :dir AND u.external_id = s.external_id
                                                  AND u.status = 'active' AND u.content_hash = s.content_hash))
-    OR (s.invalid = '' AND NOT s.active AND EXISTS (SELECT 1 FROM users u WHERE u.directory_key = ? AND u.external_id = s.external_id
+    OR (s.invalid = '' AND NOT s.active AND EXISTS (SELECT 1 FROM users u WHERE u.directory_key = :dir AND u.external_id = s.external_id
                                                     AND u.status = 'active'))
-    OR s.username_lower IN (SELECT r.username_lower FROM sync_staged_users r WHERE r.run_id = ?)
-    OR s.username_lower IN (SELECT o.username_lower FROM sync_staged_users o WHERE o.run_id = ? AND (
-         o.external_id IN (SELECT external_id FROM sync_staged_users WHERE run_id = ?)
-         OR o.external_id IN (SELECT external_id FROM sync_staged_removals WHERE run_id = ?)))
-  )`, p.run, originWiden, p.base, p.run, p.run, p.dir, p.dir, p.run, p.base, p.run, p.run)
+    OR s.username_lower IN (SELECT r.username_lower FROM sync_staged_users r WHERE r.run_id = :run)
+    OR s.username_lower IN (SELECT o.username_lower FROM sync_staged_users o WHERE o.run_id = :base AND (
+         o.external_id IN (SELECT external_id FROM sync_staged_users WHERE run_id = :run)
+         OR o.external_id IN (SELECT external_id FROM sync_staged_removals WHERE run_id = :run)))
+  )`, map[string]any{"widen": originWiden})
 	if err != nil {
 		return err
 	}
@@ -317,17 +346,17 @@ WHERE s.run_id = ? AND `+notChanged+`
 // widenManagers restates the users whose manager reference names a user
 // this run creates or changes, and plans them.
 func (p *planner) widenManagers(ctx context.Context) error {
-	const changed = `p.run_id = ? AND p.action IN ('create', 'update', 'reenable')`
+	const changed = `p.run_id = :run AND p.action IN ('create', 'update', 'reenable')`
 	err := p.exec(ctx, "manager references", `
 INSERT INTO sync_staged_users (run_id, `+stagedCols+`, origin)
-SELECT ?, `+stagedCols+`, ?
+SELECT :run, `+stagedCols+`, :widen
 FROM sync_staged_users s
-WHERE s.run_id = ? AND s.manager_ref <> '' AND `+notChanged+`
+WHERE s.run_id = :base AND s.manager_ref <> '' AND `+notChanged+`
   AND (s.manager_ref IN (SELECT p.external_id FROM sync_plan p WHERE `+changed+`)
     OR s.manager_ref_lower IN (SELECT r.username_lower FROM sync_plan p
                                JOIN sync_staged_users r ON r.run_id = p.run_id AND r.external_id = p.external_id WHERE `+changed+`)
     OR s.manager_ref_lower IN (SELECT u.username_lower FROM sync_plan p JOIN users u ON u.id = p.user_id WHERE `+changed+`))`,
-		p.run, originWiden, p.base, p.run, p.run, p.run, p.run, p.run)
+		map[string]any{"widen": originWiden})
 	if err != nil {
 		return err
 	}
@@ -342,9 +371,9 @@ WHERE s.run_id = ? AND s.manager_ref <> '' AND `+notChanged+`
 func (p *planner) copyWidenedMembers(ctx context.Context) error {
 	return p.exec(ctx, "widened memberships", `
 INSERT INTO sync_staged_members (run_id, group_external_id, user_external_id)
-SELECT ?, m.group_external_id, m.user_external_id FROM sync_staged_members m
-WHERE m.run_id = ? AND m.user_external_id IN (SELECT external_id FROM sync_staged_users WHERE run_id = ? AND origin = ?)
-ON CONFLICT DO NOTHING`, p.run, p.base, p.run, originWiden)
+SELECT :run, m.group_external_id, m.user_external_id FROM sync_staged_members m
+WHERE m.run_id = :base AND m.user_external_id IN (SELECT external_id FROM sync_staged_users WHERE run_id = :run AND origin = :widen)
+ON CONFLICT DO NOTHING`, map[string]any{"widen": originWiden})
 }
 
 // planStaged records a plan row for every staged user that has none yet.
@@ -359,21 +388,16 @@ func (p *planner) planStaged(ctx context.Context) error {
 	// large directory. m1 matches by external id, m2 (only without m1) by
 	// username among the directory's users that have no external id.
 	dupes := `SELECT username_lower, COUNT(*) AS n FROM sync_staged_users
-           WHERE run_id = ? AND invalid = '' GROUP BY username_lower HAVING COUNT(*) > 1`
-	dupArgs := []any{p.run}
+           WHERE run_id = :run AND invalid = '' GROUP BY username_lower HAVING COUNT(*) > 1`
 	if p.delta {
 		// Over the whole source: the staged users and the snapshot's others.
 		dupes = `SELECT v.username_lower, COUNT(*) AS n FROM (
-             SELECT username_lower FROM sync_staged_users WHERE run_id = ? AND invalid = ''
+             SELECT username_lower FROM sync_staged_users WHERE run_id = :run AND invalid = ''
              UNION ALL
-             SELECT s.username_lower FROM sync_staged_users s WHERE s.run_id = ? AND s.invalid = ''
-               AND s.username_lower IN (SELECT username_lower FROM sync_staged_users WHERE run_id = ?) AND ` + notChanged + `
+             SELECT s.username_lower FROM sync_staged_users s WHERE s.run_id = :base AND s.invalid = ''
+               AND s.username_lower IN (SELECT username_lower FROM sync_staged_users WHERE run_id = :run) AND ` + notChanged + `
            ) v GROUP BY v.username_lower HAVING COUNT(*) > 1`
-		dupArgs = []any{p.run, p.base, p.run, p.run, p.run}
 	}
-	args := []any{p.dir, p.dir, p.dir}
-	args = append(args, dupArgs...)
-	args = append(args, p.run)
 	// A user to create gets its id now, so that the create step can set
 	// the managers it creates in the same run (see applyCreate).
 	return p.exec(ctx, "users", `
@@ -397,19 +421,19 @@ SELECT s.run_id, s.external_id, COALESCE(m1.id, m2.id) AS user_id,
     WHEN s.invalid <> '' THEN s.invalid
     WHEN d.n IS NOT NULL THEN 'username "' || s.username || '" is used by ' || CAST(d.n AS TEXT) || ' users of the source'
     WHEN o.id IS NOT NULL AND o.directory_key = 'local' THEN 'username "' || s.username || '" belongs to a local account'
-    WHEN o.id IS NOT NULL AND o.directory_key = ? THEN 'username "' || s.username || '" belongs to another user of this directory'
+    WHEN o.id IS NOT NULL AND o.directory_key = :dir THEN 'username "' || s.username || '" belongs to another user of this directory'
     WHEN o.id IS NOT NULL THEN 'username "' || s.username || '" belongs to a user of another directory (' || o.directory_key || ')'
     WHEN NOT s.active AND COALESCE(m1.status, m2.status) = 'active' THEN 'inactive in the provider'
     ELSE ''
   END AS reason
 FROM sync_staged_users s
-LEFT JOIN users m1 ON m1.directory_key = ? AND m1.external_id = s.external_id
-LEFT JOIN users m2 ON m1.id IS NULL AND m2.directory_key = ? AND m2.external_id IS NULL AND m2.username_lower = s.username_lower
+LEFT JOIN users m1 ON m1.directory_key = :dir AND m1.external_id = s.external_id
+LEFT JOIN users m2 ON m1.id IS NULL AND m2.directory_key = :dir AND m2.external_id IS NULL AND m2.username_lower = s.username_lower
 LEFT JOIN users o ON o.username_lower = s.username_lower AND o.id <> COALESCE(m1.id, m2.id, '')
 LEFT JOIN (`+dupes+`) d
        ON d.username_lower = s.username_lower AND s.invalid = ''
-WHERE s.run_id = ? AND NOT EXISTS (SELECT 1 FROM sync_plan x WHERE x.run_id = s.run_id AND x.external_id = s.external_id)
-) c`, args...)
+WHERE s.run_id = :run AND NOT EXISTS (SELECT 1 FROM sync_plan x WHERE x.run_id = s.run_id AND x.external_id = s.external_id)
+) c`, nil)
 }
 
 // planDepartures disables the active users of this directory that left the
@@ -417,39 +441,41 @@ WHERE s.run_id = ? AND NOT EXISTS (SELECT 1 FROM sync_plan x WHERE x.run_id = s.
 // fetch did not bring, in a delta run those the snapshot does not have or
 // the run removed.
 func (p *planner) planDepartures(ctx context.Context) error {
+	// A user without an external id (a local account adopted earlier) is
+	// keyed by its id; the prefix is a parameter, a ':' being a name to sqlx.
+	departed := map[string]any{"local": "user:", "reason": departedReason}
 	if !p.delta {
 		return p.exec(ctx, "departures", `
 INSERT INTO sync_plan (run_id, external_id, user_id, action, reason)
-SELECT ?, COALESCE(u.external_id, 'user:' || u.id), u.id, 'disable', ?
+SELECT :run, COALESCE(u.external_id, :local || u.id), u.id, 'disable', :reason
 FROM users u
-WHERE u.directory_key = ? AND u.status = 'active'
-  AND NOT EXISTS (SELECT 1 FROM sync_plan p WHERE p.run_id = ? AND p.user_id = u.id)`, p.run, departedReason, p.dir, p.run)
+WHERE u.directory_key = :dir AND u.status = 'active'
+  AND NOT EXISTS (SELECT 1 FROM sync_plan p WHERE p.run_id = :run AND p.user_id = u.id)`, departed)
 	}
 	return p.exec(ctx, "departures", `
 INSERT INTO sync_plan (run_id, external_id, user_id, action, reason)
-SELECT ?, COALESCE(u.external_id, 'user:' || u.id), u.id, 'disable', ?
+SELECT :run, COALESCE(u.external_id, :local || u.id), u.id, 'disable', :reason
 FROM users u
-WHERE u.directory_key = ? AND u.status = 'active'
-  AND NOT EXISTS (SELECT 1 FROM sync_plan p WHERE p.run_id = ? AND p.user_id = u.id)
-  AND NOT EXISTS (SELECT 1 FROM sync_staged_users s WHERE s.run_id = ? AND s.external_id = u.external_id
-                  AND NOT EXISTS (SELECT 1 FROM sync_staged_removals x WHERE x.run_id = ? AND x.external_id = s.external_id))`,
-		p.run, departedReason, p.dir, p.run, p.base, p.run)
+WHERE u.directory_key = :dir AND u.status = 'active'
+  AND NOT EXISTS (SELECT 1 FROM sync_plan p WHERE p.run_id = :run AND p.user_id = u.id)
+  AND NOT EXISTS (SELECT 1 FROM sync_staged_users s WHERE s.run_id = :base AND s.external_id = u.external_id
+                  AND NOT EXISTS (SELECT 1 FROM sync_staged_removals x WHERE x.run_id = :run AND x.external_id = s.external_id))`,
+		departed)
 }
 
 // sourceUsers counts the users of the complete source: the staging of a
 // full run; the snapshot with a delta run's changes.
 func (p *planner) sourceUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := p.s.get(ctx, p.tx, &n, `SELECT COUNT(*) FROM sync_staged_users WHERE run_id = ?`, p.run); err != nil {
-		return 0, fmt.Errorf("count source: %w", err)
+	if err := p.get(ctx, "count source", &n, `SELECT COUNT(*) FROM sync_staged_users WHERE run_id = :run`, nil); err != nil {
+		return 0, err
 	}
 	if !p.delta {
 		return n, nil
 	}
 	var rest int
-	if err := p.s.get(ctx, p.tx, &rest, `SELECT COUNT(*) FROM sync_staged_users s WHERE s.run_id = ? AND `+notChanged,
-		p.base, p.run, p.run); err != nil {
-		return 0, fmt.Errorf("count source: %w", err)
+	if err := p.get(ctx, "count source", &rest, `SELECT COUNT(*) FROM sync_staged_users s WHERE s.run_id = :base AND `+notChanged, nil); err != nil {
+		return 0, err
 	}
 	return n + rest, nil
 }
