@@ -402,10 +402,22 @@ func (r *run) finish(ctx workflow.Context, status, msg string) error {
 	if err != nil {
 		return err
 	}
-	r.progress.Status = status
+	r.progress.Status = r.finalStatus(status)
 	r.progress.Phase = syncrun.PhaseDone
 	r.details(ctx)
 	return nil
+}
+
+// finalStatus is the status FinishRun records for the one the workflow
+// asked for: a run that applied but had the licence refuse someone ends
+// partial (activities' FinishRun decides the same from the same counts),
+// so the Temporal UI, the progress query and the API agree. Only what the
+// workflow shows changes, not the commands it issues.
+func (r *run) finalStatus(status string) string {
+	if status == syncrun.RunSucceeded && !r.in.DryRun && r.progress.Counts.LicenceRefused > 0 {
+		return syncrun.RunPartial
+	}
+	return status
 }
 
 // finished marks an error whose run row already has its final status.
@@ -484,6 +496,8 @@ func (r *run) details(ctx workflow.Context) {
 		{"created", c.Created}, {"updated", c.Updated}, {"unchanged", c.Unchanged},
 		{"disabled", c.Disabled}, {"re-enabled", c.Reenabled},
 		{"skipped", c.Skipped}, {"conflicts", c.Conflicts},
+		{"refused by the licence", c.LicenceRefused}, {"inactive", c.Inactive},
+		{"departed", c.Departed}, {"restated", c.Restated},
 	} {
 		if n.v != 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n.v, n.label))

@@ -190,6 +190,45 @@ func TestPhasesInOrder(t *testing.T) {
 	assert.Equal(t, 24*time.Hour, rec.options["FinishRun"].ScheduleToCloseTimeout)
 }
 
+// A run the licence cut short ends partial in the Temporal UI and the
+// progress query, as FinishRun records it, with the refusals counted.
+func TestLicenceRefusalsShowPartial(t *testing.T) {
+	env, rec := newEnv(t)
+	mockStart(env, rec, "")
+	mockFetch(env, rec, 250)
+	refused := syncrun.RunCounts{Created: 200, Updated: 40, LicenceRefused: 7, Departed: 2, Disabled: 3}
+	mockPlan(env, rec, refused, "")
+	mockApply(env, rec, refused)
+
+	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1", Trigger: "manual"})
+
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	// The command sequence is a succeeded run's: FinishRun decides partial
+	// from the run's counts itself.
+	assert.Equal(t, []string{"StartRun", "Fetch", "Plan", "Apply", "FinishRun:succeeded"}, rec.Calls())
+	assert.Equal(t, syncrun.RunPartial, query(t, env).Status)
+	v, err := env.QueryWorkflow("__temporal_workflow_metadata")
+	require.NoError(t, err)
+	var meta sdkpb.WorkflowMetadata
+	require.NoError(t, v.Get(&meta))
+	assert.Equal(t, "**partial** · 250 fetched · 200 created · 40 updated · 3 disabled · 7 refused by the licence · 2 departed", meta.GetCurrentDetails())
+}
+
+// A dry run applies nothing, so the licence refused nobody yet.
+func TestDryRunWithLicenceRefusalsIsNotPartial(t *testing.T) {
+	env, rec := newEnv(t)
+	mockStart(env, rec, "")
+	mockFetch(env, rec, 10)
+	mockPlan(env, rec, syncrun.RunCounts{Created: 10, LicenceRefused: 4}, "")
+
+	env.ExecuteWorkflow(SyncProfile, SyncInput{RunID: "run-1", ProfileID: "p1", Trigger: "manual", DryRun: true})
+
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	assert.Equal(t, syncrun.RunSucceeded, query(t, env).Status)
+}
+
 func TestRunIDDefaultsToFirstTemporalRunID(t *testing.T) {
 	env, rec := newEnv(t)
 	mockStart(env, rec, "")
