@@ -392,15 +392,19 @@ func (s *Source) TestWarnings(ctx context.Context) ([]string, error) {
 	if err := s.check(uctx, tr, resp, err, "read users", ""); err != nil {
 		return nil, err
 	}
-	gctx, tr := withTrace(ctx)
 	if s.appID != "" {
-		_, resp, err = s.client.Application.ListApplicationGroupAssignments(gctx, url.PathEscape(s.appID), &query.Params{Limit: 1})
-		err = s.check(gctx, tr, resp, err, "read the groups assigned to app "+s.appID+" (okta.appId)", "")
-	} else {
-		_, resp, err = s.client.Group.ListGroups(gctx, &query.Params{Limit: 1})
-		err = s.check(gctx, tr, resp, err, "read groups", "")
+		actx, tr := withTrace(ctx)
+		_, resp, err = s.client.Application.ListApplicationGroupAssignments(actx, url.PathEscape(s.appID), &query.Params{Limit: 1})
+		if err := s.check(actx, tr, resp, err, "read the groups assigned to app "+s.appID+" (okta.appId)", ""); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
+	// Checked with an app too: a sync scoped to an app's groups still
+	// reads those groups and their members through the groups API
+	// (okta.groups.read), which an app grant alone does not give.
+	gctx, tr := withTrace(ctx)
+	_, resp, err = s.client.Group.ListGroups(gctx, &query.Params{Limit: 1})
+	if err := s.check(gctx, tr, resp, err, "read groups", ""); err != nil {
 		return nil, err
 	}
 	if w := s.logWarning(ctx); w != "" {

@@ -418,6 +418,15 @@ func TestServiceAppWithPrivateKeyJWT(t *testing.T) {
 	err = open(t, srv, func(c *Config) { app("0oasync", pkcs1PEM(key))(c); c.Scopes = []string{ScopeUsersRead} }).Test(ctx)
 	require.ErrorIs(t, err, provider.ErrPermission)
 	assert.Contains(t, err.Error(), "may not read groups")
+
+	// An app-scoped profile reads its groups through the groups API too,
+	// so a token that reads the app's assignments but not groups fails.
+	err = open(t, srv, func(c *Config) {
+		app("0oasync", pkcs1PEM(key))(c)
+		c.AppID, c.Scopes = sim.AppID(), []string{ScopeUsersRead, ScopeAppsRead}
+	}).Test(ctx)
+	require.ErrorIs(t, err, provider.ErrPermission)
+	assert.Contains(t, err.Error(), "may not read groups")
 }
 
 func TestUsersOfTheSelectedGroups(t *testing.T) {
