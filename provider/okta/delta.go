@@ -68,8 +68,6 @@ const (
 	statusDeprovisioned = "DEPROVISIONED"
 )
 
-var timeNow = time.Now
-
 // Phases of a round, kept in its cursor.
 const (
 	phaseAppGroups     = iota // app mode: the ids of the groups assigned to the app
@@ -124,18 +122,18 @@ func decodeDeltaCursor(c provider.Cursor) (deltaCursor, error) {
 }
 
 // startRound is the cursor of a round's first page.
-func startRound(c provider.Cursor, first int) (deltaCursor, error) {
+func startRound(c provider.Cursor, first int, now time.Time) (deltaCursor, error) {
 	if c != "" {
 		return decodeDeltaCursor(c)
 	}
-	return deltaCursor{Until: timeNow().UTC().Truncate(time.Millisecond).Format(oktaTime), Phase: first}, nil
+	return deltaCursor{Until: now.UTC().Truncate(time.Millisecond).Format(oktaTime), Phase: first}, nil
 }
 
 // LatestUserState implements provider.DeltaSource: now, deltaSkew early,
 // for the users' lastUpdated filter and for the first polling request of
 // their System Log stream.
 func (s *Source) LatestUserState(context.Context) (string, error) {
-	return stateAt(timeNow().UTC().Format(oktaTime), "", ""), nil
+	return stateAt(s.now().UTC().Format(oktaTime), "", ""), nil
 }
 
 // logsRefused is the error of a delta read when the service app may not
@@ -154,14 +152,14 @@ func (s *Source) logsRefused() error {
 // ones), then the users deleted, from the System Log.
 func (s *Source) UserChanges(ctx context.Context, state string, c provider.Cursor) (provider.ChangePage[provider.UserChange], error) {
 	var page provider.ChangePage[provider.UserChange]
-	st, err := parseState(state)
+	st, err := parseState(state, s.now())
 	if err != nil {
 		return page, err
 	}
 	if err := s.logsRefused(); err != nil {
 		return page, err
 	}
-	cur, err := startRound(c, phaseUsers)
+	cur, err := startRound(c, phaseUsers, s.now())
 	if err != nil {
 		return page, err
 	}
@@ -230,7 +228,7 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 	delta := state != ""
 	if delta {
 		var err error
-		if st, err = parseState(state); err != nil {
+		if st, err = parseState(state, s.now()); err != nil {
 			return page, err
 		}
 		if err := s.logsRefused(); err != nil {
@@ -241,7 +239,7 @@ func (s *Source) GroupChanges(ctx context.Context, state string, c provider.Curs
 	if s.appID != "" {
 		first = phaseAppGroups
 	}
-	cur, err := startRound(c, first)
+	cur, err := startRound(c, first, s.now())
 	if err != nil {
 		return page, err
 	}

@@ -15,7 +15,7 @@ import (
 // stateTime is the lastUpdated time of a state.
 func stateTime(t *testing.T, state string) time.Time {
 	t.Helper()
-	st, err := parseState(state)
+	st, err := parseState(state, time.Now())
 	require.NoError(t, err)
 	at, err := time.Parse(time.RFC3339Nano, st.Updated)
 	require.NoError(t, err)

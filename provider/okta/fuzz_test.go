@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/okta/okta-sdk-golang/v2/okta"
 
@@ -71,7 +72,7 @@ func FuzzCursors(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if _, err := parseState(s); err != nil && !errors.Is(err, provider.ErrStateExpired) {
+		if _, err := parseState(s, time.Now()); err != nil && !errors.Is(err, provider.ErrStateExpired) {
 			t.Fatalf("state %q: untyped error %v", s, err)
 		}
 		if target, err := src.ownLink(s, logsPath); err == nil {

@@ -134,6 +134,9 @@ type Config struct {
 	// Logger receives what is worth knowing but not an error: waits for a
 	// rate-limit reset, okta.logs.read refused to a service app.
 	Logger *slog.Logger
+	// Now is the clock of change states (when a round starts, whether a
+	// saved state is older than the System Log keeps); nil is time.Now.
+	Now func() time.Time
 }
 
 // Source reads one Okta org. One Source may serve concurrent calls.
@@ -152,6 +155,7 @@ type Source struct {
 	// scopes drops okta.logs.read from a service app's token requests
 	// once Okta refused it; nil for API tokens.
 	scopes *scopeFallback
+	now    func() time.Time
 }
 
 var _ provider.Source = (*Source)(nil)
@@ -164,7 +168,10 @@ func (c Config) Open() (*Source, error) {
 		return nil, err
 	}
 	s := &Source{org: org, appID: strings.TrimSpace(c.AppID), userAttr: strings.TrimSpace(c.UsernameAttribute),
-		pageSize: c.PageSize, logLimit: logsLimit, log: c.Logger, attrs: map[string]string{}}
+		pageSize: c.PageSize, logLimit: logsLimit, log: c.Logger, attrs: map[string]string{}, now: c.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

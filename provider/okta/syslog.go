@@ -50,7 +50,7 @@ func (c changeState) encode() string {
 // parseState reads a saved state. Anything it cannot read, or older than
 // the System Log keeps, is refused with provider.ErrStateExpired: the run
 // then reads in full, which needs no state.
-func parseState(state string) (changeState, error) {
+func parseState(state string, now time.Time) (changeState, error) {
 	var c changeState
 	if t, err := time.Parse(time.RFC3339Nano, state); err == nil {
 		c = changeState{Updated: t.UTC().Format(oktaTime), Since: t.UTC().Format(oktaTime)}
@@ -72,7 +72,7 @@ func parseState(state string) (changeState, error) {
 			return c, fmt.Errorf("okta: %w: saved change state has neither a System Log link nor a time to poll it from", provider.ErrStateExpired)
 		}
 	}
-	if timeNow().Sub(updated) > logRetention {
+	if now.Sub(updated) > logRetention {
 		return c, fmt.Errorf("okta: %w: saved change state %s is older than the System Log's retention", provider.ErrStateExpired, c.Updated)
 	}
 	c.Updated = updated.UTC().Format(oktaTime)

@@ -36,14 +36,6 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// onClock makes the source's clock c for the test.
-func onClock(t *testing.T, c *clock) {
-	t.Helper()
-	old := timeNow
-	timeNow = c.Now
-	t.Cleanup(func() { timeNow = old })
-}
-
 // logCall is one System Log request and what came back.
 type logCall struct {
 	url    *url.URL
@@ -110,10 +102,9 @@ func removals(changes []provider.GroupChange) map[string]bool {
 // read by the round after it became readable.
 func TestTheSystemLogIsPolledAndLateEventsAreRead(t *testing.T) {
 	c := &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	onClock(t, c)
 	sim, srv := simOrg(t, oktasim.Config{Seed: 21, Users: 120, Now: c.Now, LogLag: 2 * time.Second})
 	rec := &recorder{}
-	s := open(t, srv, func(cfg *Config) { cfg.HTTPClient = &http.Client{Transport: rec} })
+	s := open(t, srv, func(cfg *Config) { cfg.HTTPClient, cfg.Now = &http.Client{Transport: rec}, c.Now })
 	s.logLimit = 2
 	eng := groupID(t, sim, "Engineering")
 
@@ -152,7 +143,7 @@ func TestTheSystemLogIsPolledAndLateEventsAreRead(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 0, calls[len(calls)-1].events, "the round stops at the first empty page")
-	st1, err := parseState(state1)
+	st1, err := parseState(state1, c.Now())
 	require.NoError(t, err)
 	assert.Equal(t, calls[len(calls)-1].next, st1.Link, "the state resumes at the empty page's next link")
 
@@ -181,9 +172,8 @@ func TestTheSystemLogIsPolledAndLateEventsAreRead(t *testing.T) {
 // of the new form, which resumes the log at a link.
 func TestABareTimeStateIsStillRead(t *testing.T) {
 	c := &clock{t: time.Date(2026, 3, 3, 9, 0, 0, 0, time.UTC)}
-	onClock(t, c)
 	sim, srv := simOrg(t, oktasim.Config{Seed: 22, Users: 60, Now: c.Now})
-	s := open(t, srv, nil)
+	s := open(t, srv, func(cfg *Config) { cfg.Now = c.Now })
 	legacy := c.Now().Add(-time.Minute).Format(oktaTime)
 
 	var active []string
@@ -199,7 +189,7 @@ func TestABareTimeStateIsStillRead(t *testing.T) {
 	changes, next := allUserChanges(t, s, legacy)
 	assert.True(t, changes[active[0]].Removed, "the deletion since the bare time is read")
 	assert.Contains(t, changes, active[1], "the lastUpdated filter starts at the bare time")
-	st, err := parseState(next)
+	st, err := parseState(next, c.Now())
 	require.NoError(t, err)
 	assert.NotEmpty(t, st.Link, "the new state resumes the System Log at a link")
 	_, err = time.Parse(time.RFC3339Nano, next)
