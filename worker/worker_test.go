@@ -42,7 +42,8 @@ var offQueue = []string{"ProviderGroups", "TestConnection"}
 func TestStepsAreTheOnlyActivities(t *testing.T) {
 	steps := Steps(&activities.Activities{})
 	names := []string{syncrun.StepStartRun, syncrun.StepFetch, syncrun.StepPlan, syncrun.StepSetStatus,
-		syncrun.StepApply, syncrun.StepFinishRun, syncrun.StepCheckScheduledRun, syncrun.StepRecordSkippedRun}
+		syncrun.StepApply, syncrun.StepFinishRun, syncrun.StepCheckScheduledRun, syncrun.StepRecordSkippedRun,
+		syncrun.StepStartRevert, syncrun.StepPlanRevert, syncrun.StepApplyRevert}
 	var got []string
 	for name, fn := range steps {
 		got = append(got, name)
