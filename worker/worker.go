@@ -117,6 +117,8 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts Op
 	w.RegisterWorkflowWithOptions(workflows.ScheduledSync, workflow.RegisterOptions{Name: workflows.ScheduledWorkflowName})
 	// A revert of a run, under the profile's workflow id like a sync.
 	w.RegisterWorkflowWithOptions(workflows.RevertRun, workflow.RegisterOptions{Name: workflows.RevertWorkflowName})
+	// A revert of a run, under the profile's workflow id like a sync.
+	w.RegisterWorkflowWithOptions(workflows.RevertRun, workflow.RegisterOptions{Name: workflows.RevertWorkflowName})
 	for name, fn := range Steps(acts) {
 		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -138,6 +140,9 @@ func Steps(acts *activities.Activities) map[string]any {
 		syncrun.StepFinishRun:         acts.FinishRun,
 		syncrun.StepCheckScheduledRun: acts.CheckScheduledRun,
 		syncrun.StepRecordSkippedRun:  acts.RecordSkippedRun,
+		syncrun.StepStartRevert:       acts.StartRevert,
+		syncrun.StepPlanRevert:        acts.PlanRevert,
+		syncrun.StepApplyRevert:       acts.ApplyRevert,
 		syncrun.StepStartRevert:       acts.StartRevert,
 		syncrun.StepPlanRevert:        acts.PlanRevert,
 		syncrun.StepApplyRevert:       acts.ApplyRevert,
