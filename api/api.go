@@ -179,6 +179,7 @@ func (s *server) routes() http.Handler {
 	v1.POST("/runs/:id/approve", h(s.approveRun))
 	v1.POST("/runs/:id/cancel", h(s.cancelRun))
 	v1.POST("/runs/:id/retry", h(s.retryRun))
+	v1.POST("/runs/:id/revert", h(s.revertRun))
 	v1.GET("/runs/:id/changes", h(s.listChanges))
 
 	v1.GET("/users", h(s.listUsers))

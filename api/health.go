@@ -185,7 +185,9 @@ func (s *server) recentRuns(ctx context.Context, profileID string, n int) ([]dir
 		for i := range page.Items {
 			r := page.Items[i]
 			seen++
-			if !directory.IsFinalRunStatus(r.Status) || r.Status == directory.RunSkipped {
+			// A revert reads no provider: it says nothing of the source's
+			// data or of the credentials.
+			if !directory.IsFinalRunStatus(r.Status) || r.Status == directory.RunSkipped || r.Trigger == directory.TriggerRevert {
 				continue
 			}
 			if last == nil {

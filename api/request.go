@@ -95,13 +95,15 @@ type runJSON struct {
 	WorkflowID    string              `json:"workflowId"`
 	TemporalRunID string              `json:"temporalRunId"`
 	TemporalUIURL string              `json:"temporalUiUrl"`
+	// RevertOf is the run a revert (trigger "revert") reverts.
+	RevertOf string `json:"revertOf,omitempty"`
 }
 
 func (s *server) runJSON(r *directory.Run) runJSON {
 	out := runJSON{
 		ID: r.ID, ProfileID: r.ProfileID, ProfileName: r.ProfileName, Trigger: r.Trigger,
 		DryRun: r.DryRun, Status: r.Status, Phase: r.Phase, Counts: r.Counts, Error: r.Error,
-		StartedAt: r.StartedAt.UTC(), WorkflowID: r.WorkflowID, TemporalRunID: r.TemporalRunID,
+		StartedAt: r.StartedAt.UTC(), WorkflowID: r.WorkflowID, TemporalRunID: r.TemporalRunID, RevertOf: r.RevertOf,
 	}
 	if r.FinishedAt != nil {
 		f := r.FinishedAt.UTC()

@@ -119,6 +119,11 @@ func (s *server) retry(ctx context.Context, id string) (*directory.Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	if run.Trigger == directory.TriggerRevert {
+		// A revert's retry reverts the same run again; a sync would put
+		// back what the revert is meant to undo.
+		return s.revert(ctx, run.RevertOf, RevertRequest{DryRun: run.DryRun})
+	}
 	p, err := s.store.GetProfile(ctx, run.ProfileID)
 	if errors.Is(err, directory.ErrNotFound) {
 		return nil, errNotFound("the profile of run %s no longer exists", run.ID)
