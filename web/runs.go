@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
 )
 
@@ -174,6 +175,12 @@ func (a *admin) steerRun(q *request) error {
 		run, err = a.svc.CancelRun(ctx, id)
 	case "retry":
 		run, err = a.svc.RetryRun(ctx, id)
+	case "preview":
+		// A dry run of the revert: its page lists what the revert would
+		// change and asks for the confirmation.
+		run, err = a.svc.RevertRun(ctx, id, api.RevertRequest{DryRun: true})
+	case "revert":
+		run, err = a.svc.RevertRun(ctx, id, api.RevertRequest{PauseSchedule: q.r.PostFormValue("pauseSchedule") == "on"})
 	default:
 		return errBadForm("action", "unknown run action %q", action)
 	}

@@ -384,6 +384,8 @@ var notices = map[string]string{
 	"approve":     "Run approved: it goes on and applies its changes.",
 	"cancel":      "Cancel requested: the run stops after its current step.",
 	"retry":       "A new run started.",
+	"preview":     "Preview of the revert: nothing is changed yet. Check the changes below, then confirm.",
+	"revert":      "The revert started: it puts back what the run changed, as a run of its own.",
 	"uploaded":    "Document uploaded.",
 	"docdeleted":  "Document deleted.",
 	"licence":     "Licence limit saved.",
