@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,6 +35,23 @@ const (
 	DefaultDataDir           = "./data"
 	DefaultLogLevel          = "info"
 	DefaultLogFormat         = "auto"
+	// DefaultTemporalProfile is the temporal.toml profile read when
+	// TEMPORAL_PROFILE is unset, as the Temporal CLI does.
+	DefaultTemporalProfile = "default"
+	// DefaultActivitySlots bounds how many steps (one per running sync) a
+	// worker runs at once. Fetch and apply are set-based SQL, so the
+	// database is the limit: 8 matches the SQLite connection pool and
+	// leaves Postgres room for the API. More throughput is more workers.
+	DefaultActivitySlots = 8
+	// DefaultWorkflowSlots bounds the workflow tasks a worker runs at once.
+	// A workflow task only orders steps (milliseconds of CPU), so a worker
+	// needs few; the bound keeps a burst of schedule ticks from filling
+	// the worker's memory with histories.
+	DefaultWorkflowSlots = 100
+	// DefaultWorkerStopTimeout lets a step in flight commit its stretch
+	// and report on SIGTERM instead of being cut off and run again;
+	// docker-compose.yml gives the process 30 s before SIGKILL.
+	DefaultWorkerStopTimeout = 20 * time.Second
 )
 
 // Config is the settings of one usersync process.
@@ -66,6 +84,28 @@ type Config struct {
 	// OutboundAllowNets.
 	OutboundAllow string
 
+	// How to reach Temporal besides its address and namespace, under the
+	// names the Temporal CLI reads (see temporal.go for the precedence).
+	TemporalProfile           string // TEMPORAL_PROFILE: profile of the temporal.toml file
+	TemporalConfigFile        string // TEMPORAL_CONFIG_FILE: "" = $XDG_CONFIG_HOME/temporalio/temporal.toml when it exists
+	TemporalAPIKey            string // TEMPORAL_API_KEY (Temporal Cloud); turns TLS on
+	TemporalTLS               string // TEMPORAL_TLS: true or false; "" = on with a certificate or an API key
+	TemporalTLSClientCertPath string
+	TemporalTLSClientKeyPath  string
+	TemporalTLSServerCAPath   string
+	TemporalTLSServerName     string
+
+	// Worker tuning: task slots, the concurrency of each provider's
+	// fetches, and how long a stopping worker waits for its steps.
+	ActivitySlots       int
+	WorkflowSlots       int
+	ProviderConcurrency string // "azure=2,okta=4"; see ProviderLimits
+	WorkerStopTimeout   time.Duration
+
+	// temporal is the connection Load resolved from the file, the
+	// environment and the flags; nil for a Config built by hand.
+	temporal *temporalConn
+
 	// FaultPageDelay slows every fetched page down by this much. It is a
 	// fault-injection knob for the crash/resume tests, hidden from usage.
 	FaultPageDelay time.Duration
@@ -86,6 +126,10 @@ type Var struct {
 
 	str *string
 	dur *time.Duration
+	num *int
+	// passOn marks a Temporal variable that envconfig also reads: Load
+	// hands the value (flag or variable) on to it.
+	passOn bool
 }
 
 // vars binds the settings of c; the order is the order of the usage text.
@@ -97,10 +141,34 @@ func (c *Config) vars() []Var {
 			Usage: "Temporal frontend host:port", str: &c.TemporalAddress},
 		{Env: "TEMPORAL_NAMESPACE", Flag: "temporal-namespace", Default: DefaultTemporalNamespace,
 			Usage: "Temporal namespace", str: &c.TemporalNamespace},
+		{Env: "TEMPORAL_PROFILE", Flag: "temporal-profile", Default: DefaultTemporalProfile,
+			Usage: "profile of the Temporal client config file (temporal.toml, as the Temporal CLI reads it)", str: &c.TemporalProfile, passOn: true},
+		{Env: "TEMPORAL_CONFIG_FILE", Flag: "temporal-config-file", Default: "$XDG_CONFIG_HOME/temporalio/temporal.toml",
+			Usage: "Temporal client config file (TOML profiles: address, namespace, api_key, tls); optional unless set", str: &c.TemporalConfigFile, passOn: true},
+		{Env: "TEMPORAL_API_KEY", Flag: "temporal-api-key", Default: "",
+			Usage: "API key (Temporal Cloud); sent as a bearer token over TLS", Secret: true, str: &c.TemporalAPIKey, passOn: true},
+		{Env: "TEMPORAL_TLS", Flag: "temporal-tls", Default: "",
+			Usage: "true or false: TLS to the frontend (default: on when a client certificate or an API key is set)", str: &c.TemporalTLS, passOn: true},
+		{Env: "TEMPORAL_TLS_CLIENT_CERT_PATH", Flag: "temporal-tls-client-cert-path", Default: "",
+			Usage: "mTLS client certificate (PEM)", str: &c.TemporalTLSClientCertPath, passOn: true},
+		{Env: "TEMPORAL_TLS_CLIENT_KEY_PATH", Flag: "temporal-tls-client-key-path", Default: "",
+			Usage: "mTLS client key (PEM)", str: &c.TemporalTLSClientKeyPath, passOn: true},
+		{Env: "TEMPORAL_TLS_SERVER_CA_CERT_PATH", Flag: "temporal-tls-server-ca-cert-path", Default: "",
+			Usage: "CA that signed the frontend's certificate (default: the system's)", str: &c.TemporalTLSServerCAPath, passOn: true},
+		{Env: "TEMPORAL_TLS_SERVER_NAME", Flag: "temporal-tls-server-name", Default: "",
+			Usage: "name the frontend's certificate must carry (default: the host of the address)", str: &c.TemporalTLSServerName, passOn: true},
 		{Env: "TEMPORAL_TASK_QUEUE", Flag: "temporal-task-queue", Default: DefaultTemporalTaskQueue,
 			Usage: "Temporal task queue of the sync workflows", str: &c.TemporalTaskQueue},
 		{Env: "TEMPORAL_UI_URL", Flag: "temporal-ui-url", Default: DefaultTemporalUIURL,
 			Usage: "base URL of the Temporal Web UI (for temporalUiUrl links)", str: &c.TemporalUIURL},
+		{Env: "USERSYNC_WORKER_ACTIVITY_SLOTS", Flag: "worker-activity-slots", Default: strconv.Itoa(DefaultActivitySlots),
+			Usage: "steps a worker runs at once (one per syncing profile); the database is the limit", num: &c.ActivitySlots},
+		{Env: "USERSYNC_WORKER_WORKFLOW_SLOTS", Flag: "worker-workflow-slots", Default: strconv.Itoa(DefaultWorkflowSlots),
+			Usage: "workflow tasks a worker runs at once", num: &c.WorkflowSlots},
+		{Env: "USERSYNC_PROVIDER_CONCURRENCY", Flag: "provider-concurrency", Default: "",
+			Usage: "most fetches of one provider a worker runs at once, e.g. azure=2,okta=4 (the others: up to the activity slots)", str: &c.ProviderConcurrency},
+		{Env: "USERSYNC_WORKER_STOP_TIMEOUT", Flag: "worker-stop-timeout", Default: DefaultWorkerStopTimeout.String(),
+			Usage: "how long a stopping worker lets its steps in flight finish their stretch", dur: &c.WorkerStopTimeout},
 		{Env: "USERSYNC_LISTEN", Flag: "listen", Default: DefaultListen,
 			Usage: "address the HTTP API listens on", str: &c.Listen},
 		{Env: "USERSYNC_METRICS_LISTEN", Flag: "metrics-listen", Default: "",
@@ -142,12 +210,19 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (*Config,
 		switch {
 		case v.str != nil:
 			def := v.Default
-			if v.Env == "DATABASE_URL" {
-				def = "" // computed from the data dir after parsing
+			if v.Env == "DATABASE_URL" || v.Env == "TEMPORAL_CONFIG_FILE" {
+				def = "" // computed after parsing
 			}
 			fs.StringVar(v.str, v.Flag, def, v.Usage)
 		case v.dur != nil:
-			fs.DurationVar(v.dur, v.Flag, 0, v.Usage)
+			var def time.Duration
+			if v.Default != "" {
+				def, _ = time.ParseDuration(v.Default)
+			}
+			fs.DurationVar(v.dur, v.Flag, def, v.Usage)
+		case v.num != nil:
+			def, _ := strconv.Atoi(v.Default)
+			fs.IntVar(v.num, v.Flag, def, v.Usage)
 		}
 	}
 	// The flag package's own usage would list the hidden flags too.
@@ -174,9 +249,19 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (*Config,
 				return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, v.Env, err)
 			}
 			*v.dur = d
+		case v.num != nil:
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s must be a whole number (got %q)", ErrInvalid, v.Env, val)
+			}
+			*v.num = n
 		}
+		set[v.Flag] = true
 	}
 	if err := c.normalise(); err != nil {
+		return nil, err
+	}
+	if err := c.resolveTemporal(getenv, set); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -216,6 +301,25 @@ func (c *Config) normalise() error {
 	}
 	if _, err := c.OutboundAllowNets(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ActivitySlots < 1 {
+		errs = append(errs, fmt.Errorf("USERSYNC_WORKER_ACTIVITY_SLOTS must be at least 1 (got %d)", c.ActivitySlots))
+	}
+	if c.WorkflowSlots < 2 {
+		// The SDK refuses a worker with a single workflow task slot: a
+		// sticky and a normal poller each need one.
+		errs = append(errs, fmt.Errorf("USERSYNC_WORKER_WORKFLOW_SLOTS must be at least 2 (got %d)", c.WorkflowSlots))
+	}
+	if c.WorkerStopTimeout < 0 {
+		errs = append(errs, errors.New("USERSYNC_WORKER_STOP_TIMEOUT must not be negative"))
+	}
+	if _, err := c.ProviderLimits(); err != nil {
+		errs = append(errs, err)
+	}
+	switch strings.ToLower(c.TemporalTLS) {
+	case "", "true", "false", "1", "0":
+	default:
+		errs = append(errs, fmt.Errorf("TEMPORAL_TLS must be true or false (got %q)", c.TemporalTLS))
 	}
 	if c.FaultPageDelay < 0 {
 		errs = append(errs, errors.New("USERSYNC_FAULT_PAGE_DELAY must not be negative"))
@@ -275,6 +379,25 @@ func (c *Config) SecretKeysOld() []string {
 		}
 	}
 	return keys
+}
+
+// ProviderLimits parses USERSYNC_PROVIDER_CONCURRENCY: provider=n pairs,
+// comma-separated. A provider it does not name has no limit of its own.
+func (c *Config) ProviderLimits() (map[string]int, error) {
+	out := map[string]int{}
+	for _, e := range strings.Split(c.ProviderConcurrency, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		name, num, ok := strings.Cut(e, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(num))
+		name = strings.ToLower(strings.TrimSpace(name))
+		if !ok || err != nil || n < 1 || name == "" {
+			return nil, fmt.Errorf("USERSYNC_PROVIDER_CONCURRENCY: %q is not provider=n with n at least 1 (e.g. azure=2)", e)
+		}
+		out[name] = n
+	}
+	return out, nil
 }
 
 // Require checks that the named variables (USERSYNC_API_TOKEN, …) are set,
@@ -378,6 +501,13 @@ func (c *Config) fields() [][2]string {
 		{"temporalUiUrl", c.TemporalUIURL},
 		{"listen", c.Listen},
 		{"outboundAllow", c.OutboundAllow},
+		{"temporalProfile", c.temporalProfileUsed()},
+		{"temporalConfigFile", c.temporalFileUsed()},
+		{"temporalSecurity", c.TemporalSecurity()},
+		{"workerActivitySlots", strconv.Itoa(c.ActivitySlots)},
+		{"workerWorkflowSlots", strconv.Itoa(c.WorkflowSlots)},
+		{"providerConcurrency", c.ProviderConcurrency},
+		{"workerStopTimeout", c.WorkerStopTimeout.String()},
 		{"apiToken", redactSecret(c.APIToken)},
 		{"secretKey", redactSecret(c.SecretKey)},
 		{"secretKeyOld", redactSecret(c.SecretKeyOld)},
