@@ -17,11 +17,9 @@ import (
 
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/workflows"
@@ -73,6 +71,10 @@ type Client struct {
 	Namespace string // for UI links; the Temporal client is bound to it already
 	UIBaseURL string // e.g. http://localhost:8233; "" = no links
 	Store     directory.Store
+	// Attrs says whether runs may carry the search attributes ProfileName
+	// and Provider; nil means they are registered (a test's dev server).
+	// Without them a start carrying them would be refused.
+	Attrs *SearchAttributes
 }
 
 // Start starts a run of the profile and records it. A profile whose run is
@@ -91,12 +93,9 @@ func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string
 		// Without it the SDK hands back the running execution as if it
 		// had just started, and we would record a run that never runs.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.ProfileNameKey.ValueSet(p.Name),
-			workflows.ProviderKey.ValueSet(p.Provider),
-		),
-		StaticSummary: workflows.RunSummary(p.Name, p.Provider, trigger, dryRun),
-		StaticDetails: workflows.RunDetails(p.Name, p.ID, p.Provider, trigger, runID, dryRun),
+		TypedSearchAttributes:                    c.Attrs.For(ctx, p),
+		StaticSummary:                            workflows.RunSummary(p.Name, p.Provider, trigger, dryRun),
+		StaticDetails:                            workflows.RunDetails(p.Name, p.ID, p.Provider, trigger, runID, dryRun),
 	}
 	in := workflows.SyncInput{RunID: runID, ProfileID: p.ID, Trigger: trigger, DryRun: dryRun}
 	we, err := c.Temporal.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, in)
@@ -293,45 +292,4 @@ func (c *Client) UIURL(run *directory.Run) string {
 		u += "/" + url.PathEscape(run.TemporalRunID) + "/history"
 	}
 	return u
-}
-
-// EnsureSearchAttributes registers ProfileName and Provider on the
-// namespace when missing, so usersync runs on any Temporal server, not
-// only one started with the right flags. Safe to call from every process
-// at start: a concurrent registration is not an error.
-func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
-	if namespace == "" {
-		namespace = "default"
-	}
-	list, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-	if err != nil {
-		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
-	}
-	missing := map[string]enumspb.IndexedValueType{}
-	for _, key := range []temporal.SearchAttributeKeyKeyword{workflows.ProfileNameKey, workflows.ProviderKey} {
-		name := key.GetName()
-		have, ok := list.GetCustomAttributes()[name]
-		if !ok {
-			have, ok = list.GetSystemAttributes()[name]
-		}
-		switch {
-		case !ok:
-			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-		case have != enumspb.INDEXED_VALUE_TYPE_KEYWORD:
-			return fmt.Errorf("search attribute %s of namespace %s is %s, usersync needs Keyword: rename or remove it",
-				name, namespace, have)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace:        namespace,
-		SearchAttributes: missing,
-	})
-	var exists *serviceerror.AlreadyExists
-	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("add search attributes ProfileName, Provider to namespace %s: %w", namespace, err)
-	}
-	return nil
 }

@@ -49,8 +49,13 @@ func TestClient(t *testing.T) {
 	defer cancel()
 	// The dev server starts without our search attributes, like a cluster
 	// nobody configured for usersync; twice proves it idempotent.
-	require.NoError(t, EnsureSearchAttributes(ctx, tc, "default"))
-	require.NoError(t, EnsureSearchAttributes(ctx, tc, "default"))
+	st, err := EnsureSearchAttributes(ctx, tc, "default")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ProfileName", "Provider"}, st.Added)
+	st, err = EnsureSearchAttributes(ctx, tc, "default")
+	require.NoError(t, err)
+	assert.True(t, st.Ready)
+	assert.Empty(t, st.Added)
 
 	store := directory.NewSQLStore(dbtest.Open(t, schema.SQLite))
 	newProfile := func(name string) *directory.Profile {

@@ -118,7 +118,7 @@ func (c *Client) SyncSchedule(ctx context.Context, p *directory.Profile) error {
 	if paused {
 		note = "usersync: paused while the profile is disabled"
 	}
-	action := c.scheduleAction(p)
+	action := c.scheduleAction(ctx, p)
 	policy := &client.SchedulePolicies{Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: catchup}
 	update := func() error {
 		return c.Temporal.ScheduleClient().GetHandle(ctx, ScheduleID(p.ID)).Update(ctx, client.ScheduleUpdateOptions{
@@ -159,19 +159,17 @@ func (c *Client) SyncSchedule(ctx context.Context, p *directory.Profile) error {
 	return nil
 }
 
-func (c *Client) scheduleAction(p *directory.Profile) *client.ScheduleWorkflowAction {
+func (c *Client) scheduleAction(ctx context.Context, p *directory.Profile) *client.ScheduleWorkflowAction {
 	return &client.ScheduleWorkflowAction{
 		ID:        scheduledWorkflowID(p.ID),
 		Workflow:  workflows.ScheduledWorkflowName,
 		Args:      []any{workflows.ScheduledInput{ProfileID: p.ID}},
 		TaskQueue: c.TaskQueue,
-		// The ticks list under the profile in the UI, like its runs.
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.ProfileNameKey.ValueSet(p.Name),
-			workflows.ProviderKey.ValueSet(p.Provider),
-		),
-		StaticSummary: workflows.TickSummary(p.Name, p.Provider),
-		StaticDetails: workflows.TickDetails(p.Name, p.ID),
+		// The ticks list under the profile in the UI, like its runs; a tick
+		// passes the ones it carries on to the run it starts.
+		TypedSearchAttributes: c.Attrs.For(ctx, p),
+		StaticSummary:         workflows.TickSummary(p.Name, p.Provider),
+		StaticDetails:         workflows.TickDetails(p.Name, p.ID),
 	}
 }
 

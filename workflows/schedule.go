@@ -80,12 +80,9 @@ func ScheduledSync(ctx workflow.Context, in ScheduledInput) (ScheduledResult, er
 		// The tick ends as soon as the run has started; the run must go on.
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			ProfileNameKey.ValueSet(check.ProfileName),
-			ProviderKey.ValueSet(check.Provider),
-		),
-		StaticSummary: RunSummary(check.ProfileName, check.Provider, syncrun.TriggerSchedule, false),
-		StaticDetails: RunDetails(check.ProfileName, in.ProfileID, check.Provider, syncrun.TriggerSchedule, res.RunID, false),
+		TypedSearchAttributes: runAttributes(ctx, check),
+		StaticSummary:         RunSummary(check.ProfileName, check.Provider, syncrun.TriggerSchedule, false),
+		StaticDetails:         RunDetails(check.ProfileName, in.ProfileID, check.Provider, syncrun.TriggerSchedule, res.RunID, false),
 	})
 	child := workflow.ExecuteChildWorkflow(cctx, WorkflowName, SyncInput{
 		RunID:     res.RunID,
@@ -103,6 +100,21 @@ func ScheduledSync(ctx workflow.Context, in ScheduledInput) (ScheduledResult, er
 	res.SyncRunID = started.RunID
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**started** run `%s` (workflow `%s`)", res.RunID, started.ID))
 	return res, nil
+}
+
+// runAttributes are the search attributes of the run a tick starts: the
+// profile's, when the tick itself carries usersync's. A schedule written
+// for a namespace without them (Temporal Cloud before tcld added them)
+// starts ticks without, and a child carrying them would be refused. The
+// start event is part of the history, so replay decides the same.
+func runAttributes(ctx workflow.Context, check syncrun.ScheduledCheck) temporal.SearchAttributes {
+	if _, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(ProfileNameKey); !ok {
+		return temporal.SearchAttributes{}
+	}
+	return temporal.NewSearchAttributes(
+		ProfileNameKey.ValueSet(check.ProfileName),
+		ProviderKey.ValueSet(check.Provider),
+	)
 }
 
 // DailySkip is the daily rule: the reason a daily tick at slot must not
