@@ -6,6 +6,12 @@
 package worker
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -28,9 +34,12 @@ const (
 	// the database is the limit: 8 matches the SQLite connection pool and
 	// leaves Postgres room for the API. More throughput is more workers.
 	DefaultMaxConcurrentActivities = 8
-	// stopTimeout lets an activity in flight commit its current stretch
-	// and heartbeat on a deploy instead of being cut off and replayed.
-	stopTimeout = 20 * time.Second
+	// DefaultMaxConcurrentWorkflowTasks bounds the workflow tasks: each
+	// only orders steps, so few are ever busy at once.
+	DefaultMaxConcurrentWorkflowTasks = 100
+	// DefaultStopTimeout lets an activity in flight commit its current
+	// stretch and heartbeat on a deploy instead of being cut off and replayed.
+	DefaultStopTimeout = 20 * time.Second
 	// heartbeatThrottle caps how long the SDK holds back heartbeats (by
 	// default 80% of the heartbeat timeout: 24s). A cancel reaches an
 	// activity only in the answer to a heartbeat, so this is how long a
@@ -38,9 +47,52 @@ const (
 	heartbeatThrottle = 2 * time.Second
 )
 
-// Options tune the worker; the zero value means the defaults.
+// Options tune the worker; a zero field means its default.
 type Options struct {
-	MaxConcurrentActivities int
+	MaxConcurrentActivities    int
+	MaxConcurrentWorkflowTasks int
+	StopTimeout                time.Duration
+	// ProviderLimits caps, per provider (azure, okta, csv), the fetches
+	// the worker runs at once, so that several profiles of one tenant do
+	// not share out its rate limit among themselves; a provider without
+	// an entry may use every activity slot.
+	ProviderLimits map[string]int
+	// ProviderOf names the provider of a run, for ProviderLimits.
+	ProviderOf func(ctx context.Context, runID string) (string, error)
+}
+
+// withDefaults fills the zero fields.
+func (o Options) withDefaults() Options {
+	if o.MaxConcurrentActivities <= 0 {
+		o.MaxConcurrentActivities = DefaultMaxConcurrentActivities
+	}
+	if o.MaxConcurrentWorkflowTasks <= 0 {
+		o.MaxConcurrentWorkflowTasks = DefaultMaxConcurrentWorkflowTasks
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	return o
+}
+
+// LogValue is the tuning as the worker runs with it, defaults filled: an
+// operator reads it in the start log.
+func (o Options) LogValue() slog.Value {
+	o = o.withDefaults()
+	limits := "none"
+	if len(o.ProviderLimits) > 0 {
+		var parts []string
+		for _, p := range slices.Sorted(maps.Keys(o.ProviderLimits)) {
+			parts = append(parts, fmt.Sprintf("%s=%d", p, o.ProviderLimits[p]))
+		}
+		limits = strings.Join(parts, ",")
+	}
+	return slog.GroupValue(
+		slog.Int("activitySlots", o.MaxConcurrentActivities),
+		slog.Int("workflowSlots", o.MaxConcurrentWorkflowTasks),
+		slog.String("providerConcurrency", limits),
+		slog.Duration("stopTimeout", o.StopTimeout),
+	)
 }
 
 // New returns a worker (not started) for the task queue ("" means
@@ -49,14 +101,17 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts Op
 	if taskQueue == "" {
 		taskQueue = DefaultTaskQueue
 	}
-	if opts.MaxConcurrentActivities <= 0 {
-		opts.MaxConcurrentActivities = DefaultMaxConcurrentActivities
+	opts = opts.withDefaults()
+	wo := sdkworker.Options{
+		MaxConcurrentActivityExecutionSize:     opts.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: opts.MaxConcurrentWorkflowTasks,
+		WorkerStopTimeout:                      opts.StopTimeout,
+		MaxHeartbeatThrottleInterval:           heartbeatThrottle,
 	}
-	w := sdkworker.New(c, taskQueue, sdkworker.Options{
-		MaxConcurrentActivityExecutionSize: opts.MaxConcurrentActivities,
-		WorkerStopTimeout:                  stopTimeout,
-		MaxHeartbeatThrottleInterval:       heartbeatThrottle,
-	})
+	if len(opts.ProviderLimits) > 0 && opts.ProviderOf != nil {
+		wo.Interceptors = append(wo.Interceptors, newProviderLimiter(opts.ProviderLimits, opts.ProviderOf))
+	}
+	w := sdkworker.New(c, taskQueue, wo)
 	w.RegisterWorkflowWithOptions(workflows.SyncProfile, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	// The tick a profile's schedule starts; it starts SyncProfile as a child.
 	w.RegisterWorkflowWithOptions(workflows.ScheduledSync, workflow.RegisterOptions{Name: workflows.ScheduledWorkflowName})

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -290,15 +289,18 @@ func (d *doctor) checkDatabase(ctx context.Context) {
 func (d *doctor) checkTemporal(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	defer cancel()
-	tc, err := client.DialContext(cctx, client.Options{
-		HostPort:  d.cfg.TemporalAddress,
-		Namespace: d.cfg.TemporalNamespace,
-		// Doctor reports what fails; the SDK's own warnings would repeat it.
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	})
+	opts, err := d.cfg.TemporalClientOptions()
 	if err != nil {
-		d.fail("temporal", "check TEMPORAL_ADDRESS, and that the Temporal server is up and reachable from here",
-			"cannot connect to %s: %v", d.cfg.TemporalAddress, err)
+		d.fail("temporal", "check TEMPORAL_TLS_*, TEMPORAL_API_KEY and the profile in TEMPORAL_CONFIG_FILE", "%v", err)
+		return
+	}
+	// Doctor reports what fails; the SDK's own warnings would repeat it.
+	opts.Logger = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tc, err := client.DialContext(cctx, opts)
+	if err != nil {
+		d.fail("temporal", "check TEMPORAL_ADDRESS and how it is secured (TEMPORAL_TLS_*, TEMPORAL_API_KEY), "+
+			"and that the Temporal server is up and reachable from here",
+			"cannot connect to %s (%s): %v", d.cfg.TemporalAddress, d.cfg.TemporalSecurity(), err)
 		return
 	}
 	d.tc = tc
@@ -314,31 +316,24 @@ func (d *doctor) checkTemporal(ctx context.Context) {
 		return
 	}
 	d.tempOK = true
-	d.ok("temporal", "%s, namespace %q", d.cfg.TemporalAddress, ns)
+	d.ok("temporal", "%s (%s), namespace %q", d.cfg.TemporalAddress, d.cfg.TemporalSecurity(), ns)
 
-	list, err := tc.OperatorService().ListSearchAttributes(cctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
-	if err != nil {
-		d.fail("search attributes", "", "list the search attributes of namespace %q: %v", ns, err)
-		return
+	st, err := runs.CheckSearchAttributes(cctx, tc, ns)
+	switch {
+	case err != nil:
+		d.fail("search attributes", "", "%v", err)
+	case st.Ready:
+		d.ok("search attributes", "ProfileName and Provider are Keyword")
+	case st.NoOperatorAPI:
+		// Temporal Cloud: usersync cannot add them, and works without.
+		d.warn("search attributes", st.Fix(),
+			"%s missing on namespace %q, and this server does not let usersync add them (%v): "+
+				"runs start without them and are listed by workflow id usersync-profile-<profile id>",
+			strings.Join(st.Missing, " and "), ns, st.Err)
+	default:
+		d.fail("search attributes", "start `usersync api` or `usersync worker` once (they register them), or: "+st.Fix(),
+			"%s missing on namespace %q", strings.Join(st.Missing, ", "), ns)
 	}
-	var problems []string
-	for _, key := range []string{workflows.ProfileNameKey.GetName(), workflows.ProviderKey.GetName()} {
-		have, ok := list.GetCustomAttributes()[key]
-		switch {
-		case !ok:
-			problems = append(problems, key+" missing")
-		case have != enumspb.INDEXED_VALUE_TYPE_KEYWORD:
-			problems = append(problems, fmt.Sprintf("%s is %s, not Keyword", key, have))
-		}
-	}
-	if len(problems) > 0 {
-		d.fail("search attributes", fmt.Sprintf("start `usersync api` or `usersync worker` once (they register them), or: "+
-			"temporal operator search-attribute create --namespace %s --name ProfileName --type Keyword "+
-			"(and --name Provider); a wrong type must be removed first", ns),
-			"%s on namespace %q", strings.Join(problems, ", "), ns)
-		return
-	}
-	d.ok("search attributes", "ProfileName and Provider are Keyword")
 }
 
 func (d *doctor) checkWorkers(ctx context.Context) {

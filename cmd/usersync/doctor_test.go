@@ -15,6 +15,7 @@ import (
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/internal/testenv"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/runs"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
@@ -60,8 +61,8 @@ func (w *doctorWorld) addProfile(name string, box *secret.Box, edit func(*profil
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	cfg := &profile.Config{Name: name, Provider: profile.ProviderCSV,
-		CSV: &profile.CSV{Source: profile.CSVDocument, DocumentID: doc.ID, UserMatchField: "username", DefaultPassword: "Welcome-1"}}
+	cfg := &profile.Config{Name: name, Provider: csv.Name,
+		Block: &csv.Profile{Source: csv.SourceDocument, DocumentID: doc.ID, UserMatchField: "username", DefaultPassword: "Welcome-1"}}
 	if edit != nil {
 		edit(cfg)
 	}
@@ -165,7 +166,7 @@ func TestDoctorFindsProblems(t *testing.T) {
 		// A Temporal server nobody prepared: `dev` would register them.
 		addr := startTemporal(t)
 		code, out, _ := runCmd(t, ctx, w.env(addr, nil), "doctor", "--only", "temporal")
-		if code != 1 || !strings.Contains(out, "FAIL  search attributes: ProfileName missing, Provider missing") ||
+		if code != 1 || !strings.Contains(out, "FAIL  search attributes: ProfileName, Provider missing") ||
 			!strings.Contains(out, "fix: start `usersync api` or `usersync worker` once") {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
@@ -193,8 +194,8 @@ func TestDoctorFindsProblems(t *testing.T) {
 		stranger, _ := secret.NewBox(secret.GenerateKey())
 		w.addProfile("Other key", stranger, nil)
 		w.addProfile("Unreachable", w.box, func(c *profile.Config) {
-			c.CSV.Source, c.CSV.DocumentID = profile.CSVRemote, ""
-			c.CSV.URL = "https://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/people.csv"
+			c.Block.(*csv.Profile).Source, c.Block.(*csv.Profile).DocumentID = csv.SourceRemote, ""
+			c.Block.(*csv.Profile).URL = "https://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/people.csv"
 		})
 
 		// The outbound policy lets the loopback address through, as it

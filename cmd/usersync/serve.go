@@ -106,8 +106,9 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 		return err
 	}
 	defer tc.Close()
-	if err := runs.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
-		return fmt.Errorf("register search attributes: %w", err)
+	attrs, err := ensureSearchAttributes(ctx, tc, cfg, log)
+	if err != nil {
+		return err
 	}
 
 	errc := make(chan error, 1)
@@ -127,7 +128,21 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 		if cfg.FaultPageDelay > 0 {
 			log.Warn("fault injection: every fetched page is delayed", "pageDelay", cfg.FaultPageDelay.String())
 		}
-		w := worker.New(tc, cfg.TemporalTaskQueue, acts, worker.Options{})
+		limits, _ := cfg.ProviderLimits() // checked by Load
+		wopts := worker.Options{
+			MaxConcurrentActivities:    cfg.ActivitySlots,
+			MaxConcurrentWorkflowTasks: cfg.WorkflowSlots,
+			StopTimeout:                cfg.WorkerStopTimeout,
+			ProviderLimits:             limits,
+			ProviderOf: func(ctx context.Context, runID string) (string, error) {
+				r, err := store.GetRun(ctx, runID)
+				if err != nil {
+					return "", err
+				}
+				return r.Provider, nil
+			},
+		}
+		w := worker.New(tc, cfg.TemporalTaskQueue, acts, wopts)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start worker on task queue %s: %w", cfg.TemporalTaskQueue, err)
 		}
@@ -135,7 +150,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 			w.Stop()
 			log.Info("worker stopped")
 		}()
-		log.Info("worker polling", "taskQueue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
+		log.Info("worker polling", "taskQueue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace, "tuning", wopts)
 	}
 
 	if s.api {
@@ -145,6 +160,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 			Namespace: cfg.TemporalNamespace,
 			UIBaseURL: cfg.TemporalUIURL,
 			Store:     store,
+			Attrs:     attrs,
 		}
 		// Mend what a save whose schedule step failed, profiles older than
 		// schedules, or a Temporal server that lost its schedules left out
@@ -246,11 +262,11 @@ const temporalHint = "start one (`make run` starts a dev server; or `bin/tempora
 // up yet (compose starts it alongside us), for at most temporalDialTimeout;
 // tune, when set, adds to the client options (metrics, interceptors).
 func dialTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger, tune func(*client.Options)) (client.Client, error) {
-	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+	opts, err := cfg.TemporalClientOptions()
+	if err != nil {
+		return nil, err
 	}
+	opts.Logger = tlog.NewStructuredLogger(log.With("component", "temporal-sdk"))
 	if tune != nil {
 		tune(&opts)
 	}
@@ -261,7 +277,8 @@ func dialTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger, tun
 		tc, err := client.DialContext(dctx, opts)
 		cancel()
 		if err == nil {
-			log.Info("temporal connected", "address", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace)
+			log.Info("temporal connected", "address", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace,
+				"security", cfg.TemporalSecurity())
 			return tc, nil
 		}
 		if ctx.Err() != nil {
@@ -283,6 +300,29 @@ func dialTemporal(ctx context.Context, cfg *config.Config, log *slog.Logger, tun
 		}
 		wait = min(wait*2, 5*time.Second)
 	}
+}
+
+// ensureSearchAttributes registers ProfileName and Provider, or says
+// exactly what to run when the server will not let us (Temporal Cloud has
+// no operator API for them): the process works on without them, its runs
+// listed by workflow id (usersync-profile-<profile id>) instead.
+func ensureSearchAttributes(ctx context.Context, tc client.Client, cfg *config.Config, log *slog.Logger) (*runs.SearchAttributes, error) {
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := runs.EnsureSearchAttributes(sctx, tc, cfg.TemporalNamespace)
+	if err != nil {
+		return nil, fmt.Errorf("register search attributes: %w", err)
+	}
+	switch {
+	case !st.Ready:
+		log.Warn(fmt.Sprintf("search attributes %s missing on namespace %s and this client may not add them: "+
+			"runs start without them, listed in the Temporal UI by workflow id usersync-profile-<profile id>",
+			strings.Join(st.Missing, " and "), st.Namespace),
+			"fix", st.Fix(), "error", st.Err)
+	case len(st.Added) > 0:
+		log.Info("search attributes registered", "namespace", st.Namespace, "added", st.Added)
+	}
+	return runs.NewSearchAttributes(tc, st), nil
 }
 
 // displayAddr turns a listen address into one a browser or curl can use:
