@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -56,6 +57,14 @@ const (
 // requests.
 const pendingPage = 100
 
+// fingerprinted is a provider block with settings a sync state depends on
+// (where the provider is, who usersync signs in as, how users are named):
+// Fingerprint returns them as entries of the fingerprint, each under a key
+// of its own.
+type fingerprinted interface {
+	Fingerprint() map[string]any
+}
+
 // fingerprint identifies the profile settings a sync state is valid for:
 // the source, the scope, the mapping and the filters. Anything else
 // (schedule, safety limits, the name) may change without a full run.
@@ -67,15 +76,8 @@ func fingerprint(rc *runContext) string {
 		"provider": cfg.Provider, "groups": groups, "groupSync": cfg.GroupSync,
 		"attributeMap": cfg.AttributeMap, "orgChart": cfg.PopulateOrgChart,
 	}
-	if a := cfg.Azure; a != nil {
-		v["azure"] = []any{a.TenantID, a.ClientID, a.Cloud, a.GraphBaseURL, a.AuthorityURL, a.IncludeMailEnabledSecurityGroups, a.UsernameAttribute}
-		// The users' delta links of earlier releases asked for the manager
-		// with $expand, which the delta function ignores: a state of theirs
-		// would keep wrong managers until the weekly full run.
-		v["azureDelta"] = "select-manager"
-	}
-	if o := cfg.Okta; o != nil {
-		v["okta"] = []any{o.OrgURL, o.AppID, o.UsernameAttribute}
+	if fp, ok := cfg.Block.(fingerprinted); ok {
+		maps.Copy(v, fp.Fingerprint())
 	}
 	b, _ := json.Marshal(v) //nolint:errchkjson // maps and slices of plain values
 	sum := sha256.Sum256(b)

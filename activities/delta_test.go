@@ -16,6 +16,7 @@ import (
 	"github.com/usersync/usersync/idpsim/graph"
 	"github.com/usersync/usersync/internal/reqtable"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/azure"
 )
 
 // entraSide is one of the two syncs the delta test compares: its own
@@ -35,14 +36,14 @@ func newEntraSide(t *testing.T, dialect string) *entraSide {
 	root, _ := ten.GroupByName("All Staff")
 	c := ten.Client()
 	h := newHarness(t, dbtest.Open(t, dialect), func(cfg *profile.Config) {
-		cfg.Name, cfg.Provider, cfg.CSV = "Entra", profile.ProviderAzure, nil
-		cfg.Azure = &profile.Azure{TenantID: ten.ID, ClientID: c.ID, ClientSecret: c.Secret, AuthorityURL: srv.URL, GraphBaseURL: srv.URL + "/v1.0"}
+		cfg.Name, cfg.Provider, cfg.Block = "Entra", azure.Name, nil
+		cfg.Block = &azure.Profile{TenantID: ten.ID, ClientID: c.ID, ClientSecret: c.Secret, AuthorityURL: srv.URL, GraphBaseURL: srv.URL + "/v1.0"}
 		cfg.Groups = []string{root.ID}
 		cfg.GroupSync = profile.GroupSync{Mode: profile.GroupSyncRegex, Pattern: "^(All Staff|Engineering|Sales|Marketing)"}
 		cfg.AttributeMap = map[string]string{"department": "department", "skills": "skills"}
 		cfg.Safety = profile.Safety{MaxDisables: 10000, MaxDisablePercent: 100}
 	})
-	h.profile.Provider = profile.ProviderAzure
+	h.profile.Provider = azure.Name
 	h.acts = activities.New(activities.Deps{Store: h.store, Box: h.box, AllowHTTPLoopback: true, PageSize: 37, BatchSize: 11,
 		BcryptCost: bcrypt.MinCost})
 	return &entraSide{h: h, sim: sim, ten: ten}

@@ -16,6 +16,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/sources"
 )
 
@@ -33,7 +34,7 @@ func TestFinishRunWithoutARowEnds(t *testing.T) {
 func TestAttributeMapAppliesToCSVColumns(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *directory.DB) {
 		h := newHarness(t, db, func(c *profile.Config) {
-			c.CSV.ColumnMap = nil
+			c.Block.(*csv.Profile).ColumnMap = nil
 			c.AttributeMap = map[string]string{"department": "dept"}
 		})
 		h.setCSV(csvOf(alice))
@@ -68,9 +69,9 @@ func TestTestConnectionCSV(t *testing.T) {
 		defer srv.Close()
 		acts := activities.New(activities.Deps{Store: h.store, Box: h.box, HTTPClient: srv.Client()})
 		cfg := *h.cfg
-		remote := *cfg.CSV
+		remote := *cfg.Block.(*csv.Profile)
 		remote.Source, remote.URL, remote.Username, remote.Password = "remote", srv.URL+"/people.csv", "svc", "pw"
-		cfg.CSV = &remote
+		cfg.Block = &remote
 		if _, err := acts.TestConnection(h.ctx, h.profile, &cfg); err != nil {
 			t.Fatalf("remote green light expected: %v", err)
 		}
@@ -97,7 +98,7 @@ func TestRemoteCSVRun(t *testing.T) {
 		}))
 		defer srv.Close()
 		h := newHarness(t, db, func(c *profile.Config) {
-			c.CSV.Source, c.CSV.URL, c.CSV.DocumentID = "remote", srv.URL+"/people.csv", ""
+			c.Block.(*csv.Profile).Source, c.Block.(*csv.Profile).URL, c.Block.(*csv.Profile).DocumentID = "remote", srv.URL+"/people.csv", ""
 		})
 		client := srv.Client()
 		h.acts.HTTPClient = client
@@ -148,7 +149,7 @@ func TestOpenErrorsKeepTheirRetryability(t *testing.T) {
 		sources.Register("unreachable-at-open", func(context.Context, sources.Env, sources.Target) (*sources.Opened, error) {
 			return nil, openErr
 		})
-		h := newHarness(t, db, func(c *profile.Config) { c.Provider, c.CSV = "unreachable-at-open", nil })
+		h := newHarness(t, db, func(c *profile.Config) { c.Provider, c.Block = "unreachable-at-open", nil })
 		run := &directory.Run{ID: "r-open", ProfileID: h.profile.ID, ProfileName: "x", Provider: "unreachable-at-open",
 			DirectoryKey: h.profile.DirectoryKey, Trigger: "manual", Status: directory.RunRunning, Phase: directory.PhaseFetch, StartedAt: time.Now()}
 		if err := h.store.CreateRun(h.ctx, run); err != nil {

@@ -84,7 +84,7 @@ func TestGroupSyncReadsGroupsThenMembers(t *testing.T) {
 				FirstName: "F", LastName: "L", Email: fmt.Sprintf("user%d@example.com", i), Active: true})
 		}
 		h := newHarness(t, db, func(c *profile.Config) {
-			c.Provider, c.CSV = "fake", nil
+			c.Provider, c.Block = "fake", nil
 			c.Groups = []string{"scope"}
 			c.GroupSync = profile.GroupSync{Mode: profile.GroupSyncRegex, Pattern: "^Intranet"}
 		})

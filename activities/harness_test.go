@@ -14,6 +14,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/secret"
 )
 
@@ -39,8 +40,8 @@ func newHarness(t *testing.T, db *directory.DB, mutate func(*profile.Config)) *h
 	store := directory.NewSQLStore(db)
 	h := &harness{t: t, ctx: context.Background(), store: store, box: box}
 	h.acts = activities.New(activities.Deps{Store: store, Box: box, PageSize: 2, BatchSize: 2, BcryptCost: bcrypt.MinCost})
-	cfg := &profile.Config{Name: "People CSV", Provider: profile.ProviderCSV,
-		CSV: &profile.CSV{Source: "document", DocumentID: "none-yet", UserMatchField: "username",
+	cfg := &profile.Config{Name: "People CSV", Provider: csv.Name,
+		Block: &csv.Profile{Source: "document", DocumentID: "none-yet", UserMatchField: "username",
 			ManagerField: "manager", DefaultPassword: "Welcome-1", GroupsField: "groups",
 			ColumnMap: map[string]string{"department": "department"}},
 		GroupSync: profile.GroupSync{Mode: profile.GroupSyncAll}, PopulateOrgChart: true}
@@ -81,7 +82,7 @@ func (h *harness) setCSV(content string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.cfg.CSV.DocumentID = doc.ID
+	h.cfg.Block.(*csv.Profile).DocumentID = doc.ID
 	h.saveConfig()
 }
 

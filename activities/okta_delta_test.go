@@ -14,6 +14,7 @@ import (
 	oktasim "github.com/usersync/usersync/idpsim/okta"
 	"github.com/usersync/usersync/internal/reqtable"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/okta"
 )
 
 // oktaSide is one of the two Okta syncs the delta test compares: its own
@@ -41,8 +42,8 @@ func newOktaSide(t *testing.T, dialect string) *oktaSide {
 		groups = append(groups, g.ID)
 	}
 	h := newHarness(t, dbtest.Open(t, dialect), func(cfg *profile.Config) {
-		cfg.Name, cfg.Provider, cfg.CSV = "Okta", profile.ProviderOkta, nil
-		cfg.Okta = &profile.Okta{OrgURL: srv.URL, APIToken: oktasim.DefaultAPIToken, AppID: sim.AppID()}
+		cfg.Name, cfg.Provider, cfg.Block = "Okta", okta.Name, nil
+		cfg.Block = &okta.Profile{OrgURL: srv.URL, APIToken: oktasim.DefaultAPIToken, AppID: sim.AppID()}
 		cfg.Groups = groups
 		// VPN Users is not assigned to the app: the filter matches it,
 		// yet group sync must not keep it.
@@ -50,7 +51,7 @@ func newOktaSide(t *testing.T, dialect string) *oktaSide {
 		cfg.AttributeMap = map[string]string{"department": "department", "title": "title"}
 		cfg.Safety = profile.Safety{MaxDisables: 10000, MaxDisablePercent: 100}
 	})
-	h.profile.Provider = profile.ProviderOkta
+	h.profile.Provider = okta.Name
 	h.acts = activities.New(activities.Deps{Store: h.store, Box: h.box, AllowHTTPLoopback: true, PageSize: 23, BatchSize: 11,
 		BcryptCost: bcrypt.MinCost})
 	return &oktaSide{h: h, sim: sim}

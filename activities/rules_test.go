@@ -9,6 +9,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 )
 
 // One test per sync rule of DESIGN.md that applies to CSV, each against
@@ -223,7 +224,7 @@ func TestRulePasswords(t *testing.T) {
 		check("frank", "Own-Secret-9")
 
 		// Without a default password a row without one is skipped.
-		h2 := newHarness(t, db, func(c *profile.Config) { c.Name = "No default"; c.CSV.DefaultPassword = "" })
+		h2 := newHarness(t, db, func(c *profile.Config) { c.Name = "No default"; c.Block.(*csv.Profile).DefaultPassword = "" })
 		h2.setCSV(csvOf("gina,Gina,Gray,gina@example.com,,,,", "hank,Hank,Hill,hank@example.com,,,,Pw-123456"))
 		run := h2.mustSync()
 		if run.Counts.Created != 1 || run.Counts.Skipped != 1 {
@@ -269,7 +270,7 @@ func TestRuleManagersResolvedInTheSameRun(t *testing.T) {
 // manager column turns it on) leaves managers alone.
 func TestRuleOrgChartOffLeavesManagers(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *directory.DB) {
-		h := newHarness(t, db, func(c *profile.Config) { c.PopulateOrgChart, c.CSV.ManagerField = false, "" })
+		h := newHarness(t, db, func(c *profile.Config) { c.PopulateOrgChart, c.Block.(*csv.Profile).ManagerField = false, "" })
 		h.setCSV(csvOf(alice, bob))
 		run := h.mustSync()
 		if h.user("bob").ManagerID != nil || run.Counts.ManagersLinked != 0 {

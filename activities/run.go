@@ -37,18 +37,18 @@ func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunRe
 	switch {
 	case !rc.cfg.IsEnabled():
 		res.Skip = "the profile is disabled"
-	case p.Provider != profile.ProviderCSV && len(rc.cfg.Groups) == 0:
+	case !readsWholeSource(p.Provider) && len(rc.cfg.Groups) == 0:
 		res.Skip = "no group is selected on the profile: nothing was synced and nobody was disabled"
 	}
 	if res.Skip != "" {
 		return res, nil
 	}
-	if p.Provider == profile.ProviderCSV && rc.run.SourceDocumentID == "" {
+	if c, ok := rc.cfg.Block.(*csv.Profile); ok && rc.run.SourceDocumentID == "" {
 		var doc string
 		// A remote file of up to csv.DefaultMaxSize may download for
 		// longer than a heartbeat timeout.
 		err := keepAlive(ctx, func() (err error) {
-			doc, err = a.snapshotCSV(ctx, rc)
+			doc, err = a.snapshotCSV(ctx, rc, c)
 			return err
 		}, "copying the csv")
 		if err != nil {
@@ -66,12 +66,8 @@ func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunRe
 
 // snapshotCSV returns the document a CSV run reads: the profile's uploaded
 // document, or a fresh copy of the remote file.
-func (a *Activities) snapshotCSV(ctx context.Context, rc *runContext) (string, error) {
-	c := rc.cfg.CSV
-	if c == nil {
-		return "", configError("profile %q has no csv block", rc.profile.Name)
-	}
-	if c.Source == "document" {
+func (a *Activities) snapshotCSV(ctx context.Context, rc *runContext, c *csv.Profile) (string, error) {
+	if c.Source == csv.SourceDocument {
 		if _, err := a.Store.GetDocument(ctx, c.DocumentID); err != nil {
 			return "", fmt.Errorf("csv document %s of profile %q: %w", c.DocumentID, rc.profile.Name, err)
 		}
@@ -88,6 +84,13 @@ func (a *Activities) snapshotCSV(ctx context.Context, rc *runContext) (string, e
 		return "", fmt.Errorf("store csv copy: %w", err)
 	}
 	return doc.ID, nil
+}
+
+// readsWholeSource says a provider's profiles read everything its source
+// has rather than the members of the groups they select (a CSV file).
+func readsWholeSource(name string) bool {
+	p, ok := profile.Lookup(name)
+	return ok && p.WholeSource
 }
 
 // auditOnce writes an audit entry unless the run already has one with
@@ -149,7 +152,7 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 	if err := a.Store.SetRunStatus(ctx, in.RunID, status, phase, in.Error, time.Now()); err != nil {
 		return fmt.Errorf("finish run: %w", err)
 	}
-	if rc.cfg.CSV != nil && rc.cfg.CSV.Source != "document" && rc.run.SourceDocumentID != "" {
+	if c, ok := rc.cfg.Block.(*csv.Profile); ok && c.Source != csv.SourceDocument && rc.run.SourceDocumentID != "" {
 		if err := a.Store.DeleteDocument(ctx, rc.run.SourceDocumentID); err != nil && !errors.Is(err, directory.ErrNotFound) {
 			return fmt.Errorf("remove csv copy: %w", err)
 		}

@@ -19,6 +19,8 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/azure"
+	"github.com/usersync/usersync/provider/okta"
 )
 
 const azureProfile = `{"name":"Contoso","provider":"azure",
@@ -41,8 +43,8 @@ func TestProviderGroups(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			secret := ""
-			if cfg.Azure != nil {
-				secret = cfg.Azure.ClientSecret
+			if a, ok := cfg.Block.(*azure.Profile); ok {
+				secret = a.ClientSecret
 			}
 			calls = append(calls, pickerCall{p.Provider, secret, search, cursor, limit})
 			if fail != nil {
@@ -127,7 +129,7 @@ func TestProviderGroupsNotConfigured(t *testing.T) {
 }
 
 func TestScrubSecrets(t *testing.T) {
-	cfg := &profile.Config{Provider: "okta", Okta: &profile.Okta{APIToken: "tok-123456", PrivateKey: "pk"}}
+	cfg := &profile.Config{Provider: "okta", Block: &okta.Profile{APIToken: "tok-123456", PrivateKey: "pk"}}
 	assert.Equal(t, "refused [redacted] and pk", scrubSecrets("refused tok-123456 and pk", cfg),
 		"a secret shorter than 4 characters is not replaced (it would cut words)")
 	assert.Equal(t, "x", scrubSecrets("x", nil))
@@ -351,7 +353,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		// A provider that quotes what it was sent, in an error that is
 		// not a typed provider error (so it is logged, not answered).
 		o.ProviderGroups = func(_ context.Context, _ *directory.Profile, cfg *profile.Config, _, _ string, _ int) (provider.Page[provider.Group], error) {
-			return provider.Page[provider.Group]{}, fmt.Errorf("server said: bad secret %s for app: %w", cfg.Azure.ClientSecret, errors.New("boom"))
+			return provider.Page[provider.Group]{}, fmt.Errorf("server said: bad secret %s for app: %w", cfg.Block.(*azure.Profile).ClientSecret, errors.New("boom"))
 		}
 		o.Metrics = prometheus.NewRegistry()
 	})

@@ -60,10 +60,12 @@ func (s *server) readProfile(ctx context.Context, body []byte, old *profile.Conf
 	}
 	// An id Validate refused (a NUL) is not looked up: the database would
 	// refuse it too, as a server error.
-	if v := cfg.CSV; v != nil && cfg.Provider == profile.ProviderCSV && v.Source == profile.CSVDocument && v.DocumentID != "" &&
-		rules.TextProblem(v.DocumentID, maxIDLength, false) == "" {
-		if _, err := s.store.GetDocument(ctx, v.DocumentID); errors.Is(err, directory.ErrNotFound) {
-			errs = append(errs, profile.FieldError{Field: "csv.documentId", Message: "no such document"})
+	for _, d := range cfg.Documents() {
+		if rules.TextProblem(d.Value, maxIDLength, false) != "" {
+			continue
+		}
+		if _, err := s.store.GetDocument(ctx, d.Value); errors.Is(err, directory.ErrNotFound) {
+			errs = append(errs, profile.FieldError{Field: d.Field, Message: "no such document"})
 		} else if err != nil {
 			return nil, err
 		}

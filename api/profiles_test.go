@@ -12,6 +12,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 )
 
 var secretValues = []string{"pw-SECRET-1", "dpw-SECRET-2", "azure-SECRET-3", "okta-SECRET-4"}
@@ -60,7 +61,7 @@ func TestCreateAndReadProfile(t *testing.T) {
 	require.NoError(t, err)
 	assertNoSecrets(t, string(p.Config))
 	assert.NotContains(t, p.Secrets, "SECRET")
-	assert.Equal(t, "pw-SECRET-1", e.storedConfig(id).CSV.Password)
+	assert.Equal(t, "pw-SECRET-1", e.storedConfig(id).Block.(*csv.Profile).Password)
 
 	audit := e.audit(actionProfileCreated)
 	require.Len(t, audit, 1)
@@ -130,17 +131,17 @@ func TestUpdateProfileKeepsSecrets(t *testing.T) {
 	assert.Equal(t, "People file v2", m["name"])
 	assert.Equal(t, true, m["csv"].(map[string]any)["passwordSet"])
 	c := e.storedConfig(id)
-	assert.Equal(t, "pw-SECRET-1", c.CSV.Password)
-	assert.Equal(t, "dpw-SECRET-2", c.CSV.DefaultPassword)
-	assert.Equal(t, "https://files.example.com/people.csv", c.CSV.URL)
+	assert.Equal(t, "pw-SECRET-1", c.Block.(*csv.Profile).Password)
+	assert.Equal(t, "dpw-SECRET-2", c.Block.(*csv.Profile).DefaultPassword)
+	assert.Equal(t, "https://files.example.com/people.csv", c.Block.(*csv.Profile).URL)
 	assert.Equal(t, 30, c.Schedule.EveryMinutes)
 
 	// A secret sent replaces the stored one; one sent empty clears it.
 	e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"People file v2","provider":"csv",
 		"csv":{"url":"https://files.example.com/v2.csv","password":"new-pw","defaultPassword":""}}`).status(http.StatusOK)
 	c = e.storedConfig(id)
-	assert.Equal(t, "new-pw", c.CSV.Password)
-	assert.Empty(t, c.CSV.DefaultPassword)
+	assert.Equal(t, "new-pw", c.Block.(*csv.Profile).Password)
+	assert.Empty(t, c.Block.(*csv.Profile).DefaultPassword)
 	m = e.do(http.MethodGet, "/api/v1/profiles/"+id, nil).status(http.StatusOK)
 	assert.Equal(t, false, m["csv"].(map[string]any)["defaultPasswordSet"])
 
@@ -171,7 +172,7 @@ func TestUpdateProfileErrors(t *testing.T) {
 		apiErr(http.StatusUnprocessableEntity, "validation_failed")
 	assert.Equal(t, "csv.url", er["details"].([]any)[0].(map[string]any)["field"])
 	e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"nam":"x"}`).apiErr(http.StatusBadRequest, "bad_request")
-	assert.Equal(t, "pw-SECRET-1", e.storedConfig(id).CSV.Password, "a refused PUT changes nothing")
+	assert.Equal(t, "pw-SECRET-1", e.storedConfig(id).Block.(*csv.Profile).Password, "a refused PUT changes nothing")
 }
 
 func TestDeleteProfile(t *testing.T) {
@@ -252,7 +253,7 @@ func TestTestConnection(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
 		o.Tester = func(_ context.Context, _ *directory.Profile, c *profile.Config) ([]string, error) {
 			got = c
-			if c.CSV.URL == "https://bad.example.com/a.csv" {
+			if c.Block.(*csv.Profile).URL == "https://bad.example.com/a.csv" {
 				return nil, assert.AnError
 			}
 			return nil, nil
@@ -262,7 +263,7 @@ func TestTestConnection(t *testing.T) {
 	m := e.do(http.MethodPost, "/api/v1/profiles/"+id+"/test", nil).status(http.StatusOK)
 	assert.Equal(t, true, m["ok"])
 	assert.Contains(t, m, "latencyMs")
-	assert.Equal(t, "pw-SECRET-1", got.CSV.Password, "the tester gets the secrets")
+	assert.Equal(t, "pw-SECRET-1", got.Block.(*csv.Profile).Password, "the tester gets the secrets")
 
 	e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"People file","provider":"csv","csv":{"url":"https://bad.example.com/a.csv","password":"pw-SECRET-1"}}`).
 		status(http.StatusOK)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -113,8 +112,8 @@ func (s *server) providerError(ctx context.Context, err error, cfg *profile.Conf
 		return errProvider("the provider's answer cannot be used (%s)", msg)
 	case errors.Is(err, provider.ErrNotFound):
 		return errProvider("not found at the provider (%s)", msg)
-	case errors.Is(err, directory.ErrNotFound) && cfg.Provider == profile.ProviderCSV:
-		return errInvalidField("csv.documentId", "the profile's document no longer exists; upload the file again")
+	case errors.Is(err, directory.ErrNotFound) && len(cfg.Documents()) > 0:
+		return errInvalidField(cfg.Documents()[0].Field, "the profile's document no longer exists; upload the file again")
 	}
 	id := requestIDFrom(ctx)
 	s.log.ErrorContext(ctx, "provider groups failed", "error", msg, "requestId", id)
@@ -131,28 +130,9 @@ func scrubSecrets(msg string, cfg *profile.Config) string {
 	if cfg == nil {
 		return msg
 	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return msg
-	}
-	var doc map[string]any
-	if json.Unmarshal(raw, &doc) != nil {
-		return msg
-	}
-	for _, path := range profile.SecretPaths() {
-		var v any = doc
-		for _, k := range strings.Split(path, ".") {
-			m, _ := v.(map[string]any)
-			v = m[k]
-		}
-		if sv, _ := v.(string); len(sv) >= minSecretLen {
+	for _, sv := range profile.SecretValues(cfg) {
+		if len(sv) >= minSecretLen {
 			msg = strings.ReplaceAll(msg, sv, "[redacted]")
-		}
-	}
-	// csv.url's query is a secret (a signed URL's ?sig=…).
-	if c := cfg.CSV; c != nil {
-		if i := strings.IndexByte(c.URL, '?'); i >= 0 && len(c.URL)-i-1 >= minSecretLen {
-			msg = strings.ReplaceAll(msg, c.URL[i+1:], "[redacted]")
 		}
 	}
 	return msg

@@ -7,6 +7,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/usersync/usersync/provider/azure"
+	"github.com/usersync/usersync/provider/csv"
+	"github.com/usersync/usersync/provider/okta"
 )
 
 // Issue 14: a profile as GET shows it is a valid PUT body, read-only fields
@@ -38,14 +42,14 @@ func TestProfileReadIsAValidWrite(t *testing.T) {
 			cfg := e.storedConfig(id)
 			switch prov {
 			case "csv":
-				assert.Equal(t, "https://files.example.com/people.csv?sig=S3CRET", cfg.CSV.URL, "the URL's query is kept")
-				assert.Equal(t, "pw-SECRET-1", cfg.CSV.Password)
-				assert.Equal(t, "dpw-SECRET-2", cfg.CSV.DefaultPassword)
+				assert.Equal(t, "https://files.example.com/people.csv?sig=S3CRET", cfg.Block.(*csv.Profile).URL, "the URL's query is kept")
+				assert.Equal(t, "pw-SECRET-1", cfg.Block.(*csv.Profile).Password)
+				assert.Equal(t, "dpw-SECRET-2", cfg.Block.(*csv.Profile).DefaultPassword)
 			case "azure":
-				assert.Equal(t, "cs-SECRET-3", cfg.Azure.ClientSecret)
+				assert.Equal(t, "cs-SECRET-3", cfg.Block.(*azure.Profile).ClientSecret)
 				assert.Equal(t, []string{"g1"}, cfg.Groups)
 			case "okta":
-				assert.Equal(t, "tok-SECRET-4", cfg.Okta.APIToken)
+				assert.Equal(t, "tok-SECRET-4", cfg.Block.(*okta.Profile).APIToken)
 			}
 		}
 		// A field nobody knows is still refused, read-only ones aside.

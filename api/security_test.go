@@ -16,6 +16,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/csv"
 )
 
 // Regression tests of issue 13 (security) through the HTTP API, on both
@@ -111,18 +112,18 @@ func TestSignedCSVURLIsSecret(t *testing.T) {
 		p, err := e.store.GetProfile(context.Background(), id)
 		require.NoError(t, err)
 		assert.NotContains(t, string(p.Config), "SIGNED-URL-SECRET")
-		assert.Equal(t, "https://files.example.com/people.csv?"+sig, e.storedConfig(id).CSV.URL)
+		assert.Equal(t, "https://files.example.com/people.csv?"+sig, e.storedConfig(id).Block.(*csv.Profile).URL)
 
 		// A read sent back as it is keeps the query.
 		r = e.do(http.MethodGet, "/api/v1/profiles/"+id, nil)
 		assert.NotContains(t, r.Body.String(), "SIGNED-URL-SECRET")
 		e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"People file","provider":"csv",
 			"csv":{"url":"https://files.example.com/people.csv","username":"svc"}}`).status(http.StatusOK)
-		assert.Equal(t, "https://files.example.com/people.csv?"+sig, e.storedConfig(id).CSV.URL)
+		assert.Equal(t, "https://files.example.com/people.csv?"+sig, e.storedConfig(id).Block.(*csv.Profile).URL)
 		// A new signature replaces it.
 		e.do(http.MethodPut, "/api/v1/profiles/"+id, `{"name":"People file","provider":"csv",
 			"csv":{"url":"https://files.example.com/people.csv?sig=NEW-SIGNATURE","username":"svc"}}`).status(http.StatusOK)
-		assert.Equal(t, "https://files.example.com/people.csv?sig=NEW-SIGNATURE", e.storedConfig(id).CSV.URL)
+		assert.Equal(t, "https://files.example.com/people.csv?sig=NEW-SIGNATURE", e.storedConfig(id).Block.(*csv.Profile).URL)
 
 		page, err := e.store.ListAudit(context.Background(), directory.AuditFilter{}, directory.ListOptions{})
 		require.NoError(t, err)

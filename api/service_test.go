@@ -13,6 +13,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 )
 
 // The admin handler gets every path outside /api/v1 and the probes, with
@@ -82,7 +83,7 @@ func TestServiceProfilesRunsAndProblems(t *testing.T) {
 	_, err = svc.UpdateProfile(ctx, p.ID, []byte(`{"name":"People file","provider":"csv","enabled":false,
 		"csv":{"url":"https://files.example.com/people.csv"}}`))
 	require.NoError(t, err)
-	assert.Equal(t, "pw-SECRET-1", e.storedConfig(p.ID).CSV.Password)
+	assert.Equal(t, "pw-SECRET-1", e.storedConfig(p.ID).Block.(*csv.Profile).Password)
 
 	// Test connection is audited and read back as the last test.
 	last, err := svc.LastTest(ctx, p.ID)

@@ -19,6 +19,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/idpsim/graph"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/azure"
 )
 
 // tenantOptions shape the simulated tenant of a size: everyone in nested
@@ -81,8 +82,8 @@ func (e *env) createProfile(ctx context.Context, ten *graph.Tenant, n int) (*dir
 		return nil, fmt.Errorf("the tenant has no root group")
 	}
 	c := ten.Client()
-	cfg := &profile.Config{Name: fmt.Sprintf("Bench %d", n), Provider: profile.ProviderAzure,
-		Azure: &profile.Azure{TenantID: ten.ID, ClientID: c.ID, ClientSecret: c.Secret,
+	cfg := &profile.Config{Name: fmt.Sprintf("Bench %d", n), Provider: azure.Name,
+		Block: &azure.Profile{TenantID: ten.ID, ClientID: c.ID, ClientSecret: c.Secret,
 			AuthorityURL: e.simSrv.URL, GraphBaseURL: e.simSrv.URL + "/v1.0"},
 		Groups: []string{root.ID}, GroupSync: profile.GroupSync{Mode: profile.GroupSyncAll}, PopulateOrgChart: true,
 		AttributeMap: map[string]string{"department": "department", "jobTitle": "title"},

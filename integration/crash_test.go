@@ -21,6 +21,7 @@ import (
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/internal/testenv"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
 	"github.com/usersync/usersync/worker"
@@ -81,7 +82,7 @@ func useDocument(t *testing.T, store *directory.SQLStore, box *secret.Box, p *di
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.CSV.DocumentID = doc.ID
+	cfg.Block.(*csv.Profile).DocumentID = doc.ID
 	clear, sealed, err := profile.Seal(box, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -177,8 +178,8 @@ func TestWorkerKilledDuringFetchAndApply(t *testing.T) {
 	e.box, _ = secret.NewBox(e.key)
 	e.temporal = testenv.StartDevServer(t)
 
-	cfg := &profile.Config{Name: "Crash CSV", Provider: profile.ProviderCSV,
-		CSV: &profile.CSV{Source: "document", DocumentID: "set-below", UserMatchField: "username",
+	cfg := &profile.Config{Name: "Crash CSV", Provider: csv.Name,
+		Block: &csv.Profile{Source: "document", DocumentID: "set-below", UserMatchField: "username",
 			ManagerField: "manager", DefaultPassword: "Welcome-1", GroupsField: "groups",
 			ColumnMap: map[string]string{"department": "department"}},
 		GroupSync: profile.GroupSync{Mode: profile.GroupSyncAll}, PopulateOrgChart: true}

@@ -28,6 +28,7 @@ import (
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/internal/testenv"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
 	"github.com/usersync/usersync/workflows"
@@ -73,8 +74,8 @@ func newFaultEnv(t *testing.T, tc client.Client, address string) *faultEnv {
 // faultProfile is the CSV profile of the fault tests: the crash test's
 // columns, group sync on, org chart on.
 func faultProfile(name string) *profile.Config {
-	cfg := &profile.Config{Name: name, Provider: profile.ProviderCSV,
-		CSV: &profile.CSV{Source: "document", DocumentID: "set-below", UserMatchField: "username",
+	cfg := &profile.Config{Name: name, Provider: csv.Name,
+		Block: &csv.Profile{Source: "document", DocumentID: "set-below", UserMatchField: "username",
 			ManagerField: "manager", DefaultPassword: "Welcome-1", GroupsField: "groups",
 			ColumnMap: map[string]string{"department": "department"}},
 		GroupSync: profile.GroupSync{Mode: profile.GroupSyncAll}, PopulateOrgChart: true}

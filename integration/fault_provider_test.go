@@ -11,7 +11,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/internal/testenv"
-	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/workflows"
 )
 
@@ -144,8 +144,8 @@ func TestFaultProviderOutage(t *testing.T) {
 	// deployment trusts a private CA: through SSL_CERT_FILE.
 	e.workerEnv = []string{"SSL_CERT_FILE=" + trustFile(t, files.srv.Certificate())}
 	cfg := faultProfile("Remote CSV")
-	cfg.CSV.Source, cfg.CSV.DocumentID = profile.CSVRemote, ""
-	cfg.CSV.URL, cfg.CSV.Username, cfg.CSV.Password = files.srv.URL+"/exports/people.csv", "sync", password
+	cfg.Block.(*csv.Profile).Source, cfg.Block.(*csv.Profile).DocumentID = csv.SourceRemote, ""
+	cfg.Block.(*csv.Profile).URL, cfg.Block.(*csv.Profile).Username, cfg.Block.(*csv.Profile).Password = files.srv.URL+"/exports/people.csv", "sync", password
 	if errs := cfg.Validate(); errs != nil {
 		t.Fatal(errs)
 	}

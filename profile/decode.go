@@ -33,7 +33,7 @@ func (e *DecodeError) Error() string { return e.Message }
 func Decode(body []byte) (*Config, error) {
 	body = withoutReadOnly(body)
 	var c Config
-	if err := DecodeJSON(body, &c); err != nil {
+	if err := decodeStrict(body, &c); err != nil {
 		return nil, err
 	}
 	c.sent = sentSecrets(body)
@@ -45,7 +45,8 @@ func Decode(body []byte) (*Config, error) {
 var readOnlyFields = []string{"id", "directoryKey", "createdAt", "updatedAt", "lastRun", "nextRunAt"}
 
 // withoutReadOnly drops from a body the fields a read of a profile adds:
-// the read-only fields, each secret's "<field>Set" and csv.urlQuerySet.
+// the read-only fields, each secret's "<field>Set" and each secret URL
+// query's "<field>QuerySet" (csv.urlQuerySet).
 // A secret shown as set is kept by being absent, as on any PUT. A body
 // without them, or one that is no JSON object, is returned as it is, for
 // the strict decoding to judge.
@@ -61,10 +62,15 @@ func withoutReadOnly(body []byte) []byte {
 			changed = true
 		}
 	}
-	markers := map[string][]string{"csv": {"urlQuerySet"}}
-	for _, path := range secretPaths {
-		if block, name, ok := strings.Cut(path, "."); ok {
-			markers[block] = append(markers[block], name+"Set")
+	markers := map[string][]string{}
+	for _, p := range Providers() {
+		for _, f := range blockFields(reflect.TypeOf(p.New())) {
+			switch f.secret {
+			case secretSent, secretLocal:
+				markers[p.Name] = append(markers[p.Name], f.name+"Set")
+			case secretQuery:
+				markers[p.Name] = append(markers[p.Name], f.name+"QuerySet")
+			}
 		}
 	}
 	for block, names := range markers {
@@ -282,7 +288,7 @@ func sentSecrets(body []byte) map[string]bool {
 		return nil
 	}
 	sent := map[string]bool{}
-	for _, path := range secretPaths {
+	for _, path := range SecretPaths() {
 		obj, segs := doc, strings.Split(path, ".")
 		for i, seg := range segs {
 			raw, ok := getFold(obj, seg)

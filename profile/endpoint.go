@@ -27,35 +27,21 @@ func (c EndpointChange) String() string {
 	return fmt.Sprintf("%s: %s -> %s", c.Field, show(c.From), show(c.To))
 }
 
-// endpointSecrets are, per provider, the secrets sent to (or signing what
-// is sent to) the provider's address. A CSV's default password is not
-// among them: it never leaves usersync.
-var endpointSecrets = map[string][]string{
-	ProviderAzure: {"azure.clientSecret"},
-	ProviderOkta:  {"okta.apiToken", "okta.privateKey"},
-	ProviderCSV:   {"csv.password", csvURLQuery},
-}
-
-// csvURLQuery is the sealed query of csv.url: signed URLs carry their
-// credential there (?sig=…), so it is kept, sealed and redacted like any
-// other secret, though it has no field of its own.
-const csvURLQuery = "csv.urlQuery"
-
-// endpoints are the addresses of c that decide where its secrets go.
-func endpoints(c *Config) map[string]string {
-	out := map[string]string{}
-	switch {
-	case c == nil:
-	case c.Provider == ProviderAzure && c.Azure != nil:
-		out["azure.cloud"] = c.Azure.Cloud
-		out["azure.authorityUrl"] = c.Azure.AuthorityURL
-		out["azure.graphBaseUrl"] = c.Azure.GraphBaseURL
-	case c.Provider == ProviderOkta && c.Okta != nil:
-		out["okta.orgUrl"] = c.Okta.OrgURL
-	case c.Provider == ProviderCSV && c.CSV != nil:
-		if c.CSV.Source != CSVDocument {
-			out["csv.url"], _, _ = splitQuery(c.CSV.URL)
-		}
+// endpoints are the addresses of c that decide where its secrets go, in
+// the block's order, with their full paths; the secrets sent to them are
+// those tagged secret:"true" or secret:"query" (a secret:"local" one never
+// leaves usersync).
+func endpoints(c *Config) []Endpoint {
+	if c == nil {
+		return nil
+	}
+	eb, ok := c.Block.(EndpointBlock)
+	if !ok {
+		return nil
+	}
+	var out []Endpoint
+	for _, e := range eb.Endpoints() {
+		out = append(out, Endpoint{Field: c.Provider + "." + e.Field, Value: e.Value})
 	}
 	return out
 }
@@ -67,13 +53,14 @@ func EndpointChanges(old, next *Config) []EndpointChange {
 	if old == nil || next == nil {
 		return nil
 	}
-	a, b := endpoints(old), endpoints(next)
+	was := map[string]string{}
+	for _, e := range endpoints(old) {
+		was[e.Field] = e.Value
+	}
 	var out []EndpointChange
-	for _, f := range []string{"azure.cloud", "azure.authorityUrl", "azure.graphBaseUrl", "okta.orgUrl", "csv.url"} {
-		from, inOld := a[f]
-		to, inNext := b[f]
-		if (inOld || inNext) && from != to && inNext {
-			out = append(out, EndpointChange{Field: f, From: from, To: to})
+	for _, e := range endpoints(next) {
+		if from := was[e.Field]; from != e.Value {
+			out = append(out, EndpointChange{Field: e.Field, From: from, To: e.Value})
 		}
 	}
 	return out
@@ -88,4 +75,11 @@ func splitQuery(raw string) (base, query string, has bool) {
 		return raw, "", false
 	}
 	return raw[:i], raw[i+1:], true
+}
+
+// WithoutQuery is a URL without its query, as a block's Endpoints gives a
+// URL whose query is a secret.
+func WithoutQuery(raw string) string {
+	base, _, _ := splitQuery(raw)
+	return base
 }

@@ -1,4 +1,4 @@
-package profile
+package profile_test
 
 import (
 	"encoding/json"
@@ -9,6 +9,10 @@ import (
 	"testing"
 	"unicode"
 
+	. "github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/azure"
+	"github.com/usersync/usersync/provider/csv"
+	"github.com/usersync/usersync/provider/okta"
 	"github.com/usersync/usersync/secret"
 )
 
@@ -17,9 +21,9 @@ import (
 const fuzzSecret = "stored-secret-value"
 
 var fuzzStored = map[string]*Config{
-	ProviderAzure: {Provider: ProviderAzure, Azure: &Azure{TenantID: "t", ClientID: "c", ClientSecret: fuzzSecret, Cloud: CloudGlobal}},
-	ProviderOkta:  {Provider: ProviderOkta, Okta: &Okta{OrgURL: "https://example.okta.com", APIToken: fuzzSecret, PrivateKey: fuzzSecret}},
-	ProviderCSV: {Provider: ProviderCSV, CSV: &CSV{Source: CSVRemote, URL: "https://files.example.com/p.csv?sig=" + fuzzSecret,
+	azure.Name: {Provider: azure.Name, Block: &azure.Profile{TenantID: "t", ClientID: "c", ClientSecret: fuzzSecret, Cloud: azure.CloudGlobal}},
+	okta.Name:  {Provider: okta.Name, Block: &okta.Profile{OrgURL: "https://example.okta.com", APIToken: fuzzSecret, PrivateKey: fuzzSecret}},
+	csv.Name: {Provider: csv.Name, Block: &csv.Profile{Source: csv.SourceRemote, URL: "https://files.example.com/p.csv?sig=" + fuzzSecret,
 		Password: fuzzSecret, DefaultPassword: fuzzSecret}},
 }
 
@@ -85,29 +89,28 @@ func FuzzProfile(f *testing.F) {
 		// A valid profile holds no control character (but a PEM key's
 		// line breaks and a tab delimiter) and nothing over its limit.
 		if len(errs) == 0 {
-			walkText(reflect.ValueOf(cfg).Elem(), "", func(field, v string) {
+			EachText(cfg, func(field, v string, multiline bool) {
 				for _, r := range v {
-					if unicode.IsControl(r) && !(multilineFields[field] && (r == '\t' || r == '\n' || r == '\r')) {
+					if unicode.IsControl(r) && !(multiline && (r == '\t' || r == '\n' || r == '\r')) {
 						t.Fatalf("valid profile with a control character in %s: %q", field, v)
 					}
 				}
 			})
 			for i, g := range cfg.Groups {
-				if strings.ContainsFunc(g, unicode.IsControl) || len([]rune(g)) > maxGroupIDLength {
+				if strings.ContainsFunc(g, unicode.IsControl) || len([]rune(g)) > MaxGroupIDLength {
 					t.Fatalf("valid profile with groups[%d] = %q", i, g)
 				}
 			}
 		}
 		// No secret stored for one address is kept for another.
 		if stored := fuzzStored[cfg.Provider]; stored != nil {
-			next := cfg.clone()
-			next.sent = cfg.sent
+			next := CloneConfig(cfg)
 			moved := EndpointChanges(stored, next)
 			refused := MergeSecrets(stored, next)
 			if len(moved) > 0 {
-				secretFields(next, func(path string, v reflect.Value) {
-					if slices.Contains(endpointSecrets[next.Provider], path) && !cfg.sent[path] && v.String() != "" &&
-						v.String() == fuzzSecret {
+				EachSecret(next, func(path, kind string, v reflect.Value) {
+					if slices.Contains([]string{"true", "query"}, kind) && !Sent(cfg, path) && v.String() != "" &&
+						strings.Contains(v.String(), fuzzSecret) && !strings.Contains(string(body), fuzzSecret) {
 						t.Fatalf("%s kept for a moved address (%v); refused %v", path, moved, refused)
 					}
 				})
@@ -128,17 +131,15 @@ func FuzzProfile(f *testing.F) {
 
 		// What a read shows must not depend on the secrets' values: the
 		// same profile with every secret replaced reads the same.
-		other := cfg.clone()
-		secretFields(other, func(_ string, v reflect.Value) {
-			if v.String() != "" {
+		other := CloneConfig(cfg)
+		EachSecret(other, func(_, kind string, v reflect.Value) {
+			if kind != "query" && v.String() != "" {
 				v.SetString(v.String() + "-changed")
 			}
-		})
-		if other.CSV != nil { // csv.url's query is a secret too
-			if base, q, _ := splitQuery(other.CSV.URL); q != "" {
-				other.CSV.URL = base + "?" + q + "-changed"
+			if base, q, _ := SplitQuery(v.String()); kind == "query" && q != "" { // a URL's query is a secret too
+				v.SetString(base + "?" + q + "-changed")
 			}
-		}
+		})
 		if a, b := mustJSON(t, cfg.Redacted()), mustJSON(t, other.Redacted()); a != b {
 			t.Fatalf("a read shows secrets:\n%s\n%s", a, b)
 		}
@@ -146,11 +147,15 @@ func FuzzProfile(f *testing.F) {
 		if err := json.Unmarshal(clear, &stored); err != nil {
 			t.Fatalf("stored clear part is not JSON: %v", err)
 		}
-		withoutSecrets := cfg.clone()
-		secretFields(withoutSecrets, func(_ string, v reflect.Value) { v.SetString("") })
-		if withoutSecrets.CSV != nil {
-			withoutSecrets.CSV.URL, _, _ = splitQuery(withoutSecrets.CSV.URL)
-		}
+		withoutSecrets := CloneConfig(cfg)
+		EachSecret(withoutSecrets, func(_, kind string, v reflect.Value) {
+			if kind == "query" {
+				base, _, _ := SplitQuery(v.String())
+				v.SetString(base)
+			} else {
+				v.SetString("")
+			}
+		})
 		if got, want := string(clear), mustJSON(t, withoutSecrets); got != want {
 			t.Fatalf("the clear part stores secrets:\n got %s\nwant %s", got, want)
 		}

@@ -1,4 +1,4 @@
-package profile
+package profile_test
 
 import (
 	"encoding/json"
@@ -9,8 +9,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	. "github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/azure"
+	"github.com/usersync/usersync/provider/csv"
+	"github.com/usersync/usersync/provider/okta"
 	"github.com/usersync/usersync/secret"
 )
+
+func csvOf(c *Config) *csv.Profile     { return c.Block.(*csv.Profile) }
+func azureOf(c *Config) *azure.Profile { return c.Block.(*azure.Profile) }
+func oktaOf(c *Config) *okta.Profile   { return c.Block.(*okta.Profile) }
 
 const (
 	azureBody = `{"name":"Contoso Entra","provider":"azure",
@@ -75,28 +83,30 @@ func TestDecodeJSONOtherBodies(t *testing.T) {
 }
 
 func TestNormalizeDefaults(t *testing.T) {
-	c := decode(t, `{"name":"  a  ","provider":"csv","csv":{},"azure":{},"okta":{"orgUrl":"acme.okta.com"}}`)
+	c := decode(t, `{"name":"  a  ","provider":"csv","csv":{}}`)
 	assert.Equal(t, "a", c.Name)
 	assert.True(t, c.IsEnabled())
 	require.NotNil(t, c.Enabled)
 	assert.Equal(t, GroupSyncOff, c.GroupSync.Mode)
 	assert.Equal(t, ScheduleOff, c.Schedule.Frequency)
 	assert.Equal(t, Safety{MaxDisables: 500, MaxDisablePercent: 20}, c.Safety)
-	assert.Equal(t, CSVRemote, c.CSV.Source)
-	assert.Equal(t, "username", c.CSV.UserMatchField)
-	assert.Equal(t, ",", c.CSV.Delimiter)
-	assert.Equal(t, "userPrincipalName", c.Azure.UsernameAttribute)
-	assert.Equal(t, CloudGlobal, c.Azure.Cloud)
-	assert.Equal(t, "login", c.Okta.UsernameAttribute)
-	assert.Equal(t, "https://acme.okta.com", c.Okta.OrgURL)
+	assert.Equal(t, csv.SourceRemote, csvOf(c).Source)
+	assert.Equal(t, "username", csvOf(c).UserMatchField)
+	assert.Equal(t, ",", csvOf(c).Delimiter)
 	assert.NotNil(t, c.Groups)
 	assert.NotNil(t, c.AttributeMap)
+	c = decode(t, `{"name":"a","provider":"azure","azure":{}}`)
+	assert.Equal(t, "userPrincipalName", azureOf(c).UsernameAttribute)
+	assert.Equal(t, azure.CloudGlobal, azureOf(c).Cloud)
+	c = decode(t, `{"name":"a","provider":"okta","okta":{"orgUrl":"acme.okta.com"}}`)
+	assert.Equal(t, "login", oktaOf(c).UsernameAttribute)
+	assert.Equal(t, "https://acme.okta.com", oktaOf(c).OrgURL)
 
-	c = decode(t, `{"enabled":false,"csv":{"documentId":"d1","delimiter":"tab"},"schedule":{"frequency":"daily","time":"01:00"},
+	c = decode(t, `{"enabled":false,"provider":"csv","csv":{"documentId":"d1","delimiter":"tab"},"schedule":{"frequency":"daily","time":"01:00"},
 		"safety":{"maxDisables":7,"maxDisablePercent":3}}`)
 	assert.False(t, c.IsEnabled())
-	assert.Equal(t, CSVDocument, c.CSV.Source)
-	assert.Equal(t, "\t", c.CSV.Delimiter)
+	assert.Equal(t, csv.SourceDocument, csvOf(c).Source)
+	assert.Equal(t, "\t", csvOf(c).Delimiter)
 	assert.Equal(t, "UTC", c.Schedule.Timezone)
 	assert.Equal(t, Safety{MaxDisables: 7, MaxDisablePercent: 3}, c.Safety)
 }
@@ -108,15 +118,15 @@ func TestValidProfiles(t *testing.T) {
 	}
 	// Loopback http and explicit overrides are fine.
 	c := decode(t, azureBody)
-	c.Azure.GraphBaseURL = "http://127.0.0.1:8081/v1.0"
-	c.Azure.AuthorityURL = "http://localhost:8081"
-	c.Azure.Cloud = CloudChina
+	azureOf(c).GraphBaseURL = "http://127.0.0.1:8081/v1.0"
+	azureOf(c).AuthorityURL = "http://localhost:8081"
+	azureOf(c).Cloud = azure.CloudChina
 	c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "23:59", Timezone: "Europe/London"}
 	c.GroupSync = GroupSync{Mode: GroupSyncRegex, Pattern: "^Intranet"}
 	assert.Empty(t, c.Validate())
 	c = decode(t, oktaBody)
-	c.Okta.OrgURL = "http://[::1]:9000"
-	c.Okta.APIToken = "" // OAuth pair instead
+	oktaOf(c).OrgURL = "http://[::1]:9000"
+	oktaOf(c).APIToken = "" // OAuth pair instead
 	c.Schedule = Schedule{Frequency: ScheduleInterval, EveryMinutes: 5}
 	assert.Empty(t, c.Validate())
 	c = decode(t, `{"name":"doc","provider":"csv","csv":{"documentId":"d1","delimiter":";"}}`)
@@ -134,38 +144,37 @@ func TestValidateRules(t *testing.T) {
 		{"name missing", csvBody, func(c *Config) { c.Name = " " }, "name", "required"},
 		{"name too long", csvBody, func(c *Config) { c.Name = strings.Repeat("é", 101) }, "name", "at most 100 characters"},
 		{"provider missing", csvBody, func(c *Config) { c.Provider = "" }, "provider", "required"},
-		{"provider unknown", csvBody, func(c *Config) { c.Provider = "ldap" }, "provider", "must be one of azure, okta, csv"},
-		{"provider block missing", csvBody, func(c *Config) { c.CSV = nil }, "csv", "provider block missing"},
-		{"block of another provider", csvBody, func(c *Config) { c.Okta = &Okta{} }, "okta", "block of another provider"},
+		{"provider unknown", csvBody, func(c *Config) { c.Provider = "ldap" }, "provider", "must be one of azure, csv, okta"},
+		{"provider block missing", csvBody, func(c *Config) { c.Block = nil }, "csv", "provider block missing"},
 
-		{"csv remote needs url", csvBody, func(c *Config) { c.CSV.URL = "" }, "csv.url", "required"},
-		{"csv url unparsable", csvBody, func(c *Config) { c.CSV.URL = "https://exa mple.com/x" }, "csv.url", "invalid URL: invalid character"},
-		{"csv url not http", csvBody, func(c *Config) { c.CSV.URL = "ftp://files.example.com/x.csv" }, "csv.url", "must be an https URL"},
-		{"csv url relative", csvBody, func(c *Config) { c.CSV.URL = "people.csv" }, "csv.url", "must be an https URL"},
-		{"csv url http non-loopback", csvBody, func(c *Config) { c.CSV.URL = "http://files.example.com/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
-		{"csv url http private ip", csvBody, func(c *Config) { c.CSV.URL = "http://10.0.0.1/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
-		{"csv url credentials", csvBody, func(c *Config) { c.CSV.URL = "https://u:p@files.example.com/x.csv" }, "csv.url", "must not carry credentials"},
-		{"csv url no host", csvBody, func(c *Config) { c.CSV.URL = "https:///x.csv" }, "csv.url", "no host"},
-		{"csv document needs id", csvBody, func(c *Config) { c.CSV.Source = CSVDocument; c.CSV.DocumentID = "" }, "csv.documentId", "required"},
-		{"csv source unknown", csvBody, func(c *Config) { c.CSV.Source = "ftp" }, "csv.source", "must be remote or document"},
-		{"csv delimiter", csvBody, func(c *Config) { c.CSV.Delimiter = "|" }, "csv.delimiter", "must be one of"},
-		{"csv userMatchField", csvBody, func(c *Config) { c.CSV.UserMatchField = "" }, "csv.userMatchField", "required"},
+		{"csv remote needs url", csvBody, func(c *Config) { csvOf(c).URL = "" }, "csv.url", "required"},
+		{"csv url unparsable", csvBody, func(c *Config) { csvOf(c).URL = "https://exa mple.com/x" }, "csv.url", "invalid URL: invalid character"},
+		{"csv url not http", csvBody, func(c *Config) { csvOf(c).URL = "ftp://files.example.com/x.csv" }, "csv.url", "must be an https URL"},
+		{"csv url relative", csvBody, func(c *Config) { csvOf(c).URL = "people.csv" }, "csv.url", "must be an https URL"},
+		{"csv url http non-loopback", csvBody, func(c *Config) { csvOf(c).URL = "http://files.example.com/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
+		{"csv url http private ip", csvBody, func(c *Config) { csvOf(c).URL = "http://10.0.0.1/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
+		{"csv url credentials", csvBody, func(c *Config) { csvOf(c).URL = "https://u:p@files.example.com/x.csv" }, "csv.url", "must not carry credentials"},
+		{"csv url no host", csvBody, func(c *Config) { csvOf(c).URL = "https:///x.csv" }, "csv.url", "no host"},
+		{"csv document needs id", csvBody, func(c *Config) { csvOf(c).Source = csv.SourceDocument; csvOf(c).DocumentID = "" }, "csv.documentId", "required"},
+		{"csv source unknown", csvBody, func(c *Config) { csvOf(c).Source = "ftp" }, "csv.source", "must be remote or document"},
+		{"csv delimiter", csvBody, func(c *Config) { csvOf(c).Delimiter = "|" }, "csv.delimiter", "must be one of"},
+		{"csv userMatchField", csvBody, func(c *Config) { csvOf(c).UserMatchField = "" }, "csv.userMatchField", "required"},
 
-		{"azure tenantId", azureBody, func(c *Config) { c.Azure.TenantID = "" }, "azure.tenantId", "required"},
-		{"azure tenantId shape", azureBody, func(c *Config) { c.Azure.TenantID = "x/../y" }, "azure.tenantId", "GUID"},
-		{"azure clientId", azureBody, func(c *Config) { c.Azure.ClientID = "" }, "azure.clientId", "required"},
-		{"azure clientSecret", azureBody, func(c *Config) { c.Azure.ClientSecret = "" }, "azure.clientSecret", "required"},
-		{"azure cloud", azureBody, func(c *Config) { c.Azure.Cloud = "moon" }, "azure.cloud", "must be one of global, usgov, china"},
-		{"azure graphBaseUrl http", azureBody, func(c *Config) { c.Azure.GraphBaseURL = "http://graph.example.com" }, "azure.graphBaseUrl", "loopback"},
-		{"azure authorityUrl bad", azureBody, func(c *Config) { c.Azure.AuthorityURL = "::nope" }, "azure.authorityUrl", "invalid URL"},
+		{"azure tenantId", azureBody, func(c *Config) { azureOf(c).TenantID = "" }, "azure.tenantId", "required"},
+		{"azure tenantId shape", azureBody, func(c *Config) { azureOf(c).TenantID = "x/../y" }, "azure.tenantId", "GUID"},
+		{"azure clientId", azureBody, func(c *Config) { azureOf(c).ClientID = "" }, "azure.clientId", "required"},
+		{"azure clientSecret", azureBody, func(c *Config) { azureOf(c).ClientSecret = "" }, "azure.clientSecret", "required"},
+		{"azure cloud", azureBody, func(c *Config) { azureOf(c).Cloud = "moon" }, "azure.cloud", "must be one of global, usgov, china"},
+		{"azure graphBaseUrl http", azureBody, func(c *Config) { azureOf(c).GraphBaseURL = "http://graph.example.com" }, "azure.graphBaseUrl", "loopback"},
+		{"azure authorityUrl bad", azureBody, func(c *Config) { azureOf(c).AuthorityURL = "::nope" }, "azure.authorityUrl", "invalid URL"},
 
-		{"okta orgUrl required", oktaBody, func(c *Config) { c.Okta.OrgURL = "" }, "okta.orgUrl", "required"},
-		{"okta orgUrl http", oktaBody, func(c *Config) { c.Okta.OrgURL = "http://example.okta.com" }, "okta.orgUrl", "loopback"},
-		{"okta orgUrl path", oktaBody, func(c *Config) { c.Okta.OrgURL = "https://example.okta.com/api/v1" }, "okta.orgUrl", "org address only"},
-		{"okta no credentials", oktaBody, func(c *Config) { c.Okta.APIToken, c.Okta.ClientID, c.Okta.PrivateKey = "", "", "" }, "okta.apiToken", "apiToken, or a clientId with a privateKey"},
-		{"okta privateKey without clientId", oktaBody, func(c *Config) { c.Okta.APIToken, c.Okta.ClientID = "", "" }, "okta.clientId", "required with privateKey"},
-		{"okta clientId without privateKey", oktaBody, func(c *Config) { c.Okta.APIToken, c.Okta.PrivateKey = "", "" }, "okta.privateKey", "required with clientId"},
-		{"okta usernameAttribute", oktaBody, func(c *Config) { c.Okta.UsernameAttribute = "profile.login" }, "okta.usernameAttribute", "attribute name"},
+		{"okta orgUrl required", oktaBody, func(c *Config) { oktaOf(c).OrgURL = "" }, "okta.orgUrl", "required"},
+		{"okta orgUrl http", oktaBody, func(c *Config) { oktaOf(c).OrgURL = "http://example.okta.com" }, "okta.orgUrl", "loopback"},
+		{"okta orgUrl path", oktaBody, func(c *Config) { oktaOf(c).OrgURL = "https://example.okta.com/api/v1" }, "okta.orgUrl", "org address only"},
+		{"okta no credentials", oktaBody, func(c *Config) { oktaOf(c).APIToken, oktaOf(c).ClientID, oktaOf(c).PrivateKey = "", "", "" }, "okta.apiToken", "apiToken, or a clientId with a privateKey"},
+		{"okta privateKey without clientId", oktaBody, func(c *Config) { oktaOf(c).APIToken, oktaOf(c).ClientID = "", "" }, "okta.clientId", "required with privateKey"},
+		{"okta clientId without privateKey", oktaBody, func(c *Config) { oktaOf(c).APIToken, oktaOf(c).PrivateKey = "", "" }, "okta.privateKey", "required with clientId"},
+		{"okta usernameAttribute", oktaBody, func(c *Config) { oktaOf(c).UsernameAttribute = "profile.login" }, "okta.usernameAttribute", "attribute name"},
 
 		{"groups empty id", azureBody, func(c *Config) { c.Groups = []string{"g1", ""} }, "groups[1]", "empty group id"},
 		{"groupSync mode", csvBody, func(c *Config) { c.GroupSync.Mode = "some" }, "groupSync.mode", "must be one of off, all, regex"},
@@ -238,7 +247,7 @@ func TestSealAndOpen(t *testing.T) {
 		}
 		back, err := Open(box, clear, sealed)
 		require.NoError(t, err)
-		c.sent = nil
+		ForgetSent(c)
 		assert.Equal(t, c, back)
 
 		_, err = Open(newBox(t), clear, sealed)
@@ -253,7 +262,7 @@ func TestSealWithoutSecrets(t *testing.T) {
 	assert.Empty(t, sealed)
 	back, err := Open(nil, clear, sealed)
 	require.NoError(t, err)
-	assert.Equal(t, "d1", back.CSV.DocumentID)
+	assert.Equal(t, "d1", csvOf(back).DocumentID)
 
 	_, _, err = Seal(nil, decode(t, csvBody))
 	assert.ErrorContains(t, err, "no secret box")
@@ -263,7 +272,7 @@ func TestSealDoesNotChangeInput(t *testing.T) {
 	c := decode(t, csvBody)
 	_, _, err := Seal(newBox(t), c)
 	require.NoError(t, err)
-	assert.Equal(t, "pw-csv", c.CSV.Password)
+	assert.Equal(t, "pw-csv", csvOf(c).Password)
 }
 
 func TestSecretPaths(t *testing.T) {
@@ -276,20 +285,20 @@ func TestMergeSecrets(t *testing.T) {
 	// Omitted, address unchanged: kept.
 	next := decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://files.example.com/people.csv"}}`)
 	assert.Empty(t, MergeSecrets(old, next))
-	assert.Equal(t, "pw-csv", next.CSV.Password)
-	assert.Equal(t, "dpw-csv", next.CSV.DefaultPassword)
-	assert.Equal(t, "https://files.example.com/people.csv", next.CSV.URL)
+	assert.Equal(t, "pw-csv", csvOf(next).Password)
+	assert.Equal(t, "dpw-csv", csvOf(next).DefaultPassword)
+	assert.Equal(t, "https://files.example.com/people.csv", csvOf(next).URL)
 
 	// Sent: replaced; sent empty: cleared.
 	next = decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://x.example.com/a.csv","password":"new","defaultPassword":""}}`)
 	assert.Empty(t, MergeSecrets(old, next))
-	assert.Equal(t, "new", next.CSV.Password)
-	assert.Empty(t, next.CSV.DefaultPassword)
+	assert.Equal(t, "new", csvOf(next).Password)
+	assert.Empty(t, csvOf(next).DefaultPassword)
 
 	// Another provider's block does not inherit anything.
 	next = decode(t, `{"name":"x","provider":"okta","okta":{"orgUrl":"a.okta.com"}}`)
 	MergeSecrets(old, next)
-	assert.Empty(t, next.Okta.APIToken)
+	assert.Empty(t, oktaOf(next).APIToken)
 
 	// A nil old profile is a no-op.
 	assert.Empty(t, MergeSecrets(nil, next))
@@ -340,8 +349,8 @@ func TestMergeSecretsRefusesToMoveASecret(t *testing.T) {
 	// (never sent anywhere) is kept.
 	next := decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://new.example/p.csv","password":"again"}}`)
 	assert.Empty(t, MergeSecrets(decode(t, csvBody), next))
-	assert.Equal(t, "again", next.CSV.Password)
-	assert.Equal(t, "dpw-csv", next.CSV.DefaultPassword)
+	assert.Equal(t, "again", csvOf(next).Password)
+	assert.Equal(t, "dpw-csv", csvOf(next).DefaultPassword)
 }
 
 // TestCSVURLQueryIsSecret is issue 13's item 7: a signed URL's query is a
@@ -357,7 +366,7 @@ func TestCSVURLQueryIsSecret(t *testing.T) {
 	assert.NotEmpty(t, sealed)
 	back, err := Open(box, clear, sealed)
 	require.NoError(t, err)
-	assert.Equal(t, "https://files.example.com/p.csv?sig=SIG-SECRET&se=2030", back.CSV.URL)
+	assert.Equal(t, "https://files.example.com/p.csv?sig=SIG-SECRET&se=2030", csvOf(back).URL)
 
 	r := back.Redacted()
 	b, _ := json.Marshal(r)
@@ -369,18 +378,18 @@ func TestCSVURLQueryIsSecret(t *testing.T) {
 	// The URL as a read shows it keeps the stored query.
 	next := decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv"}}`)
 	assert.Empty(t, MergeSecrets(back, next))
-	assert.Equal(t, back.CSV.URL, next.CSV.URL)
+	assert.Equal(t, csvOf(back).URL, csvOf(next).URL)
 	// A new query replaces it; a bare "?" drops it.
 	next = decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv?sig=NEW"}}`)
 	MergeSecrets(back, next)
-	assert.Equal(t, "https://files.example.com/p.csv?sig=NEW", next.CSV.URL)
+	assert.Equal(t, "https://files.example.com/p.csv?sig=NEW", csvOf(next).URL)
 	next = decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv?"}}`)
 	MergeSecrets(back, next)
-	assert.Equal(t, "https://files.example.com/p.csv", next.CSV.URL)
+	assert.Equal(t, "https://files.example.com/p.csv", csvOf(next).URL)
 	// Another address does not inherit the query.
 	next = decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://evil.example/p.csv"}}`)
 	MergeSecrets(back, next)
-	assert.Equal(t, "https://evil.example/p.csv", next.CSV.URL)
+	assert.Equal(t, "https://evil.example/p.csv", csvOf(next).URL)
 }
 
 func TestRedacted(t *testing.T) {
@@ -398,7 +407,7 @@ func TestRedacted(t *testing.T) {
 	assert.Equal(t, json.Number("500"), r["safety"].(map[string]any)["maxDisables"])
 
 	o := decode(t, oktaBody)
-	o.Okta.PrivateKey = ""
+	oktaOf(o).PrivateKey = ""
 	r = o.Redacted()
 	b, _ = json.Marshal(r)
 	assert.NotContains(t, string(b), "tok-okta")
@@ -413,23 +422,37 @@ func TestRedacted(t *testing.T) {
 	b, _ = json.Marshal(r)
 	assert.NotContains(t, string(b), "s3cret-azure")
 	assert.Equal(t, true, r["azure"].(map[string]any)["clientSecretSet"])
-	assert.Equal(t, "s3cret-azure", a.Azure.ClientSecret, "Redacted must not change the profile")
+	assert.Equal(t, "s3cret-azure", azureOf(a).ClientSecret, "Redacted must not change the profile")
 }
 
 // Issue 14, item 3: a CSV manager column turns the org chart on, for a
 // profile saved now (Normalize) and one stored before the rule (Open).
 func TestCSVManagerFieldTurnsTheOrgChartOn(t *testing.T) {
-	c := Config{Name: "p", Provider: ProviderCSV, CSV: &CSV{URL: "https://x.example/p.csv", ManagerField: "manager"}}
+	c := Config{Name: "p", Provider: csv.Name, Block: &csv.Profile{URL: "https://x.example/p.csv", ManagerField: "manager"}}
 	c.Normalize()
 	assert.True(t, c.PopulateOrgChart)
-	c = Config{Name: "p", Provider: ProviderCSV, CSV: &CSV{URL: "https://x.example/p.csv", ManagerField: "  "}}
+	c = Config{Name: "p", Provider: csv.Name, Block: &csv.Profile{URL: "https://x.example/p.csv", ManagerField: "  "}}
 	c.Normalize()
 	assert.False(t, c.PopulateOrgChart, "a blank column is no column")
-	c = Config{Name: "p", Provider: ProviderAzure, Azure: &Azure{}, CSV: &CSV{ManagerField: "manager"}}
+	c = Config{Name: "p", Provider: azure.Name, Block: &azure.Profile{}}
 	c.Normalize()
 	assert.False(t, c.PopulateOrgChart, "only a CSV profile's column counts")
 
 	stored, err := Open(nil, []byte(`{"name":"p","provider":"csv","csv":{"managerField":"boss"},"populateOrgChart":false}`), "")
 	require.NoError(t, err)
 	assert.True(t, stored.PopulateOrgChart)
+}
+
+// A body with the block of another provider than its own is refused, the
+// other block named.
+func TestValidateRefusesAnotherProvidersBlock(t *testing.T) {
+	c := decode(t, `{"name":"x","provider":"csv","csv":{"documentId":"d1"},"okta":{"orgUrl":"a.okta.com"}}`)
+	errs := c.Validate()
+	require.Len(t, errs, 1, "errors: %v", errs)
+	assert.Equal(t, FieldError{Field: "okta", Message: "block of another provider"}, errs[0])
+	// Its fields are read strictly all the same.
+	_, err := Decode([]byte(`{"name":"x","provider":"csv","okta":{"orgURL2":"a"}}`))
+	var de *DecodeError
+	require.ErrorAs(t, err, &de)
+	assert.Equal(t, "okta.orgURL2", de.Field)
 }

@@ -3,6 +3,7 @@ package profile
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -73,6 +74,9 @@ type Provider struct {
 	// AttributeLabel heads the attribute map's provider column on the
 	// admin page ("CSV column"); "" is "Provider attribute".
 	AttributeLabel string
+	// AttributeHelp says above the attribute map what its provider
+	// column holds.
+	AttributeHelp string
 	// WholeSource says a profile reads everything the source has rather
 	// than the members of the groups it selects: no group picker, and a
 	// run without a group selected is not skipped (a CSV file).
@@ -111,14 +115,23 @@ type EndpointBlock interface {
 // Endpoint is one address of a block.
 type Endpoint struct{ Field, Value string }
 
+// NotedBlock is a block that explains on the admin page a profile-wide
+// setting it decides (a CSV's manager column turns the org chart on).
+type NotedBlock interface {
+	Block
+	// Note is the note beside the profile field named ("populateOrgChart"),
+	// or ""; text between backquotes is shown as code.
+	Note(field string) string
+}
+
 // FieldKind is how the admin page shows a field.
 type FieldKind string
 
 // Field kinds.
 const (
 	KindText     FieldKind = "text"
-	KindPassword FieldKind = "password" // a secret: never shown, kept when left blank
-	KindTextarea FieldKind = "textarea" // with Secret, a multi-line secret (a PEM key)
+	KindPassword FieldKind = "password" // a secret (tagged secret:"…"): never shown, kept when left blank
+	KindTextarea FieldKind = "textarea" // of a secret, a multi-line secret (a PEM key)
 	KindSelect   FieldKind = "select"   // one of Options
 	KindRadio    FieldKind = "radio"    // one of Options, all in view
 	KindCheckbox FieldKind = "checkbox" // a bool field
@@ -137,8 +150,6 @@ type Field struct {
 	Help        string
 	Placeholder string
 	Options     []Option
-	// Secret says the field is a secret (KindPassword is one always).
-	Secret bool
 	// Group gathers consecutive fields under a collapsed heading, open
 	// when one of them has a value or an error.
 	Group string
@@ -170,9 +181,6 @@ type Option struct {
 
 // Path is the field's dotted path in the profile, for provider p.
 func (f Field) Path(p string) string { return p + "." + f.Name }
-
-// IsSecret reports whether the field is a secret.
-func (f Field) IsSecret() bool { return f.Secret || f.Kind == KindPassword }
 
 // Shown reports whether the field is in use for a block whose values are
 // given by get (a field's name to its value), following ShowFor.
@@ -266,6 +274,16 @@ var reserved = map[string]bool{
 	"populateOrgChart": true, "schedule": true, "safety": true,
 }
 
+// SortedKeys returns the keys of m in order, for errors in a stable order.
+func SortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // Add appends a field error; providers' Validate methods use it.
 func (e *FieldErrors) Add(field, format string, args ...any) { e.add(field, format, args...) }
 
@@ -274,3 +292,22 @@ func (e *FieldErrors) Add(field, format string, args ...any) { e.add(field, form
 // returns the parsed URL when it is fine: the rule every provider address
 // follows.
 func CheckURL(errs *FieldErrors, field, raw string) *url.URL { return checkURL(errs, field, raw) }
+
+// Documents are the uploaded documents c's block reads: the value of
+// every KindDocument field in use (ShowFor), by full path, for the API to
+// check that they exist.
+func (c *Config) Documents() []Endpoint {
+	prov, ok := Lookup(c.Provider)
+	if !ok || c.Block == nil {
+		return nil
+	}
+	values := map[string]string{}
+	eachField(c, func(f blockField, _ string, v reflect.Value) { values[f.name] = v.String() })
+	var out []Endpoint
+	for _, f := range prov.Fields {
+		if f.Kind == KindDocument && values[f.Name] != "" && f.Shown(func(n string) string { return values[n] }) {
+			out = append(out, Endpoint{Field: f.Path(c.Provider), Value: values[f.Name]})
+		}
+	}
+	return out
+}

@@ -11,65 +11,61 @@ import (
 	"github.com/usersync/usersync/secret"
 )
 
-// Secret fields are found by their `secret:"true"` tag, so a secret added to
-// a provider block later is sealed, kept on PUT and redacted without any
-// change here.
+// Secret fields are found by their `secret` tag on each registered block
+// type (registry.go), so a secret added to a provider's block is sealed,
+// kept on PUT and redacted without any change here.
 
-// secretField is one secret field of Config: its dotted JSON path (e.g.
-// "csv.password") and its field index for reflect.
-type secretField struct {
-	path  string
-	index []int
-}
-
-// secrets lists every secret field of Config, whether or not its block is
-// present; secretPaths are their paths.
-var (
-	secrets     = typeSecrets(reflect.TypeOf(Config{}), "", nil)
-	secretPaths = func() []string {
-		out := make([]string, len(secrets))
-		for i, f := range secrets {
-			out[i] = f.path
-		}
-		return out
-	}()
-)
-
-func typeSecrets(t reflect.Type, prefix string, index []int) []secretField {
-	var out []secretField
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		ft := f.Type
-		if ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		idx := append(append([]int(nil), index...), i)
-		switch {
-		case f.Tag.Get("secret") == "true" && ft.Kind() == reflect.String:
-			out = append(out, secretField{path: prefix + jsonName(f), index: idx})
-		case ft.Kind() == reflect.Struct:
-			out = append(out, typeSecrets(ft, prefix+jsonName(f)+".", idx)...)
+// SecretPaths returns the dotted paths of the secret fields of every
+// registered provider's block ("csv.password"; a URL's query, "csv.urlQuery",
+// is not among them), for tests and for code that must make sure none of
+// them leaks.
+func SecretPaths() []string {
+	var out []string
+	for _, p := range Providers() {
+		for _, f := range blockFields(reflect.TypeOf(p.New())) {
+			if f.secret == secretSent || f.secret == secretLocal {
+				out = append(out, p.Name+"."+f.name)
+			}
 		}
 	}
 	return out
 }
 
-// SecretPaths returns the dotted paths of all secret fields, for tests and
-// for code that must make sure none of them leaks.
-func SecretPaths() []string { return append([]string(nil), secretPaths...) }
-
 // secretFields calls fn with the path and settable value of every secret
-// field of c whose block is present.
+// field of c's block.
 func secretFields(c *Config, fn func(path string, v reflect.Value)) {
-	v := reflect.ValueOf(c).Elem()
-	for _, f := range secrets {
-		if fv, err := v.FieldByIndexErr(f.index); err == nil { // err: the block is nil
-			fn(f.path, fv)
+	eachField(c, func(f blockField, path string, v reflect.Value) {
+		if f.secret == secretSent || f.secret == secretLocal {
+			fn(path, v)
 		}
-	}
+	})
+}
+
+// queryFields calls fn with the path and settable value of every URL of
+// c's block whose query is a secret; the query's own path is path+"Query".
+func queryFields(c *Config, fn func(path string, v reflect.Value)) {
+	eachField(c, func(f blockField, path string, v reflect.Value) {
+		if f.secret == secretQuery {
+			fn(path, v)
+		}
+	})
+}
+
+// SecretValues returns the values of c's secrets, URL queries included,
+// for code that scrubs them from messages.
+func SecretValues(c *Config) []string {
+	var out []string
+	eachField(c, func(f blockField, _ string, v reflect.Value) {
+		switch f.secret {
+		case secretSent, secretLocal:
+			out = append(out, v.String())
+		case secretQuery:
+			if _, q, has := splitQuery(v.String()); has {
+				out = append(out, q)
+			}
+		}
+	})
+	return out
 }
 
 func jsonName(f reflect.StructField) string {
@@ -106,12 +102,12 @@ func Seal(box *secret.Box, c *Config) (clear json.RawMessage, sealed string, err
 			v.SetString("")
 		}
 	})
-	if cp.CSV != nil {
-		if base, query, has := splitQuery(cp.CSV.URL); has {
-			secrets[csvURLQuery] = query
-			cp.CSV.URL = base
+	queryFields(cp, func(path string, v reflect.Value) {
+		if base, query, has := splitQuery(v.String()); has {
+			secrets[path+"Query"] = query
+			v.SetString(base)
 		}
-	}
+	})
 	clear, err = json.Marshal(cp)
 	if err != nil {
 		return nil, "", fmt.Errorf("marshal profile: %w", err)
@@ -141,7 +137,9 @@ func Open(box *secret.Box, clear json.RawMessage, sealed string) (*Config, error
 	if err := json.Unmarshal(clear, &c); err != nil {
 		return nil, fmt.Errorf("read stored profile: %w", err)
 	}
-	c.csvOrgChart()
+	if c.Block != nil {
+		c.Block.Normalize(&c) // a rule added since the profile was stored holds for it too
+	}
 	if sealed == "" {
 		return &c, nil
 	}
@@ -161,9 +159,11 @@ func Open(box *secret.Box, clear json.RawMessage, sealed string) (*Config, error
 			v.SetString(s)
 		}
 	})
-	if q, ok := secrets[csvURLQuery]; ok && c.CSV != nil {
-		c.CSV.URL += "?" + q
-	}
+	queryFields(&c, func(path string, v reflect.Value) {
+		if q, ok := secrets[path+"Query"]; ok {
+			v.SetString(v.String() + "?" + q)
+		}
+	})
 	return &c, nil
 }
 
@@ -177,19 +177,24 @@ func Open(box *secret.Box, clear json.RawMessage, sealed string) (*Config, error
 // it would go to the new host with the next test or sync. Such a secret is
 // left empty and reported as a field error that asks for it again.
 //
-// csv.url's query is a secret too (a signed URL's ?sig=…): reads show the
-// URL without it, so a URL sent without a query keeps the stored one when
-// the rest of the URL is unchanged, and a URL ending in a bare "?" drops it.
+// A URL's query tagged secret:"query" (csv.url: a signed URL's ?sig=…) is
+// a secret too: reads show the URL without it, so a URL sent without a
+// query keeps the stored one when the rest of the URL is unchanged, and a
+// URL ending in a bare "?" drops it.
 func MergeSecrets(old, next *Config) FieldErrors {
-	if next != nil && next.CSV != nil {
-		if base, query, has := splitQuery(next.CSV.URL); has && query == "" {
-			next.CSV.URL = base
-		} else if !has && old != nil && old.CSV != nil && base != "" {
-			if oldBase, oldQuery, oldHas := splitQuery(old.CSV.URL); oldHas && oldBase == base {
-				next.CSV.URL = base + "?" + oldQuery
+	storedURL := map[string]string{}
+	if old != nil && next != nil && old.Provider == next.Provider {
+		queryFields(old, func(path string, v reflect.Value) { storedURL[path] = v.String() })
+	}
+	queryFields(next, func(path string, v reflect.Value) {
+		if base, query, has := splitQuery(v.String()); has && query == "" {
+			v.SetString(base)
+		} else if !has && base != "" {
+			if oldBase, oldQuery, oldHas := splitQuery(storedURL[path]); oldHas && oldBase == base {
+				v.SetString(base + "?" + oldQuery)
 			}
 		}
-	}
+	})
 	if old == nil || next == nil {
 		return nil
 	}
@@ -199,12 +204,16 @@ func MergeSecrets(old, next *Config) FieldErrors {
 	}
 	guarded := map[string]bool{}
 	if len(moved) > 0 {
-		for _, p := range endpointSecrets[next.Provider] {
-			guarded[p] = true
-		}
+		eachField(next, func(f blockField, path string, _ reflect.Value) {
+			if f.secret == secretSent {
+				guarded[path] = true
+			}
+		})
 	}
 	stored := map[string]string{}
-	secretFields(old, func(path string, v reflect.Value) { stored[path] = v.String() })
+	if old.Provider == next.Provider {
+		secretFields(old, func(path string, v reflect.Value) { stored[path] = v.String() })
+	}
 	var errs FieldErrors
 	secretFields(next, func(path string, v reflect.Value) {
 		if v.String() != "" || next.sent[path] || stored[path] == "" {
@@ -222,8 +231,9 @@ func MergeSecrets(old, next *Config) FieldErrors {
 // Redacted is the profile as reads show it: every secret field is absent,
 // and its block says instead whether it is set, as "<field>Set": true
 // (clientSecretSet, apiTokenSet, privateKeySet, passwordSet,
-// defaultPasswordSet). csv.url is shown without its query, with
-// urlQuerySet saying whether one is stored.
+// defaultPasswordSet). A URL whose query is secret (csv.url) is shown
+// without it, with "<field>QuerySet" (urlQuerySet) saying whether one is
+// stored.
 func (c *Config) Redacted() map[string]any {
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -235,24 +245,28 @@ func (c *Config) Redacted() map[string]any {
 	if err := dec.Decode(&out); err != nil {
 		panic(fmt.Sprintf("profile: unmarshal config: %v", err))
 	}
-	for _, path := range secretPaths {
+	at := func(path string) (map[string]any, string) {
 		segs := strings.Split(path, ".")
-		obj, name := out, segs[len(segs)-1]
+		obj := out
 		for _, seg := range segs[:len(segs)-1] {
 			obj, _ = obj[seg].(map[string]any)
 		}
-		if obj == nil {
-			continue // block absent
+		return obj, segs[len(segs)-1]
+	}
+	secretFields(c, func(path string, _ reflect.Value) {
+		if obj, name := at(path); obj != nil {
+			v, _ := obj[name].(string)
+			delete(obj, name)
+			obj[name+"Set"] = v != ""
 		}
-		v, _ := obj[name].(string)
-		delete(obj, name)
-		obj[name+"Set"] = v != ""
-	}
-	if obj, ok := out["csv"].(map[string]any); ok {
-		raw, _ := obj["url"].(string)
-		base, query, _ := splitQuery(raw)
-		obj["url"] = base
-		obj["urlQuerySet"] = query != ""
-	}
+	})
+	queryFields(c, func(path string, _ reflect.Value) {
+		if obj, name := at(path); obj != nil {
+			raw, _ := obj[name].(string)
+			base, query, _ := splitQuery(raw)
+			obj[name] = base
+			obj[name+"QuerySet"] = query != ""
+		}
+	})
 	return out
 }

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"regexp"
 	"regexp/syntax"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,19 +38,6 @@ var OktaAttributes = []string{
 	"locale", "timezone", "userType", "employeeNumber", "costCenter", "division",
 	"department", "managerId", "manager", "title", "organization",
 }
-
-// Azure clouds.
-const (
-	CloudGlobal = "global"
-	CloudUSGov  = "usgov"
-	CloudChina  = "china"
-)
-
-// CSV sources.
-const (
-	CSVRemote   = "remote"
-	CSVDocument = "document"
-)
 
 // Schedule frequencies.
 const (
@@ -119,56 +105,12 @@ func (c *Config) Normalize() {
 	if c.Safety.MaxDisablePercent == 0 {
 		c.Safety.MaxDisablePercent = DefaultMaxDisablePercent
 	}
-	if a := c.Azure; a != nil {
-		if a.UsernameAttribute == "" {
-			a.UsernameAttribute = "userPrincipalName"
-		}
-		if a.Cloud == "" {
-			a.Cloud = CloudGlobal
-		}
+	if c.Block != nil {
+		c.Block.Normalize(c)
 	}
-	if o := c.Okta; o != nil {
-		if o.UsernameAttribute == "" {
-			o.UsernameAttribute = "login"
-		}
-		// A bare domain means its HTTPS origin; stored as a URL so that
-		// every reader gets one form.
-		if o.OrgURL = strings.TrimSpace(o.OrgURL); o.OrgURL != "" && !strings.Contains(o.OrgURL, "://") {
-			o.OrgURL = "https://" + o.OrgURL
-		}
-	}
-	if v := c.CSV; v != nil {
-		if v.Source == "" {
-			if v.DocumentID != "" {
-				v.Source = CSVDocument
-			} else {
-				v.Source = CSVRemote
-			}
-		}
-		if v.UserMatchField == "" {
-			v.UserMatchField = "username"
-		}
-		switch v.Delimiter {
-		case "":
-			v.Delimiter = ","
-		case "tab":
-			v.Delimiter = "\t"
-		}
-		if v.ColumnMap == nil {
-			v.ColumnMap = map[string]string{}
-		}
-	}
-	c.csvOrgChart()
 }
 
-var (
-	hhmm = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
-	// oktaVariable is the shape of an Okta profile attribute variable name.
-	oktaVariable = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
-	// tenantID is a tenant GUID or domain; it becomes a path segment of the
-	// token URL, so nothing else may pass.
-	tenantID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
-)
+var hhmm = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 
 // Validate reports every invalid field of a (normalized) profile, or nil.
 // Secrets are part of it, so a PUT validates after MergeSecrets.
@@ -181,29 +123,26 @@ func (c *Config) Validate() FieldErrors {
 		errs.add("name", "at most %d characters", MaxNameLength)
 	}
 
-	blocks := map[string]bool{ProviderAzure: c.Azure != nil, ProviderOkta: c.Okta != nil, ProviderCSV: c.CSV != nil}
-	switch c.Provider {
-	case ProviderAzure, ProviderOkta, ProviderCSV:
-		if !blocks[c.Provider] {
-			errs.add(c.Provider, "provider block missing")
-		}
-		for _, p := range []string{ProviderAzure, ProviderOkta, ProviderCSV} {
-			if p != c.Provider && blocks[p] {
-				errs.add(p, "block of another provider")
-			}
-		}
-	case "":
-		errs.add("provider", "required")
-	default:
-		errs.add("provider", "must be one of azure, okta, csv")
-	}
+	prov, known := Lookup(c.Provider)
 	switch {
-	case c.Provider == ProviderAzure && c.Azure != nil:
-		c.Azure.validate(&errs)
-	case c.Provider == ProviderOkta && c.Okta != nil:
-		c.Okta.validate(&errs)
-	case c.Provider == ProviderCSV && c.CSV != nil:
-		c.CSV.validate(&errs)
+	case c.Provider == "":
+		errs.add("provider", "required")
+	case !known:
+		errs.add("provider", "must be one of %s", strings.Join(ProviderNames(), ", "))
+	case c.Block == nil:
+		errs.add(c.Provider, "provider block missing")
+	}
+	for _, p := range c.foreign {
+		if known {
+			errs.add(p, "block of another provider")
+		}
+	}
+	if known && c.Block != nil {
+		if reflect.TypeOf(c.Block) != reflect.TypeOf(prov.New()) { // a Config built in Go with the wrong block
+			errs.add(c.Provider, "block of another provider")
+		} else {
+			errs = append(errs, c.Block.Validate(c)...)
+		}
 	}
 
 	for i, g := range c.Groups {
@@ -222,80 +161,6 @@ func (c *Config) Validate() FieldErrors {
 		errs.add("safety.maxDisablePercent", "must be between 0 and 100")
 	}
 	return errs
-}
-
-func (a *Azure) validate(errs *FieldErrors) {
-	switch {
-	case strings.TrimSpace(a.TenantID) == "":
-		errs.add("azure.tenantId", "required")
-	case !tenantID.MatchString(a.TenantID):
-		errs.add("azure.tenantId", "must be a tenant id (GUID) or domain name")
-	}
-	if strings.TrimSpace(a.ClientID) == "" {
-		errs.add("azure.clientId", "required")
-	}
-	if a.ClientSecret == "" {
-		errs.add("azure.clientSecret", "required")
-	}
-	switch a.Cloud {
-	case CloudGlobal, CloudUSGov, CloudChina:
-	default:
-		errs.add("azure.cloud", "must be one of global, usgov, china")
-	}
-	if a.GraphBaseURL != "" {
-		checkURL(errs, "azure.graphBaseUrl", a.GraphBaseURL)
-	}
-	if a.AuthorityURL != "" {
-		checkURL(errs, "azure.authorityUrl", a.AuthorityURL)
-	}
-}
-
-func (o *Okta) validate(errs *FieldErrors) {
-	if o.OrgURL == "" {
-		errs.add("okta.orgUrl", "required")
-	} else if u := checkURL(errs, "okta.orgUrl", o.OrgURL); u != nil {
-		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			errs.add("okta.orgUrl", "must be the org address only, such as https://example.okta.com")
-		}
-	}
-	if o.APIToken == "" {
-		switch {
-		case o.ClientID == "" && o.PrivateKey == "":
-			errs.add("okta.apiToken", "an apiToken, or a clientId with a privateKey, is required")
-		case o.ClientID == "":
-			errs.add("okta.clientId", "required with privateKey")
-		case o.PrivateKey == "":
-			errs.add("okta.privateKey", "required with clientId")
-		}
-	}
-	if !oktaVariable.MatchString(o.UsernameAttribute) {
-		errs.add("okta.usernameAttribute", "must be an Okta profile attribute name")
-	}
-}
-
-func (v *CSV) validate(errs *FieldErrors) {
-	switch v.Source {
-	case CSVRemote:
-		if v.URL == "" {
-			errs.add("csv.url", "required when source is remote")
-		} else {
-			checkURL(errs, "csv.url", v.URL)
-		}
-	case CSVDocument:
-		if v.DocumentID == "" {
-			errs.add("csv.documentId", "required when source is document")
-		}
-	default:
-		errs.add("csv.source", "must be remote or document")
-	}
-	switch v.Delimiter {
-	case ",", ";", "\t", "tab":
-	default:
-		errs.add("csv.delimiter", `must be one of ",", ";", tab`)
-	}
-	if strings.TrimSpace(v.UserMatchField) == "" {
-		errs.add("csv.userMatchField", "required")
-	}
 }
 
 func (c *Config) validateGroupSync(errs *FieldErrors) {
@@ -331,16 +196,6 @@ func (c *Config) validateAttributeMap(errs *FieldErrors) {
 		}
 		if strings.TrimSpace(c.AttributeMap[k]) == "" {
 			errs.add(field, "directory field name required")
-		}
-		switch c.Provider {
-		case ProviderAzure:
-			if !slices.Contains(AzureAttributes, k) {
-				errs.add(field, "unknown Azure attribute; allowed: %s", strings.Join(AzureAttributes, ", "))
-			}
-		case ProviderOkta:
-			if !slices.Contains(OktaAttributes, k) && !oktaVariable.MatchString(k) {
-				errs.add(field, "unknown Okta attribute; allowed: %s, or a custom attribute name (a letter, then letters, digits or _)", strings.Join(OktaAttributes, ", "))
-			}
 		}
 	}
 }
@@ -415,32 +270,21 @@ const (
 	maxGroupIDLength = 256
 )
 
-// textLimits are the fields whose maximum is not DefaultMaxText.
-var textLimits = map[string]int{
-	"name":               MaxNameLength,
-	"azure.graphBaseUrl": MaxURLLength, "azure.authorityUrl": MaxURLLength,
-	"okta.orgUrl": MaxURLLength, "csv.url": MaxURLLength,
-	"azure.clientSecret": MaxSecretLength, "okta.apiToken": MaxSecretLength,
-	"csv.password": MaxSecretLength, "csv.defaultPassword": MaxSecretLength,
-	"okta.privateKey":   MaxPrivateKey,
-	"groupSync.pattern": MaxPatternLength,
-}
-
-// multilineFields may hold line breaks (a PEM key) or are a tab
-// (the CSV delimiter).
-var multilineFields = map[string]bool{"okta.privateKey": true, "csv.delimiter": true}
+// textLimits are the profile's own fields whose maximum is not
+// DefaultMaxText; a block's are its `maxlen` tags.
+var textLimits = map[string]int{"name": MaxNameLength, "groupSync.pattern": MaxPatternLength}
 
 // validateText refuses control characters and overlong values in every
 // text of the profile, naming the field: they end up in provider requests,
 // the audit log and the admin page.
 func (c *Config) validateText(errs *FieldErrors) {
-	check := func(field, v string, max int) {
+	check := func(field, v string, max int, multiline bool) {
 		if !utf8.ValidString(v) {
 			errs.add(field, "is not valid UTF-8")
 			return
 		}
 		for i, r := range []rune(v) {
-			if unicode.IsControl(r) && !(multilineFields[field] && (r == '\t' || r == '\n' || r == '\r')) {
+			if unicode.IsControl(r) && !(multiline && (r == '\t' || r == '\n' || r == '\r')) {
 				errs.add(field, "must not contain control characters (%U at character %d)", r, i+1)
 				return
 			}
@@ -457,18 +301,37 @@ func (c *Config) validateText(errs *FieldErrors) {
 		if !ok {
 			max = DefaultMaxText
 		}
-		check(field, v, max)
+		check(field, v, max, false)
+	})
+	eachField(c, func(f blockField, path string, v reflect.Value) {
+		max := f.maxLen
+		if max == 0 {
+			max = DefaultMaxText
+		}
+		check(path, v.String(), max, f.multiline)
 	})
 	if len(c.Groups) > MaxGroups {
 		errs.add("groups", "at most %d groups", MaxGroups)
 	}
 	for i, g := range c.Groups {
-		check(fmt.Sprintf("groups[%d]", i), g, maxGroupIDLength)
+		check(fmt.Sprintf("groups[%d]", i), g, maxGroupIDLength, false)
 	}
-	for _, m := range []struct {
+	maps := []struct {
 		field string
 		v     map[string]string
-	}{{"attributeMap", c.AttributeMap}, {"csv.columnMap", c.columnMap()}} {
+	}{{"attributeMap", c.AttributeMap}}
+	if v := blockValue(c.Block); v.IsValid() && v.Kind() == reflect.Struct {
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			if m, ok := v.Field(i).Interface().(map[string]string); ok && f.IsExported() {
+				maps = append(maps, struct {
+					field string
+					v     map[string]string
+				}{c.Provider + "." + jsonName(f), m})
+			}
+		}
+	}
+	for _, m := range maps {
 		if len(m.v) > MaxMapEntries {
 			errs.add(m.field, "at most %d entries", MaxMapEntries)
 		}
@@ -479,17 +342,10 @@ func (c *Config) validateText(errs *FieldErrors) {
 		sort.Strings(keys)
 		for _, k := range keys {
 			field := m.field + "." + strings.ToValidUTF8(k, "\uFFFD")
-			check(field, k, maxMapTextLength)
-			check(field, m.v[k], maxMapTextLength)
+			check(field, k, maxMapTextLength, false)
+			check(field, m.v[k], maxMapTextLength, false)
 		}
 	}
-}
-
-func (c *Config) columnMap() map[string]string {
-	if c.CSV == nil {
-		return nil
-	}
-	return c.CSV.ColumnMap
 }
 
 // walkText calls fn with the dotted JSON path and value of every string

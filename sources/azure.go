@@ -4,18 +4,17 @@ import (
 	"context"
 	"errors"
 
-	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider/azure"
 )
 
-func init() { Register(profile.ProviderAzure, openAzure) }
+func init() { Register(azure.Name, openAzure) }
 
 // openAzure opens the Entra ID tenant of a profile. Its groups and
 // memberships come from the group graph (a DeltaSource); object ids are
 // GUIDs Graph already writes in one case, so nothing is folded.
 func openAzure(_ context.Context, env Env, t Target) (*Opened, error) {
-	a := t.Config.Azure
-	if a == nil {
+	a, ok := t.Config.Block.(*azure.Profile)
+	if !ok {
 		return nil, errors.New("the profile has no azure block")
 	}
 	src, err := azure.Config{

@@ -10,13 +10,12 @@ import (
 	"github.com/usersync/usersync/provider/csv"
 )
 
-func init() { Register(profile.ProviderCSV, openCSV) }
+func init() { Register(csv.Name, openCSV) }
 
 // csvConfig is the CSV source's configuration for a profile. A CSV's
 // provider attributes are its columns, so the profile's attributeMap adds to
 // the columnMap (which wins where both name a column).
-func csvConfig(cfg *profile.Config, documentID string, pageSize int) csv.Config {
-	c := cfg.CSV
+func csvConfig(cfg *profile.Config, c *csv.Profile, documentID string, pageSize int) csv.Config {
 	cols := make(map[string]string, len(c.ColumnMap)+len(cfg.AttributeMap))
 	for k, v := range cfg.AttributeMap {
 		cols[k] = v
@@ -33,15 +32,15 @@ func csvConfig(cfg *profile.Config, documentID string, pageSize int) csv.Config 
 // connection, the picker) the profile's document, or the remote file
 // downloaded into memory and not stored.
 func openCSV(ctx context.Context, env Env, t Target) (*Opened, error) {
-	c := t.Config.CSV
-	if c == nil {
+	c, ok := t.Config.Block.(*csv.Profile)
+	if !ok {
 		return nil, errors.New("the profile has no csv block")
 	}
 	var docs csv.DocumentReader = env.Store
 	docID := t.DocumentID
 	if docID == "" {
 		docID = c.DocumentID
-		if c.Source != profile.CSVDocument {
+		if c.Source != csv.SourceDocument {
 			var buf bytes.Buffer
 			remote := csv.Remote{URL: c.URL, Username: c.Username, Password: c.Password, Client: env.HTTPClient,
 				AllowHTTPLoopback: env.AllowHTTPLoopback}
@@ -51,7 +50,7 @@ func openCSV(ctx context.Context, env Env, t Target) (*Opened, error) {
 			docs, docID = memDocs(buf.Bytes()), "remote"
 		}
 	}
-	src, err := csvConfig(t.Config, docID, env.PageSize).Open(docs)
+	src, err := csvConfig(t.Config, c, docID, env.PageSize).Open(docs)
 	if err != nil {
 		return nil, err
 	}

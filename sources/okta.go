@@ -4,18 +4,17 @@ import (
 	"context"
 	"errors"
 
-	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider/okta"
 )
 
-func init() { Register(profile.ProviderOkta, openOkta) }
+func init() { Register(okta.Name, openOkta) }
 
 // openOkta opens the Okta org of a profile. Okta users do not carry their
 // groups, so group sync reads Groups and Members after the users; ids are
 // Okta's and already unique as they are, so nothing is folded.
 func openOkta(_ context.Context, env Env, t Target) (*Opened, error) {
-	o := t.Config.Okta
-	if o == nil {
+	o, ok := t.Config.Block.(*okta.Profile)
+	if !ok {
 		return nil, errors.New("the profile has no okta block")
 	}
 	src, err := okta.Config{

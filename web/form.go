@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -28,10 +29,12 @@ type profileForm struct {
 	New          bool
 	Cfg          profile.Config // secret fields always empty
 	// Set tells which secrets are stored, by path ("csv.password").
-	Set        map[string]bool
-	AttrRows   []mapRow
-	ColumnRows []mapRow
-	Errors     map[string]string
+	Set      map[string]bool
+	AttrRows []mapRow
+	// MapRows are the rows of the provider's map fields, by path
+	// ("csv.columnMap").
+	MapRows map[string][]mapRow
+	Errors  map[string]string
 	// Unplaced are errors of fields the form has no input for.
 	Unplaced []profile.FieldError
 	// Typed is set when a form came back with errors after secrets were
@@ -59,48 +62,99 @@ func formFromView(view map[string]any) (*profileForm, error) {
 	}
 	f.ID, _ = view["id"].(string)
 	f.DirectoryKey, _ = view["directoryKey"].(string)
-	for _, p := range profile.SecretPaths() {
-		block, field, _ := strings.Cut(p, ".")
-		if m, ok := view[block].(map[string]any); ok {
-			if set, _ := m[field+"Set"].(bool); set {
-				f.Set[p] = true
+	block, _ := view[f.Cfg.Provider].(map[string]any)
+	if prov, ok := profile.Lookup(f.Cfg.Provider); ok && block != nil {
+		for _, fd := range prov.Fields {
+			path := fd.Path(prov.Name)
+			marker := fd.Name + "Set"
+			if profile.SecretKind(path) == "query" {
+				// The query of a signed URL is a secret: the view shows the
+				// URL without it, and says whether one is stored.
+				path, marker = path+"Query", fd.Name+"QuerySet"
 			}
-		}
-	}
-	// The query of a signed CSV URL is a secret: the view shows the URL
-	// without it, and says whether one is stored.
-	if m, ok := view["csv"].(map[string]any); ok {
-		if set, _ := m["urlQuerySet"].(bool); set {
-			f.Set["csv.urlQuery"] = true
+			if set, _ := block[marker].(bool); set {
+				f.Set[path] = true
+			}
 		}
 	}
 	f.fill()
 	return f, nil
 }
 
-// newForm is the form of a new profile of a provider.
-func newForm(provider string) *profileForm {
+// newForm is the form of a new profile of a registered provider: its
+// block with the defaults a save would fill, and each choice among
+// options of its own (a CSV's source) at the first.
+func newForm(prov *profile.Provider) *profileForm {
 	t := true
 	f := &profileForm{New: true, Set: map[string]bool{}, Errors: map[string]string{},
-		Cfg: profile.Config{Provider: provider, Enabled: &t}}
-	switch provider {
-	case profile.ProviderCSV:
-		f.Cfg.CSV = &profile.CSV{Source: profile.CSVDocument}
-	case profile.ProviderAzure:
-		f.Cfg.Azure = &profile.Azure{}
-	case profile.ProviderOkta:
-		f.Cfg.Okta = &profile.Okta{}
+		Cfg: profile.Config{Provider: prov.Name, Enabled: &t}}
+	doc := map[string]any{}
+	for _, fd := range prov.Fields {
+		if fd.Kind == profile.KindRadio && len(fd.Options) > 0 {
+			doc[fd.Name] = fd.Options[0].Value
+		}
 	}
+	f.Cfg.Block = blockOf(prov, doc)
 	f.Cfg.Normalize() // the defaults a save would fill, shown up front
 	f.fill()
 	return f
 }
 
+// blockOf makes a provider's block from its JSON fields; the form's values
+// are all strings, booleans and maps, which a block decodes alike.
+func blockOf(prov *profile.Provider, doc map[string]any) profile.Block {
+	blk := prov.New()
+	if b, err := json.Marshal(doc); err == nil {
+		_ = json.Unmarshal(b, blk) // a value of the wrong type is left empty, for Validate to name
+	}
+	return blk
+}
+
+// blockFields is the profile's block as JSON fields, secrets left out
+// (they are empty in a form).
+func blockFields(c *profile.Config) map[string]any {
+	out := map[string]any{}
+	if c.Block == nil {
+		return out
+	}
+	if b, err := json.Marshal(c.Block); err == nil {
+		_ = json.Unmarshal(b, &out)
+	}
+	return out
+}
+
+// fieldText is a block field's value as an input shows it.
+func fieldText(doc map[string]any, name string) string {
+	switch v := doc[name].(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
 // fill derives the map rows from the config.
 func (f *profileForm) fill() {
 	f.AttrRows = rowsOf(f.Cfg.AttributeMap)
-	if f.Cfg.CSV != nil {
-		f.ColumnRows = rowsOf(f.Cfg.CSV.ColumnMap)
+	f.MapRows = map[string][]mapRow{}
+	prov, ok := profile.Lookup(f.Cfg.Provider)
+	if !ok {
+		return
+	}
+	doc := blockFields(&f.Cfg)
+	for _, fd := range prov.Fields {
+		if fd.Kind != profile.KindMap {
+			continue
+		}
+		m := map[string]string{}
+		if raw, ok := doc[fd.Name].(map[string]any); ok {
+			for k, v := range raw {
+				m[k] = fmt.Sprint(v)
+			}
+		}
+		f.MapRows[fd.Path(prov.Name)] = rowsOf(m)
 	}
 }
 
@@ -118,10 +172,23 @@ func rowsOf(m map[string]string) []mapRow {
 
 // setErrors places field errors beside their inputs.
 func (f *profileForm) setErrors(fe profile.FieldErrors) {
+	prov, _ := profile.Lookup(f.Cfg.Provider)
+	maps := []string{"attributeMap"}
+	placed := func(string) bool { return false }
+	if prov != nil {
+		for _, fd := range prov.Fields {
+			if fd.Kind == profile.KindMap {
+				maps = append(maps, fd.Path(prov.Name))
+			}
+		}
+		placed = func(path string) bool {
+			return slices.ContainsFunc(prov.Fields, func(fd profile.Field) bool { return fd.Path(prov.Name) == path })
+		}
+	}
 	for _, e := range fe {
 		field := e.Field
 		// A map entry's error goes to the map's rows ("attributeMap.dept").
-		for _, m := range []string{"attributeMap", "csv.columnMap"} {
+		for _, m := range maps {
 			if strings.HasPrefix(field, m+".") {
 				e.Message = strings.TrimPrefix(field, m+".") + ": " + e.Message
 				field = m
@@ -130,7 +197,7 @@ func (f *profileForm) setErrors(fe profile.FieldErrors) {
 		if strings.HasPrefix(field, "groups[") {
 			field = "groups"
 		}
-		if !formFields[field] {
+		if !formFields[field] && !placed(field) {
 			f.Unplaced = append(f.Unplaced, e)
 			continue
 		}
@@ -142,20 +209,15 @@ func (f *profileForm) setErrors(fe profile.FieldErrors) {
 	}
 }
 
-// formFields are the paths that have an input (or a group of inputs) on
-// the form, so that an error on any other path is still shown, at the top.
+// formFields are the profile's own paths that have an input (or a group
+// of inputs) on the form, so that an error on any other path (nor a
+// field of the provider's) is still shown, at the top.
 var formFields = func() map[string]bool {
 	m := map[string]bool{}
 	for _, p := range []string{
 		"name", "enabled", "groups", "groupSync.mode", "groupSync.pattern", "attributeMap", "populateOrgChart",
 		"schedule.frequency", "schedule.everyMinutes", "schedule.time", "schedule.timezone",
 		"safety.maxDisables", "safety.maxDisablePercent",
-		"azure.tenantId", "azure.clientId", "azure.clientSecret", "azure.cloud", "azure.graphBaseUrl",
-		"azure.authorityUrl", "azure.includeMailEnabledSecurityGroups", "azure.usernameAttribute",
-		"okta.orgUrl", "okta.apiToken", "okta.clientId", "okta.privateKey", "okta.keyId", "okta.appId",
-		"okta.usernameAttribute",
-		"csv.source", "csv.url", "csv.username", "csv.password", "csv.documentId", "csv.userMatchField",
-		"csv.managerField", "csv.defaultPassword", "csv.columnMap", "csv.delimiter", "csv.groupsField",
 	} {
 		m[p] = true
 	}
@@ -176,7 +238,8 @@ type postedProfile struct {
 func readProfileForm(base *profileForm, v url.Values) (*postedProfile, profile.FieldErrors) {
 	f := *base
 	f.Errors, f.Unplaced = map[string]string{}, nil
-	cfg := f.Cfg // shallow: the blocks and maps below are replaced, not edited
+	f.MapRows = maps.Clone(base.MapRows)
+	cfg := f.Cfg // shallow: the block and maps below are replaced, not edited
 	var errs profile.FieldErrors
 	num := func(path string) int {
 		s := strings.TrimSpace(v.Get(path))
@@ -205,51 +268,41 @@ func readProfileForm(base *profileForm, v url.Values) (*postedProfile, profile.F
 		}
 	}
 
-	switch cfg.Provider {
-	case profile.ProviderAzure:
-		a := profile.Azure{}
-		if cfg.Azure != nil {
-			a = *cfg.Azure
+	prov, known := profile.Lookup(cfg.Provider)
+	if known {
+		doc := blockFields(&cfg)
+		for _, fd := range prov.Fields {
+			path := fd.Path(prov.Name)
+			if isSecret(path) {
+				secret(path)
+				continue
+			}
+			switch fd.Kind {
+			case profile.KindCheckbox:
+				doc[fd.Name] = on(path)
+			case profile.KindMap:
+				m, rows := readMap(v, path, &errs)
+				doc[fd.Name] = m
+				f.MapRows[path] = rows
+			case profile.KindSelect, profile.KindRadio:
+				doc[fd.Name] = v.Get(path) // a tab delimiter must not be trimmed away
+			default:
+				doc[fd.Name] = str(path)
+			}
 		}
-		a.TenantID, a.ClientID, a.Cloud = str("azure.tenantId"), str("azure.clientId"), str("azure.cloud")
-		a.GraphBaseURL, a.AuthorityURL = str("azure.graphBaseUrl"), str("azure.authorityUrl")
-		a.UsernameAttribute = str("azure.usernameAttribute")
-		a.IncludeMailEnabledSecurityGroups = on("azure.includeMailEnabledSecurityGroups")
-		secret("azure.clientSecret")
-		cfg.Azure = &a
-	case profile.ProviderOkta:
-		o := profile.Okta{}
-		if cfg.Okta != nil {
-			o = *cfg.Okta
+		// What a choice hides is not in use: stored empty, so that what is
+		// stored is what a run does. Secrets stay, for a switch back.
+		for _, fd := range prov.Fields {
+			if fd.Kind == profile.KindText || fd.Kind == profile.KindDocument || fd.Kind == profile.KindTextarea {
+				if !isSecret(fd.Path(prov.Name)) && !fd.Shown(func(n string) string { return fieldText(doc, n) }) {
+					doc[fd.Name] = ""
+				}
+			}
 		}
-		o.OrgURL, o.ClientID, o.KeyID = str("okta.orgUrl"), str("okta.clientId"), str("okta.keyId")
-		o.AppID, o.UsernameAttribute = str("okta.appId"), str("okta.usernameAttribute")
-		secret("okta.apiToken")
-		secret("okta.privateKey")
-		cfg.Okta = &o
-	case profile.ProviderCSV:
-		c := profile.CSV{}
-		if cfg.CSV != nil {
-			c = *cfg.CSV
-		}
-		c.Source, c.URL, c.Username = str("csv.source"), str("csv.url"), str("csv.username")
-		c.DocumentID, c.UserMatchField = str("csv.documentId"), str("csv.userMatchField")
-		c.ManagerField, c.GroupsField = str("csv.managerField"), str("csv.groupsField")
-		c.Delimiter = v.Get("csv.delimiter") // "\t" must not be trimmed away
-		if c.Source == profile.CSVDocument {
-			c.URL, c.Username = "", ""
-		} else {
-			c.DocumentID = ""
-		}
-		secret("csv.password")
-		secret("csv.defaultPassword")
-		var rows []mapRow
-		c.ColumnMap, rows = readMap(v, "csv.columnMap", &errs)
-		cfg.CSV = &c
-		f.ColumnRows = rows
+		cfg.Block = blockOf(prov, doc)
 	}
 
-	if cfg.Provider != profile.ProviderCSV {
+	if !known || !prov.WholeSource {
 		cfg.Groups = nil
 		for _, g := range v["groups"] {
 			if g = strings.TrimSpace(g); g != "" && !slices.Contains(cfg.Groups, g) {
@@ -285,6 +338,13 @@ func readProfileForm(base *profileForm, v url.Values) (*postedProfile, profile.F
 		errs = append(errs, profile.FieldError{Message: err.Error()})
 	}
 	return &postedProfile{form: &f, body: body}, errs
+}
+
+// isSecret reports whether a block field is a secret with an input of its
+// own (a URL whose query is secret is an ordinary input).
+func isSecret(path string) bool {
+	k := profile.SecretKind(path)
+	return k != "" && k != "query"
 }
 
 // readMap reads the rows name.from / name.to into a map, with the rows to

@@ -29,6 +29,8 @@ import (
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
+	// The providers the admin page shows register themselves.
+	_ "github.com/usersync/usersync/sources"
 )
 
 const testToken = "admin-token-0123456789"
@@ -175,7 +177,7 @@ func (e *env) listGroups(_ context.Context, _ *directory.Profile, cfg *profile.C
 	if e.groupsErr != nil {
 		return provider.Page[provider.Group]{}, e.groupsErr
 	}
-	if cfg == nil || (cfg.Azure == nil && cfg.Okta == nil && cfg.CSV == nil) {
+	if cfg == nil || cfg.Block == nil {
 		return provider.Page[provider.Group]{}, errors.New("no provider block")
 	}
 	var match []provider.Group

@@ -59,11 +59,11 @@ func (a *admin) listProfiles(q *request) error {
 // editorView is the profile editor page.
 type editorView struct {
 	Form       *profileForm
-	Providers  []string
-	Attributes []string // the provider's attribute catalogue; nil = free text
-	AttrLabel  string   // what the attribute map's left column holds
-	AttrList   string   // id of the datalist of Attributes, "" for none
-	Documents  []directory.Document
+	Provider   providerSections // the inputs of the provider's block
+	Attributes []string         // the provider's attribute catalogue; nil = free text
+	AttrLabel  string           // what the attribute map's left column holds
+	AttrList   string           // id of the datalist of Attributes, "" for none
+	AttrHelp   string
 	CanTest    bool
 	CanGroups  bool
 	LastTest   *api.TestRecord
@@ -98,9 +98,9 @@ var zones = []string{"UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "E
 	"Asia/Dubai", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland"}
 
 func (a *admin) newProfile(q *request) error {
-	prov := q.r.URL.Query().Get("provider")
-	if !slices.Contains([]string{profile.ProviderCSV, profile.ProviderAzure, profile.ProviderOkta}, prov) {
-		return q.render(http.StatusOK, "choose", "New profile", "profiles", nil)
+	prov, ok := profile.Lookup(q.r.URL.Query().Get("provider"))
+	if !ok {
+		return q.render(http.StatusOK, "choose", "New profile", "profiles", profile.Providers())
 	}
 	return a.showEditor(q, http.StatusOK, newForm(prov), nil)
 }
@@ -111,20 +111,24 @@ func (a *admin) showEditor(q *request, status int, form *profileForm, preview *p
 	ctx := q.ctx()
 	v := editorView{Form: form, CanTest: a.svc.CanTest(), CanGroups: a.svc.CanListGroups(), Preview: preview, Zones: zones,
 		Action: "/profiles/new"}
-	v.AttrLabel, v.AttrList = "Provider attribute", "attr-list"
-	switch form.Cfg.Provider {
-	case profile.ProviderAzure:
-		v.Attributes = profile.AzureAttributes
-	case profile.ProviderOkta:
-		v.Attributes = profile.OktaAttributes
-	case profile.ProviderCSV:
-		v.AttrLabel, v.AttrList = "CSV column", ""
-		docs, err := a.store.ListDocuments(ctx, directory.ListOptions{Limit: 1000})
-		if err != nil {
-			return err
+	prov, known := profile.Lookup(form.Cfg.Provider)
+	v.AttrLabel = "Provider attribute"
+	var docs []directory.Document
+	if known {
+		v.AttrLabel, v.AttrHelp, v.Attributes = prov.AttributeLabel, prov.AttributeHelp, prov.Attributes
+		if slices.ContainsFunc(prov.Fields, func(f profile.Field) bool { return f.Kind == profile.KindDocument }) {
+			page, err := a.store.ListDocuments(ctx, directory.ListOptions{Limit: 1000})
+			if err != nil {
+				return err
+			}
+			docs = page.Items
 		}
-		v.Documents = docs.Items
 	}
+	if len(v.Attributes) > 0 {
+		v.AttrList = "attr-list"
+	}
+	v.Provider = providerInputs(form, docs)
+	wholeSource := known && prov.WholeSource
 	title := "New " + providerName(form.Cfg.Provider) + " profile"
 	if !form.New {
 		title = form.Cfg.Name
@@ -137,25 +141,20 @@ func (a *admin) showEditor(q *request, status int, form *profileForm, preview *p
 			return err
 		}
 		v.NextRunAt = form.NextRunAt
-		if form.Cfg.Provider != profile.ProviderCSV && v.CanGroups {
+		if !wholeSource && v.CanGroups {
 			qv := q.r.URL.Query()
 			v.Picker = a.pickGroups(ctx, form, qv.Get("groupSearch"), qv.Get("groupCursor"))
 		}
 	}
-	if v.Picker == nil && form.Cfg.Provider != profile.ProviderCSV {
+	if v.Picker == nil && !wholeSource {
 		v.Picker = &groupPicker{Extra: form.Cfg.Groups}
 	}
 	return q.render(status, "profile", title, "profiles", v)
 }
 
 func providerName(p string) string {
-	switch p {
-	case profile.ProviderAzure:
-		return "Entra ID"
-	case profile.ProviderOkta:
-		return "Okta"
-	case profile.ProviderCSV:
-		return "CSV"
+	if prov, ok := profile.Lookup(p); ok {
+		return prov.DisplayName
 	}
 	return p
 }
@@ -251,9 +250,9 @@ const (
 )
 
 func (a *admin) createProfile(q *request) error {
-	prov := q.r.PostForm.Get("provider")
-	if !slices.Contains([]string{profile.ProviderCSV, profile.ProviderAzure, profile.ProviderOkta}, prov) {
-		return errBadForm("provider", "must be one of azure, okta, csv")
+	prov, ok := profile.Lookup(q.r.PostForm.Get("provider"))
+	if !ok {
+		return errBadForm("provider", "must be one of %s", strings.Join(profile.ProviderNames(), ", "))
 	}
 	return a.submitProfile(q, newForm(prov))
 }

@@ -17,6 +17,9 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/azure"
+	"github.com/usersync/usersync/provider/csv"
+	"github.com/usersync/usersync/provider/okta"
 )
 
 const (
@@ -77,9 +80,9 @@ func TestCSVProfileCreateEditSyncWithoutSecretsInHTML(t *testing.T) {
 	require.NoError(t, err)
 	cfg, err := profile.Open(e.box, p.Config, p.Secrets)
 	require.NoError(t, err)
-	assert.Equal(t, defaultPassword, cfg.CSV.DefaultPassword)
-	assert.Equal(t, csvPassword, cfg.CSV.Password)
-	assert.Equal(t, docID, cfg.CSV.DocumentID)
+	assert.Equal(t, defaultPassword, cfg.Block.(*csv.Profile).DefaultPassword)
+	assert.Equal(t, csvPassword, cfg.Block.(*csv.Profile).Password)
+	assert.Equal(t, docID, cfg.Block.(*csv.Profile).DocumentID)
 	assert.Equal(t, map[string]string{"department": "department"}, cfg.AttributeMap)
 	assert.Equal(t, profile.GroupSyncAll, cfg.GroupSync.Mode)
 	assert.True(t, cfg.PopulateOrgChart)
@@ -105,8 +108,8 @@ func TestCSVProfileCreateEditSyncWithoutSecretsInHTML(t *testing.T) {
 	assert.Contains(t, page.location, "notice=saved")
 	p, _ = e.store.GetProfile(ctx, id)
 	cfg, _ = profile.Open(e.box, p.Config, p.Secrets)
-	assert.Equal(t, defaultPassword, cfg.CSV.DefaultPassword)
-	assert.Equal(t, csvPassword, cfg.CSV.Password, "the password stays though the form shows no remote fields' value")
+	assert.Equal(t, defaultPassword, cfg.Block.(*csv.Profile).DefaultPassword)
+	assert.Equal(t, csvPassword, cfg.Block.(*csv.Profile).Password, "the password stays though the form shows no remote fields' value")
 	assert.Equal(t, 42, cfg.Safety.MaxDisables)
 
 	// Test connection: the light turns green with the message, and the
@@ -337,7 +340,7 @@ func TestProfilesListEnableDisableDelete(t *testing.T) {
 	// A schedule: the next run shows in the list and the editor.
 	p, _ := e.store.GetProfile(ctx, id)
 	cfg, _ := profile.Open(e.box, p.Config, p.Secrets)
-	form := csvForm("People file", cfg.CSV.DocumentID)
+	form := csvForm("People file", cfg.Block.(*csv.Profile).DocumentID)
 	form.Set("schedule.frequency", "interval")
 	form.Set("schedule.everyMinutes", "30")
 	require.Equal(t, http.StatusSeeOther, b.post("/profiles/"+id, form).status)
@@ -356,10 +359,10 @@ func TestProfilesListEnableDisableDelete(t *testing.T) {
 	assert.False(t, p.Enabled)
 	cfg, _ = profile.Open(e.box, p.Config, p.Secrets)
 	assert.Equal(t, 30, cfg.Schedule.EveryMinutes, "a toggle keeps the rest of the profile")
-	assert.Equal(t, defaultPassword, cfg.CSV.DefaultPassword, "a toggle keeps the secrets")
+	assert.Equal(t, defaultPassword, cfg.Block.(*csv.Profile).DefaultPassword, "a toggle keeps the secrets")
 	// A disabled profile does not sync: the error is shown.
 	page = b.post("/profiles/"+id, func() url.Values {
-		f := csvForm("People file", cfg.CSV.DocumentID)
+		f := csvForm("People file", cfg.Block.(*csv.Profile).DocumentID)
 		f.Del("enabled")
 		f.Set("action", "sync")
 		return f
@@ -431,7 +434,7 @@ func TestGroupPickerAndPatternCheck(t *testing.T) {
 	p, _ := e.store.GetProfile(context.Background(), id)
 	cfg, _ := profile.Open(e.box, p.Config, p.Secrets)
 	assert.Equal(t, []string{"g1", "g3"}, cfg.Groups)
-	assert.Equal(t, azureSecret, cfg.Azure.ClientSecret)
+	assert.Equal(t, azureSecret, cfg.Block.(*azure.Profile).ClientSecret)
 	page = b.get("/profiles/" + id)
 	assert.Contains(t, page.body, `name="groups" value="g1" checked>`)
 	assert.Contains(t, page.body, `name="groups" value="g2">`)
@@ -492,9 +495,9 @@ func TestOktaProfileSecretsWriteOnly(t *testing.T) {
 	id := profileURL.FindStringSubmatch(page.location)[1]
 	p, _ := e.store.GetProfile(context.Background(), id)
 	cfg, _ := profile.Open(e.box, p.Config, p.Secrets)
-	assert.Equal(t, key, cfg.Okta.PrivateKey, "the key keeps its lines")
-	assert.Equal(t, apiToken, cfg.Okta.APIToken)
-	assert.Equal(t, "https://example.okta.com", cfg.Okta.OrgURL)
+	assert.Equal(t, key, cfg.Block.(*okta.Profile).PrivateKey, "the key keeps its lines")
+	assert.Equal(t, apiToken, cfg.Block.(*okta.Profile).APIToken)
+	assert.Equal(t, "https://example.okta.com", cfg.Block.(*okta.Profile).OrgURL)
 	assert.Equal(t, profile.Schedule{Frequency: "daily", Time: "06:30", Timezone: "Europe/London"}, cfg.Schedule)
 
 	page = b.get("/profiles/" + id)
@@ -513,8 +516,8 @@ func TestOktaProfileSecretsWriteOnly(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, page.status, page.body)
 	p, _ = e.store.GetProfile(context.Background(), id)
 	cfg, _ = profile.Open(e.box, p.Config, p.Secrets)
-	assert.Empty(t, cfg.Okta.APIToken)
-	assert.Equal(t, key, cfg.Okta.PrivateKey)
+	assert.Empty(t, cfg.Block.(*okta.Profile).APIToken)
+	assert.Equal(t, key, cfg.Block.(*okta.Profile).PrivateKey)
 	page = b.get("/profiles/" + id)
 	assert.Contains(t, page.body, `id="f-okta-apiToken-state"><span class="badge muted">not set</span>`)
 	// Clearing the key as well is refused beside the field.

@@ -143,11 +143,16 @@ var funcs = template.FuncMap{
 		// fieldID makes ids of letters, digits and "-" only.
 		return template.HTMLAttr(` aria-invalid="true" aria-describedby="` + fieldID(path) + `-error"`)
 	},
-	"secretField": func(f *profileForm, path, label string) secretInput {
-		// A PEM key has lines, which a one-line input would drop.
-		return secretInput{Path: path, Label: label, Set: f.Set[path], Error: f.Errors[path],
-			Multiline: path == "okta.privateKey"}
+	"pinputs": func(groups []inputGroup) struct{ Groups []inputGroup } {
+		return struct{ Groups []inputGroup }{groups}
 	},
+	"errOf": func(in providerInput) map[string]string {
+		if in.Error == "" {
+			return nil
+		}
+		return map[string]string{in.Path: in.Error}
+	},
+	"blockNote": blockNote,
 	"mapTable": func(name, prefix, fromLabel, toLabel string, rows []mapRow, list string) mapTable {
 		return mapTable{Name: name, Prefix: prefix, FromLabel: fromLabel, ToLabel: toLabel, Rows: rows, List: list}
 	},

@@ -13,6 +13,8 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/azure"
+	"github.com/usersync/usersync/provider/csv"
 )
 
 // Regression tests of issue 13 (security) through the admin page.
@@ -58,7 +60,7 @@ func TestAdminAsksForSecretWhenEndpointMoves(t *testing.T) {
 	form.Set("azure.clientSecret", secret)
 	page = b.post("/profiles/"+id, form)
 	require.Equal(t, http.StatusSeeOther, page.status, page.body)
-	assert.Equal(t, "https://login.evil.example", e.storedConfig(id).Azure.AuthorityURL)
+	assert.Equal(t, "https://login.evil.example", e.storedConfig(id).Block.(*azure.Profile).AuthorityURL)
 	audit, err := e.store.ListAudit(context.Background(), directory.AuditFilter{Action: "profile_endpoint_changed", Subject: id}, directory.ListOptions{})
 	require.NoError(t, err)
 	require.Len(t, audit.Items, 1)
@@ -91,7 +93,7 @@ func TestAdminHidesSignedURLQuery(t *testing.T) {
 	form.Set("csv.defaultPassword", "")
 	page = b.post("/profiles/"+id, form)
 	require.Equal(t, http.StatusSeeOther, page.status, page.body)
-	assert.Equal(t, signed, e.storedConfig(id).CSV.URL)
+	assert.Equal(t, signed, e.storedConfig(id).Block.(*csv.Profile).URL)
 	for _, p := range []string{"/audit", "/profiles"} {
 		assert.False(t, strings.Contains(b.get(p).body, "SIGNED-URL-SECRET"), p)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/internal/testenv"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
 	"github.com/usersync/usersync/workflows"
@@ -63,8 +64,8 @@ func TestPlanOutlastsHeartbeatTimeoutOnce(t *testing.T) {
 	doc, err := store.CreateDocument(ctx, "people.csv", "text/csv", strings.NewReader(
 		"username,firstName,lastName,email\nada,Ada,Lovelace,ada@example.com\nalan,Alan,Turing,alan@example.com\n"), 1<<20)
 	require.NoError(t, err)
-	cfg := &profile.Config{Name: "People CSV", Provider: profile.ProviderCSV,
-		CSV:       &profile.CSV{Source: "document", DocumentID: doc.ID, UserMatchField: "username", DefaultPassword: "Welcome-1"},
+	cfg := &profile.Config{Name: "People CSV", Provider: csv.Name,
+		Block:     &csv.Profile{Source: "document", DocumentID: doc.ID, UserMatchField: "username", DefaultPassword: "Welcome-1"},
 		GroupSync: profile.GroupSync{Mode: profile.GroupSyncOff}}
 	cfg.Normalize()
 	clear, sealed, err := profile.Seal(box, cfg)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/secret"
 )
 
@@ -49,8 +50,8 @@ func TestDoctorAgreesWithTheDevSetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &profile.Config{Name: "Simulated", Provider: profile.ProviderCSV,
-		CSV: &profile.CSV{Source: profile.CSVRemote, URL: sim.URL + "/people.csv", UserMatchField: "username", Password: "pw", DefaultPassword: "Welcome-1"}}
+	cfg := &profile.Config{Name: "Simulated", Provider: csv.Name,
+		Block: &csv.Profile{Source: csv.SourceRemote, URL: sim.URL + "/people.csv", UserMatchField: "username", Password: "pw", DefaultPassword: "Welcome-1"}}
 	cfg.Normalize()
 	if errs := cfg.Validate(); errs != nil {
 		t.Fatal(errs)

@@ -113,10 +113,10 @@ func TestTestConnectionDoesNotQuoteTheServer(t *testing.T) {
 	var logs bytes.Buffer
 	obs := newObservability(true, nil)
 	test := obs.tester(directory.NewSQLStore(db), box, slog.New(slog.NewTextHandler(&logs, nil)))
-	cfg := &profile.Config{Name: "Remote", Provider: profile.ProviderCSV, CSV: &profile.CSV{Source: profile.CSVRemote,
+	cfg := &profile.Config{Name: "Remote", Provider: csv.Name, Block: &csv.Profile{Source: csv.SourceRemote,
 		URL: srv.URL + "/metrics", UserMatchField: "username", DefaultPassword: "Welcome-1", Delimiter: ","}}
 	cfg.Normalize()
-	_, err = test(context.Background(), &directory.Profile{ID: "p1", Name: "Remote", Provider: profile.ProviderCSV}, cfg)
+	_, err = test(context.Background(), &directory.Profile{ID: "p1", Name: "Remote", Provider: csv.Name}, cfg)
 	if err == nil {
 		t.Fatal("a metrics page passed for a CSV file")
 	}

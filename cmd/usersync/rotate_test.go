@@ -10,6 +10,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/secret"
 )
 
@@ -37,8 +38,8 @@ func newRotationFixture(t *testing.T, dialect string) *rotationFixture {
 	f.db, f.store = db, directory.NewSQLStore(db)
 	oldBox, _ := secret.NewBox(f.oldKey)
 	for i, pw := range []string{"remote-pw-1", "remote-pw-2", ""} {
-		cfg := &profile.Config{Name: "CSV " + string(rune('A'+i)), Provider: profile.ProviderCSV,
-			CSV: &profile.CSV{Source: "remote", URL: "https://files.example.com/p.csv", Username: "u", Password: pw}}
+		cfg := &profile.Config{Name: "CSV " + string(rune('A'+i)), Provider: csv.Name,
+			Block: &csv.Profile{Source: "remote", URL: "https://files.example.com/p.csv", Username: "u", Password: pw}}
 		cfg.Normalize()
 		clear, sealed, err := profile.Seal(oldBox, cfg)
 		if err != nil {
@@ -103,8 +104,8 @@ func TestRotateSecrets(t *testing.T) {
 				if err != nil {
 					t.Fatalf("profile %s after rotation: %v", p.Name, err)
 				}
-				if want := []string{"remote-pw-1", "remote-pw-2"}[i]; cfg.CSV.Password != want {
-					t.Fatalf("password of %s = %q, want %q", p.Name, cfg.CSV.Password, want)
+				if want := []string{"remote-pw-1", "remote-pw-2"}[i]; cfg.Block.(*csv.Profile).Password != want {
+					t.Fatalf("password of %s = %q, want %q", p.Name, cfg.Block.(*csv.Profile).Password, want)
 				}
 				b := before[p.ID]
 				if !got.UpdatedAt.Equal(b.UpdatedAt) || string(got.Config) != string(b.Config) || got.Name != b.Name {
@@ -169,7 +170,7 @@ func TestRotateSecretsDoesNotOverwriteAConcurrentSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.CSV.Password = "saved-by-admin"
+	cfg.Block.(*csv.Profile).Password = "saved-by-admin"
 	clear, sealed, _ := profile.Seal(box, cfg)
 	saved := stale
 	saved.Config, saved.Secrets = clear, sealed
@@ -186,7 +187,7 @@ func TestRotateSecretsDoesNotOverwriteAConcurrentSave(t *testing.T) {
 	}
 	got, _ := f.store.GetProfile(ctx, stale.ID)
 	newOnly, _ := secret.NewBox(f.newKey)
-	if cfg, err := profile.Open(newOnly, got.Config, got.Secrets); err != nil || cfg.CSV.Password != "saved-by-admin" {
+	if cfg, err := profile.Open(newOnly, got.Config, got.Secrets); err != nil || cfg.Block.(*csv.Profile).Password != "saved-by-admin" {
 		t.Fatalf("the admin's save was lost: %v", err)
 	}
 }

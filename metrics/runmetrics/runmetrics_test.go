@@ -29,6 +29,7 @@ import (
 	"github.com/usersync/usersync/directory/dbtest"
 	"github.com/usersync/usersync/metrics"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
 )
@@ -162,8 +163,8 @@ func newHarness(t *testing.T) *harness {
 	doc, err := store.CreateDocument(ctx, "people.csv", "text/csv", strings.NewReader(
 		"username,firstName,lastName,email\nann,Ann,A,ann@example.com\nbob,Bob,B,bob@example.com\ncy,Cy,C,cy@example.com\n"), 1<<20)
 	require.NoError(t, err)
-	cfg := &profile.Config{Name: "People CSV", Provider: profile.ProviderCSV,
-		CSV: &profile.CSV{Source: "document", DocumentID: doc.ID, UserMatchField: "username", DefaultPassword: "Welcome-1"}}
+	cfg := &profile.Config{Name: "People CSV", Provider: csv.Name,
+		Block: &csv.Profile{Source: "document", DocumentID: doc.ID, UserMatchField: "username", DefaultPassword: "Welcome-1"}}
 	cfg.Normalize()
 	clear, sealed, err := profile.Seal(box, cfg)
 	require.NoError(t, err)

@@ -41,15 +41,14 @@ import (
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	azauth "github.com/microsoftgraph/msgraph-sdk-go-core/authentication"
 
-	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 )
 
-// Clouds Open knows; the profile names them the same way.
+// Clouds Open knows; the profile's cloud names them the same way.
 const (
-	CloudGlobal = profile.CloudGlobal
-	CloudUSGov  = profile.CloudUSGov
-	CloudChina  = profile.CloudChina
+	CloudGlobal = "global"
+	CloudUSGov  = "usgov"
+	CloudChina  = "china"
 )
 
 type cloud struct {
