@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode"
 
-	. "github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider/azure"
 	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/provider/okta"
@@ -20,7 +20,7 @@ import (
 // every secret fuzzSecret, at the default addresses.
 const fuzzSecret = "stored-secret-value"
 
-var fuzzStored = map[string]*Config{
+var fuzzStored = map[string]*profile.Config{
 	azure.Name: {Provider: azure.Name, Block: &azure.Profile{TenantID: "t", ClientID: "c", ClientSecret: fuzzSecret, Cloud: azure.CloudGlobal}},
 	okta.Name:  {Provider: okta.Name, Block: &okta.Profile{OrgURL: "https://example.okta.com", APIToken: fuzzSecret, PrivateKey: fuzzSecret}},
 	csv.Name: {Provider: csv.Name, Block: &csv.Profile{Source: csv.SourceRemote, URL: "https://files.example.com/p.csv?sig=" + fuzzSecret,
@@ -63,9 +63,9 @@ func FuzzProfile(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		cfg, err := Decode(body)
+		cfg, err := profile.Decode(body)
 		if err != nil {
-			var de *DecodeError
+			var de *profile.DecodeError
 			if !errors.As(err, &de) || de.Message == "" {
 				t.Fatalf("Decode: %T %v, want a *DecodeError with a message", err, err)
 			}
@@ -89,7 +89,7 @@ func FuzzProfile(f *testing.F) {
 		// A valid profile holds no control character (but a PEM key's
 		// line breaks and a tab delimiter) and nothing over its limit.
 		if len(errs) == 0 {
-			EachText(cfg, func(field, v string, multiline bool) {
+			profile.EachText(cfg, func(field, v string, multiline bool) {
 				for _, r := range v {
 					if unicode.IsControl(r) && !(multiline && (r == '\t' || r == '\n' || r == '\r')) {
 						t.Fatalf("valid profile with a control character in %s: %q", field, v)
@@ -97,19 +97,19 @@ func FuzzProfile(f *testing.F) {
 				}
 			})
 			for i, g := range cfg.Groups {
-				if strings.ContainsFunc(g, unicode.IsControl) || len([]rune(g)) > MaxGroupIDLength {
+				if strings.ContainsFunc(g, unicode.IsControl) || len([]rune(g)) > profile.MaxGroupIDLength {
 					t.Fatalf("valid profile with groups[%d] = %q", i, g)
 				}
 			}
 		}
 		// No secret stored for one address is kept for another.
 		if stored := fuzzStored[cfg.Provider]; stored != nil {
-			next := CloneConfig(cfg)
-			moved := EndpointChanges(stored, next)
-			refused := MergeSecrets(stored, next)
+			next := profile.CloneConfig(cfg)
+			moved := profile.EndpointChanges(stored, next)
+			refused := profile.MergeSecrets(stored, next)
 			if len(moved) > 0 {
-				EachSecret(next, func(path, kind string, v reflect.Value) {
-					if slices.Contains([]string{"true", "query"}, kind) && !Sent(cfg, path) && v.String() != "" &&
+				profile.EachSecret(next, func(path, kind string, v reflect.Value) {
+					if slices.Contains([]string{"true", "query"}, kind) && !profile.Sent(cfg, path) && v.String() != "" &&
 						strings.Contains(v.String(), fuzzSecret) && !strings.Contains(string(body), fuzzSecret) {
 						t.Fatalf("%s kept for a moved address (%v); refused %v", path, moved, refused)
 					}
@@ -117,11 +117,11 @@ func FuzzProfile(f *testing.F) {
 			}
 		}
 
-		clear, sealed, err := Seal(fuzzBox, cfg)
+		clear, sealed, err := profile.Seal(fuzzBox, cfg)
 		if err != nil {
 			t.Fatalf("Seal: %v", err)
 		}
-		opened, err := Open(fuzzBox, clear, sealed)
+		opened, err := profile.Open(fuzzBox, clear, sealed)
 		if err != nil {
 			t.Fatalf("Open of what Seal made: %v", err)
 		}
@@ -131,12 +131,12 @@ func FuzzProfile(f *testing.F) {
 
 		// What a read shows must not depend on the secrets' values: the
 		// same profile with every secret replaced reads the same.
-		other := CloneConfig(cfg)
-		EachSecret(other, func(_, kind string, v reflect.Value) {
+		other := profile.CloneConfig(cfg)
+		profile.EachSecret(other, func(_, kind string, v reflect.Value) {
 			if kind != "query" && v.String() != "" {
 				v.SetString(v.String() + "-changed")
 			}
-			if base, q, _ := SplitQuery(v.String()); kind == "query" && q != "" { // a URL's query is a secret too
+			if base, q, _ := profile.SplitQuery(v.String()); kind == "query" && q != "" { // a URL's query is a secret too
 				v.SetString(base + "?" + q + "-changed")
 			}
 		})
@@ -147,10 +147,10 @@ func FuzzProfile(f *testing.F) {
 		if err := json.Unmarshal(clear, &stored); err != nil {
 			t.Fatalf("stored clear part is not JSON: %v", err)
 		}
-		withoutSecrets := CloneConfig(cfg)
-		EachSecret(withoutSecrets, func(_, kind string, v reflect.Value) {
+		withoutSecrets := profile.CloneConfig(cfg)
+		profile.EachSecret(withoutSecrets, func(_, kind string, v reflect.Value) {
 			if kind == "query" {
-				base, _, _ := SplitQuery(v.String())
+				base, _, _ := profile.SplitQuery(v.String())
 				v.SetString(base)
 			} else {
 				v.SetString("")

@@ -9,16 +9,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	. "github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider/azure"
 	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/provider/okta"
 	"github.com/usersync/usersync/secret"
 )
 
-func csvOf(c *Config) *csv.Profile     { return c.Block.(*csv.Profile) }
-func azureOf(c *Config) *azure.Profile { return c.Block.(*azure.Profile) }
-func oktaOf(c *Config) *okta.Profile   { return c.Block.(*okta.Profile) }
+func csvOf(c *profile.Config) *csv.Profile     { return c.Block.(*csv.Profile) }
+func azureOf(c *profile.Config) *azure.Profile { return c.Block.(*azure.Profile) }
+func oktaOf(c *profile.Config) *okta.Profile   { return c.Block.(*okta.Profile) }
 
 const (
 	azureBody = `{"name":"Contoso Entra","provider":"azure",
@@ -32,9 +32,9 @@ const (
 		"attributeMap":{"any column at all":"x"}}`
 )
 
-func decode(t *testing.T, body string) *Config {
+func decode(t *testing.T, body string) *profile.Config {
 	t.Helper()
-	c, err := Decode([]byte(body))
+	c, err := profile.Decode([]byte(body))
 	require.NoError(t, err)
 	c.Normalize()
 	return c
@@ -62,8 +62,8 @@ func TestDecodeStrict(t *testing.T) {
 		{"not an object", `[1]`, "", "request body must be an object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Decode([]byte(tc.body))
-			var de *DecodeError
+			_, err := profile.Decode([]byte(tc.body))
+			var de *profile.DecodeError
 			require.True(t, errors.As(err, &de), "error %v is not a DecodeError", err)
 			assert.Equal(t, tc.field, de.Field)
 			assert.Contains(t, de.Message, tc.msg)
@@ -75,9 +75,9 @@ func TestDecodeJSONOtherBodies(t *testing.T) {
 	var v struct {
 		DryRun bool `json:"dryRun"`
 	}
-	require.NoError(t, DecodeJSON([]byte(`{"dryRun":true}`), &v))
+	require.NoError(t, profile.DecodeJSON([]byte(`{"dryRun":true}`), &v))
 	assert.True(t, v.DryRun)
-	err := DecodeJSON([]byte(`{"dryrun":true,"force":1}`), &v)
+	err := profile.DecodeJSON([]byte(`{"dryrun":true,"force":1}`), &v)
 	require.Error(t, err)
 	assert.Equal(t, `unknown field "force"`, err.Error())
 }
@@ -87,9 +87,9 @@ func TestNormalizeDefaults(t *testing.T) {
 	assert.Equal(t, "a", c.Name)
 	assert.True(t, c.IsEnabled())
 	require.NotNil(t, c.Enabled)
-	assert.Equal(t, GroupSyncOff, c.GroupSync.Mode)
-	assert.Equal(t, ScheduleOff, c.Schedule.Frequency)
-	assert.Equal(t, Safety{MaxDisables: 500, MaxDisablePercent: 20}, c.Safety)
+	assert.Equal(t, profile.GroupSyncOff, c.GroupSync.Mode)
+	assert.Equal(t, profile.ScheduleOff, c.Schedule.Frequency)
+	assert.Equal(t, profile.Safety{MaxDisables: 500, MaxDisablePercent: 20}, c.Safety)
 	assert.Equal(t, csv.SourceRemote, csvOf(c).Source)
 	assert.Equal(t, "username", csvOf(c).UserMatchField)
 	assert.Equal(t, ",", csvOf(c).Delimiter)
@@ -108,7 +108,7 @@ func TestNormalizeDefaults(t *testing.T) {
 	assert.Equal(t, csv.SourceDocument, csvOf(c).Source)
 	assert.Equal(t, "\t", csvOf(c).Delimiter)
 	assert.Equal(t, "UTC", c.Schedule.Timezone)
-	assert.Equal(t, Safety{MaxDisables: 7, MaxDisablePercent: 3}, c.Safety)
+	assert.Equal(t, profile.Safety{MaxDisables: 7, MaxDisablePercent: 3}, c.Safety)
 }
 
 func TestValidProfiles(t *testing.T) {
@@ -121,13 +121,13 @@ func TestValidProfiles(t *testing.T) {
 	azureOf(c).GraphBaseURL = "http://127.0.0.1:8081/v1.0"
 	azureOf(c).AuthorityURL = "http://localhost:8081"
 	azureOf(c).Cloud = azure.CloudChina
-	c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "23:59", Timezone: "Europe/London"}
-	c.GroupSync = GroupSync{Mode: GroupSyncRegex, Pattern: "^Intranet"}
+	c.Schedule = profile.Schedule{Frequency: profile.ScheduleDaily, Time: "23:59", Timezone: "Europe/London"}
+	c.GroupSync = profile.GroupSync{Mode: profile.GroupSyncRegex, Pattern: "^Intranet"}
 	assert.Empty(t, c.Validate())
 	c = decode(t, oktaBody)
 	oktaOf(c).OrgURL = "http://[::1]:9000"
 	oktaOf(c).APIToken = "" // OAuth pair instead
-	c.Schedule = Schedule{Frequency: ScheduleInterval, EveryMinutes: 5}
+	c.Schedule = profile.Schedule{Frequency: profile.ScheduleInterval, EveryMinutes: 5}
 	assert.Empty(t, c.Validate())
 	c = decode(t, `{"name":"doc","provider":"csv","csv":{"documentId":"d1","delimiter":";"}}`)
 	assert.Empty(t, c.Validate())
@@ -137,68 +137,80 @@ func TestValidateRules(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		base  string
-		edit  func(c *Config)
+		edit  func(c *profile.Config)
 		field string
 		msg   string
 	}{
-		{"name missing", csvBody, func(c *Config) { c.Name = " " }, "name", "required"},
-		{"name too long", csvBody, func(c *Config) { c.Name = strings.Repeat("é", 101) }, "name", "at most 100 characters"},
-		{"provider missing", csvBody, func(c *Config) { c.Provider = "" }, "provider", "required"},
-		{"provider unknown", csvBody, func(c *Config) { c.Provider = "ldap" }, "provider", "must be one of azure, csv, okta"},
-		{"provider block missing", csvBody, func(c *Config) { c.Block = nil }, "csv", "provider block missing"},
+		{"name missing", csvBody, func(c *profile.Config) { c.Name = " " }, "name", "required"},
+		{"name too long", csvBody, func(c *profile.Config) { c.Name = strings.Repeat("é", 101) }, "name", "at most 100 characters"},
+		{"provider missing", csvBody, func(c *profile.Config) { c.Provider = "" }, "provider", "required"},
+		{"provider unknown", csvBody, func(c *profile.Config) { c.Provider = "ldap" }, "provider", "must be one of azure, csv, okta"},
+		{"provider block missing", csvBody, func(c *profile.Config) { c.Block = nil }, "csv", "provider block missing"},
 
-		{"csv remote needs url", csvBody, func(c *Config) { csvOf(c).URL = "" }, "csv.url", "required"},
-		{"csv url unparsable", csvBody, func(c *Config) { csvOf(c).URL = "https://exa mple.com/x" }, "csv.url", "invalid URL: invalid character"},
-		{"csv url not http", csvBody, func(c *Config) { csvOf(c).URL = "ftp://files.example.com/x.csv" }, "csv.url", "must be an https URL"},
-		{"csv url relative", csvBody, func(c *Config) { csvOf(c).URL = "people.csv" }, "csv.url", "must be an https URL"},
-		{"csv url http non-loopback", csvBody, func(c *Config) { csvOf(c).URL = "http://files.example.com/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
-		{"csv url http private ip", csvBody, func(c *Config) { csvOf(c).URL = "http://10.0.0.1/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
-		{"csv url credentials", csvBody, func(c *Config) { csvOf(c).URL = "https://u:p@files.example.com/x.csv" }, "csv.url", "must not carry credentials"},
-		{"csv url no host", csvBody, func(c *Config) { csvOf(c).URL = "https:///x.csv" }, "csv.url", "no host"},
-		{"csv document needs id", csvBody, func(c *Config) { csvOf(c).Source = csv.SourceDocument; csvOf(c).DocumentID = "" }, "csv.documentId", "required"},
-		{"csv source unknown", csvBody, func(c *Config) { csvOf(c).Source = "ftp" }, "csv.source", "must be remote or document"},
-		{"csv delimiter", csvBody, func(c *Config) { csvOf(c).Delimiter = "|" }, "csv.delimiter", "must be one of"},
-		{"csv userMatchField", csvBody, func(c *Config) { csvOf(c).UserMatchField = "" }, "csv.userMatchField", "required"},
+		{"csv remote needs url", csvBody, func(c *profile.Config) { csvOf(c).URL = "" }, "csv.url", "required"},
+		{"csv url unparsable", csvBody, func(c *profile.Config) { csvOf(c).URL = "https://exa mple.com/x" }, "csv.url", "invalid URL: invalid character"},
+		{"csv url not http", csvBody, func(c *profile.Config) { csvOf(c).URL = "ftp://files.example.com/x.csv" }, "csv.url", "must be an https URL"},
+		{"csv url relative", csvBody, func(c *profile.Config) { csvOf(c).URL = "people.csv" }, "csv.url", "must be an https URL"},
+		{"csv url http non-loopback", csvBody, func(c *profile.Config) { csvOf(c).URL = "http://files.example.com/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
+		{"csv url http private ip", csvBody, func(c *profile.Config) { csvOf(c).URL = "http://10.0.0.1/x.csv" }, "csv.url", "http is allowed only to a loopback host"},
+		{"csv url credentials", csvBody, func(c *profile.Config) { csvOf(c).URL = "https://u:p@files.example.com/x.csv" }, "csv.url", "must not carry credentials"},
+		{"csv url no host", csvBody, func(c *profile.Config) { csvOf(c).URL = "https:///x.csv" }, "csv.url", "no host"},
+		{"csv document needs id", csvBody, func(c *profile.Config) { csvOf(c).Source = csv.SourceDocument; csvOf(c).DocumentID = "" }, "csv.documentId", "required"},
+		{"csv source unknown", csvBody, func(c *profile.Config) { csvOf(c).Source = "ftp" }, "csv.source", "must be remote or document"},
+		{"csv delimiter", csvBody, func(c *profile.Config) { csvOf(c).Delimiter = "|" }, "csv.delimiter", "must be one of"},
+		{"csv userMatchField", csvBody, func(c *profile.Config) { csvOf(c).UserMatchField = "" }, "csv.userMatchField", "required"},
 
-		{"azure tenantId", azureBody, func(c *Config) { azureOf(c).TenantID = "" }, "azure.tenantId", "required"},
-		{"azure tenantId shape", azureBody, func(c *Config) { azureOf(c).TenantID = "x/../y" }, "azure.tenantId", "GUID"},
-		{"azure clientId", azureBody, func(c *Config) { azureOf(c).ClientID = "" }, "azure.clientId", "required"},
-		{"azure clientSecret", azureBody, func(c *Config) { azureOf(c).ClientSecret = "" }, "azure.clientSecret", "required"},
-		{"azure cloud", azureBody, func(c *Config) { azureOf(c).Cloud = "moon" }, "azure.cloud", "must be one of global, usgov, china"},
-		{"azure graphBaseUrl http", azureBody, func(c *Config) { azureOf(c).GraphBaseURL = "http://graph.example.com" }, "azure.graphBaseUrl", "loopback"},
-		{"azure authorityUrl bad", azureBody, func(c *Config) { azureOf(c).AuthorityURL = "::nope" }, "azure.authorityUrl", "invalid URL"},
+		{"azure tenantId", azureBody, func(c *profile.Config) { azureOf(c).TenantID = "" }, "azure.tenantId", "required"},
+		{"azure tenantId shape", azureBody, func(c *profile.Config) { azureOf(c).TenantID = "x/../y" }, "azure.tenantId", "GUID"},
+		{"azure clientId", azureBody, func(c *profile.Config) { azureOf(c).ClientID = "" }, "azure.clientId", "required"},
+		{"azure clientSecret", azureBody, func(c *profile.Config) { azureOf(c).ClientSecret = "" }, "azure.clientSecret", "required"},
+		{"azure cloud", azureBody, func(c *profile.Config) { azureOf(c).Cloud = "moon" }, "azure.cloud", "must be one of global, usgov, china"},
+		{"azure graphBaseUrl http", azureBody, func(c *profile.Config) { azureOf(c).GraphBaseURL = "http://graph.example.com" }, "azure.graphBaseUrl", "loopback"},
+		{"azure authorityUrl bad", azureBody, func(c *profile.Config) { azureOf(c).AuthorityURL = "::nope" }, "azure.authorityUrl", "invalid URL"},
 
-		{"okta orgUrl required", oktaBody, func(c *Config) { oktaOf(c).OrgURL = "" }, "okta.orgUrl", "required"},
-		{"okta orgUrl http", oktaBody, func(c *Config) { oktaOf(c).OrgURL = "http://example.okta.com" }, "okta.orgUrl", "loopback"},
-		{"okta orgUrl path", oktaBody, func(c *Config) { oktaOf(c).OrgURL = "https://example.okta.com/api/v1" }, "okta.orgUrl", "org address only"},
-		{"okta no credentials", oktaBody, func(c *Config) { oktaOf(c).APIToken, oktaOf(c).ClientID, oktaOf(c).PrivateKey = "", "", "" }, "okta.apiToken", "apiToken, or a clientId with a privateKey"},
-		{"okta privateKey without clientId", oktaBody, func(c *Config) { oktaOf(c).APIToken, oktaOf(c).ClientID = "", "" }, "okta.clientId", "required with privateKey"},
-		{"okta clientId without privateKey", oktaBody, func(c *Config) { oktaOf(c).APIToken, oktaOf(c).PrivateKey = "", "" }, "okta.privateKey", "required with clientId"},
-		{"okta usernameAttribute", oktaBody, func(c *Config) { oktaOf(c).UsernameAttribute = "profile.login" }, "okta.usernameAttribute", "attribute name"},
+		{"okta orgUrl required", oktaBody, func(c *profile.Config) { oktaOf(c).OrgURL = "" }, "okta.orgUrl", "required"},
+		{"okta orgUrl http", oktaBody, func(c *profile.Config) { oktaOf(c).OrgURL = "http://example.okta.com" }, "okta.orgUrl", "loopback"},
+		{"okta orgUrl path", oktaBody, func(c *profile.Config) { oktaOf(c).OrgURL = "https://example.okta.com/api/v1" }, "okta.orgUrl", "org address only"},
+		{"okta no credentials", oktaBody, func(c *profile.Config) { oktaOf(c).APIToken, oktaOf(c).ClientID, oktaOf(c).PrivateKey = "", "", "" }, "okta.apiToken", "apiToken, or a clientId with a privateKey"},
+		{"okta privateKey without clientId", oktaBody, func(c *profile.Config) { oktaOf(c).APIToken, oktaOf(c).ClientID = "", "" }, "okta.clientId", "required with privateKey"},
+		{"okta clientId without privateKey", oktaBody, func(c *profile.Config) { oktaOf(c).APIToken, oktaOf(c).PrivateKey = "", "" }, "okta.privateKey", "required with clientId"},
+		{"okta usernameAttribute", oktaBody, func(c *profile.Config) { oktaOf(c).UsernameAttribute = "profile.login" }, "okta.usernameAttribute", "attribute name"},
 
-		{"groups empty id", azureBody, func(c *Config) { c.Groups = []string{"g1", ""} }, "groups[1]", "empty group id"},
-		{"groupSync mode", csvBody, func(c *Config) { c.GroupSync.Mode = "some" }, "groupSync.mode", "must be one of off, all, regex"},
-		{"groupSync pattern required", csvBody, func(c *Config) { c.GroupSync = GroupSync{Mode: GroupSyncRegex} }, "groupSync.pattern", "required"},
-		{"groupSync bad regex", csvBody, func(c *Config) { c.GroupSync = GroupSync{Mode: GroupSyncRegex, Pattern: "(Intranet"} }, "groupSync.pattern", "missing closing )"},
-		{"groupSync perl-only regex", csvBody, func(c *Config) { c.GroupSync = GroupSync{Mode: GroupSyncRegex, Pattern: "(?=x)"} }, "groupSync.pattern", "invalid or unsupported Perl syntax"},
+		{"groups empty id", azureBody, func(c *profile.Config) { c.Groups = []string{"g1", ""} }, "groups[1]", "empty group id"},
+		{"groupSync mode", csvBody, func(c *profile.Config) { c.GroupSync.Mode = "some" }, "groupSync.mode", "must be one of off, all, regex"},
+		{"groupSync pattern required", csvBody, func(c *profile.Config) { c.GroupSync = profile.GroupSync{Mode: profile.GroupSyncRegex} }, "groupSync.pattern", "required"},
+		{"groupSync bad regex", csvBody, func(c *profile.Config) {
+			c.GroupSync = profile.GroupSync{Mode: profile.GroupSyncRegex, Pattern: "(Intranet"}
+		}, "groupSync.pattern", "missing closing )"},
+		{"groupSync perl-only regex", csvBody, func(c *profile.Config) {
+			c.GroupSync = profile.GroupSync{Mode: profile.GroupSyncRegex, Pattern: "(?=x)"}
+		}, "groupSync.pattern", "invalid or unsupported Perl syntax"},
 
-		{"attributeMap azure unknown", azureBody, func(c *Config) { c.AttributeMap = map[string]string{"shoeSize": "x"} }, "attributeMap.shoeSize", "allowed: aboutMe, ageGroup"},
-		{"attributeMap okta not a name", oktaBody, func(c *Config) { c.AttributeMap = map[string]string{"cost center": "x"} }, "attributeMap.cost center", "allowed: middleName"},
-		{"attributeMap empty target", csvBody, func(c *Config) { c.AttributeMap = map[string]string{"col": ""} }, "attributeMap.col", "directory field name required"},
-		{"attributeMap empty key", csvBody, func(c *Config) { c.AttributeMap = map[string]string{"": "x"} }, "attributeMap", "empty provider attribute name"},
+		{"attributeMap azure unknown", azureBody, func(c *profile.Config) { c.AttributeMap = map[string]string{"shoeSize": "x"} }, "attributeMap.shoeSize", "allowed: aboutMe, ageGroup"},
+		{"attributeMap okta not a name", oktaBody, func(c *profile.Config) { c.AttributeMap = map[string]string{"cost center": "x"} }, "attributeMap.cost center", "allowed: middleName"},
+		{"attributeMap empty target", csvBody, func(c *profile.Config) { c.AttributeMap = map[string]string{"col": ""} }, "attributeMap.col", "directory field name required"},
+		{"attributeMap empty key", csvBody, func(c *profile.Config) { c.AttributeMap = map[string]string{"": "x"} }, "attributeMap", "empty provider attribute name"},
 
-		{"schedule frequency", csvBody, func(c *Config) { c.Schedule.Frequency = "hourly" }, "schedule.frequency", "must be one of off, interval, daily"},
-		{"schedule interval short", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleInterval, EveryMinutes: 4} }, "schedule.everyMinutes", "at least 5"},
-		{"schedule time shape", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "9:00", Timezone: "UTC"} }, "schedule.time", "HH:MM"},
-		{"schedule time range", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "24:00", Timezone: "UTC"} }, "schedule.time", "HH:MM"},
-		{"schedule zone unknown", csvBody, func(c *Config) {
-			c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "12:00", Timezone: "Mars/Olympus"}
+		{"schedule frequency", csvBody, func(c *profile.Config) { c.Schedule.Frequency = "hourly" }, "schedule.frequency", "must be one of off, interval, daily"},
+		{"schedule interval short", csvBody, func(c *profile.Config) {
+			c.Schedule = profile.Schedule{Frequency: profile.ScheduleInterval, EveryMinutes: 4}
+		}, "schedule.everyMinutes", "at least 5"},
+		{"schedule time shape", csvBody, func(c *profile.Config) {
+			c.Schedule = profile.Schedule{Frequency: profile.ScheduleDaily, Time: "9:00", Timezone: "UTC"}
+		}, "schedule.time", "HH:MM"},
+		{"schedule time range", csvBody, func(c *profile.Config) {
+			c.Schedule = profile.Schedule{Frequency: profile.ScheduleDaily, Time: "24:00", Timezone: "UTC"}
+		}, "schedule.time", "HH:MM"},
+		{"schedule zone unknown", csvBody, func(c *profile.Config) {
+			c.Schedule = profile.Schedule{Frequency: profile.ScheduleDaily, Time: "12:00", Timezone: "Mars/Olympus"}
 		}, "schedule.timezone", "unknown time zone"},
-		{"schedule zone local", csvBody, func(c *Config) { c.Schedule = Schedule{Frequency: ScheduleDaily, Time: "12:00", Timezone: "Local"} }, "schedule.timezone", "unknown time zone"},
+		{"schedule zone local", csvBody, func(c *profile.Config) {
+			c.Schedule = profile.Schedule{Frequency: profile.ScheduleDaily, Time: "12:00", Timezone: "Local"}
+		}, "schedule.timezone", "unknown time zone"},
 
-		{"safety maxDisables", csvBody, func(c *Config) { c.Safety.MaxDisables = -1 }, "safety.maxDisables", "0 or more"},
-		{"safety percent high", csvBody, func(c *Config) { c.Safety.MaxDisablePercent = 101 }, "safety.maxDisablePercent", "between 0 and 100"},
-		{"safety percent negative", csvBody, func(c *Config) { c.Safety.MaxDisablePercent = -5 }, "safety.maxDisablePercent", "between 0 and 100"},
+		{"safety maxDisables", csvBody, func(c *profile.Config) { c.Safety.MaxDisables = -1 }, "safety.maxDisables", "0 or more"},
+		{"safety percent high", csvBody, func(c *profile.Config) { c.Safety.MaxDisablePercent = 101 }, "safety.maxDisablePercent", "between 0 and 100"},
+		{"safety percent negative", csvBody, func(c *profile.Config) { c.Safety.MaxDisablePercent = -5 }, "safety.maxDisablePercent", "between 0 and 100"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := decode(t, tc.base)
@@ -213,13 +225,13 @@ func TestValidateRules(t *testing.T) {
 
 func TestValidateRegexMessageIsExact(t *testing.T) {
 	c := decode(t, csvBody)
-	c.GroupSync = GroupSync{Mode: GroupSyncRegex, Pattern: "^(Intranet"}
-	assert.Equal(t, FieldErrors{{Field: "groupSync.pattern", Message: "missing closing )"}}, c.Validate())
+	c.GroupSync = profile.GroupSync{Mode: profile.GroupSyncRegex, Pattern: "^(Intranet"}
+	assert.Equal(t, profile.FieldErrors{{Field: "groupSync.pattern", Message: "missing closing )"}}, c.Validate())
 	assert.Equal(t, "groupSync.pattern: missing closing )", c.Validate().Error())
 }
 
 func TestValidateReportsAllProblems(t *testing.T) {
-	var c Config
+	var c profile.Config
 	errs := c.Validate()
 	fields := map[string]bool{}
 	for _, e := range errs {
@@ -235,7 +247,7 @@ func TestSealAndOpen(t *testing.T) {
 	box := newBox(t)
 	for _, body := range []string{azureBody, oktaBody, csvBody} {
 		c := decode(t, body)
-		clear, sealed, err := Seal(box, c)
+		clear, sealed, err := profile.Seal(box, c)
 		require.NoError(t, err)
 		assert.NotEmpty(t, sealed)
 		for _, s := range []string{"s3cret-azure", "tok-okta", "pk-okta", "pw-csv", "dpw-csv"} {
@@ -245,38 +257,38 @@ func TestSealAndOpen(t *testing.T) {
 		for _, name := range []string{"clientSecret", "apiToken", "privateKey", `"password"`, "defaultPassword"} {
 			assert.NotContains(t, string(clear), name)
 		}
-		back, err := Open(box, clear, sealed)
+		back, err := profile.Open(box, clear, sealed)
 		require.NoError(t, err)
-		ForgetSent(c)
+		profile.ForgetSent(c)
 		assert.Equal(t, c, back)
 
-		_, err = Open(newBox(t), clear, sealed)
+		_, err = profile.Open(newBox(t), clear, sealed)
 		assert.ErrorContains(t, err, "cannot decrypt")
 	}
 }
 
 func TestSealWithoutSecrets(t *testing.T) {
 	c := decode(t, `{"name":"doc","provider":"csv","csv":{"documentId":"d1"}}`)
-	clear, sealed, err := Seal(nil, c)
+	clear, sealed, err := profile.Seal(nil, c)
 	require.NoError(t, err)
 	assert.Empty(t, sealed)
-	back, err := Open(nil, clear, sealed)
+	back, err := profile.Open(nil, clear, sealed)
 	require.NoError(t, err)
 	assert.Equal(t, "d1", csvOf(back).DocumentID)
 
-	_, _, err = Seal(nil, decode(t, csvBody))
+	_, _, err = profile.Seal(nil, decode(t, csvBody))
 	assert.ErrorContains(t, err, "no secret box")
 }
 
 func TestSealDoesNotChangeInput(t *testing.T) {
 	c := decode(t, csvBody)
-	_, _, err := Seal(newBox(t), c)
+	_, _, err := profile.Seal(newBox(t), c)
 	require.NoError(t, err)
 	assert.Equal(t, "pw-csv", csvOf(c).Password)
 }
 
 func TestSecretPaths(t *testing.T) {
-	assert.ElementsMatch(t, []string{"azure.clientSecret", "okta.apiToken", "okta.privateKey", "csv.password", "csv.defaultPassword"}, SecretPaths())
+	assert.ElementsMatch(t, []string{"azure.clientSecret", "okta.apiToken", "okta.privateKey", "csv.password", "csv.defaultPassword"}, profile.SecretPaths())
 }
 
 func TestMergeSecrets(t *testing.T) {
@@ -284,24 +296,24 @@ func TestMergeSecrets(t *testing.T) {
 
 	// Omitted, address unchanged: kept.
 	next := decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://files.example.com/people.csv"}}`)
-	assert.Empty(t, MergeSecrets(old, next))
+	assert.Empty(t, profile.MergeSecrets(old, next))
 	assert.Equal(t, "pw-csv", csvOf(next).Password)
 	assert.Equal(t, "dpw-csv", csvOf(next).DefaultPassword)
 	assert.Equal(t, "https://files.example.com/people.csv", csvOf(next).URL)
 
 	// Sent: replaced; sent empty: cleared.
 	next = decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://x.example.com/a.csv","password":"new","defaultPassword":""}}`)
-	assert.Empty(t, MergeSecrets(old, next))
+	assert.Empty(t, profile.MergeSecrets(old, next))
 	assert.Equal(t, "new", csvOf(next).Password)
 	assert.Empty(t, csvOf(next).DefaultPassword)
 
 	// Another provider's block does not inherit anything.
 	next = decode(t, `{"name":"x","provider":"okta","okta":{"orgUrl":"a.okta.com"}}`)
-	MergeSecrets(old, next)
+	profile.MergeSecrets(old, next)
 	assert.Empty(t, oktaOf(next).APIToken)
 
 	// A nil old profile is a no-op.
-	assert.Empty(t, MergeSecrets(nil, next))
+	assert.Empty(t, profile.MergeSecrets(nil, next))
 }
 
 // TestMergeSecretsRefusesToMoveASecret is issue 13's item 1: a PUT that
@@ -333,22 +345,22 @@ func TestMergeSecretsRefusesToMoveASecret(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			old, next := decode(t, tc.old), decode(t, tc.next)
-			errs := MergeSecrets(old, next)
+			errs := profile.MergeSecrets(old, next)
 			require.NotEmpty(t, errs)
 			assert.Equal(t, tc.field, errs[0].Field)
 			assert.Contains(t, errs[0].Message, tc.changed)
-			ch := EndpointChanges(old, next)
+			ch := profile.EndpointChanges(old, next)
 			require.Len(t, ch, 1)
 			assert.Equal(t, tc.changed, ch[0].Field)
 		})
 	}
 	// Okta: every stored secret of the block is asked for.
-	errs := MergeSecrets(decode(t, oktaBody), decode(t, `{"name":"Okta","provider":"okta","okta":{"orgUrl":"evil.example","clientId":"cid"}}`))
+	errs := profile.MergeSecrets(decode(t, oktaBody), decode(t, `{"name":"Okta","provider":"okta","okta":{"orgUrl":"evil.example","clientId":"cid"}}`))
 	assert.Len(t, errs, 2)
 	// The secret sent with the new address is fine, and a default password
 	// (never sent anywhere) is kept.
 	next := decode(t, `{"name":"People file","provider":"csv","csv":{"url":"https://new.example/p.csv","password":"again"}}`)
-	assert.Empty(t, MergeSecrets(decode(t, csvBody), next))
+	assert.Empty(t, profile.MergeSecrets(decode(t, csvBody), next))
 	assert.Equal(t, "again", csvOf(next).Password)
 	assert.Equal(t, "dpw-csv", csvOf(next).DefaultPassword)
 }
@@ -359,12 +371,12 @@ func TestMergeSecretsRefusesToMoveASecret(t *testing.T) {
 func TestCSVURLQueryIsSecret(t *testing.T) {
 	box := newBox(t)
 	c := decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv?sig=SIG-SECRET&se=2030"}}`)
-	clear, sealed, err := Seal(box, c)
+	clear, sealed, err := profile.Seal(box, c)
 	require.NoError(t, err)
 	assert.NotContains(t, string(clear), "SIG-SECRET")
 	assert.NotContains(t, string(clear), "?")
 	assert.NotEmpty(t, sealed)
-	back, err := Open(box, clear, sealed)
+	back, err := profile.Open(box, clear, sealed)
 	require.NoError(t, err)
 	assert.Equal(t, "https://files.example.com/p.csv?sig=SIG-SECRET&se=2030", csvOf(back).URL)
 
@@ -377,18 +389,18 @@ func TestCSVURLQueryIsSecret(t *testing.T) {
 
 	// The URL as a read shows it keeps the stored query.
 	next := decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv"}}`)
-	assert.Empty(t, MergeSecrets(back, next))
+	assert.Empty(t, profile.MergeSecrets(back, next))
 	assert.Equal(t, csvOf(back).URL, csvOf(next).URL)
 	// A new query replaces it; a bare "?" drops it.
 	next = decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv?sig=NEW"}}`)
-	MergeSecrets(back, next)
+	profile.MergeSecrets(back, next)
 	assert.Equal(t, "https://files.example.com/p.csv?sig=NEW", csvOf(next).URL)
 	next = decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://files.example.com/p.csv?"}}`)
-	MergeSecrets(back, next)
+	profile.MergeSecrets(back, next)
 	assert.Equal(t, "https://files.example.com/p.csv", csvOf(next).URL)
 	// Another address does not inherit the query.
 	next = decode(t, `{"name":"Signed","provider":"csv","csv":{"url":"https://evil.example/p.csv"}}`)
-	MergeSecrets(back, next)
+	profile.MergeSecrets(back, next)
 	assert.Equal(t, "https://evil.example/p.csv", csvOf(next).URL)
 }
 
@@ -428,17 +440,17 @@ func TestRedacted(t *testing.T) {
 // Issue 14, item 3: a CSV manager column turns the org chart on, for a
 // profile saved now (Normalize) and one stored before the rule (Open).
 func TestCSVManagerFieldTurnsTheOrgChartOn(t *testing.T) {
-	c := Config{Name: "p", Provider: csv.Name, Block: &csv.Profile{URL: "https://x.example/p.csv", ManagerField: "manager"}}
+	c := profile.Config{Name: "p", Provider: csv.Name, Block: &csv.Profile{URL: "https://x.example/p.csv", ManagerField: "manager"}}
 	c.Normalize()
 	assert.True(t, c.PopulateOrgChart)
-	c = Config{Name: "p", Provider: csv.Name, Block: &csv.Profile{URL: "https://x.example/p.csv", ManagerField: "  "}}
+	c = profile.Config{Name: "p", Provider: csv.Name, Block: &csv.Profile{URL: "https://x.example/p.csv", ManagerField: "  "}}
 	c.Normalize()
 	assert.False(t, c.PopulateOrgChart, "a blank column is no column")
-	c = Config{Name: "p", Provider: azure.Name, Block: &azure.Profile{}}
+	c = profile.Config{Name: "p", Provider: azure.Name, Block: &azure.Profile{}}
 	c.Normalize()
 	assert.False(t, c.PopulateOrgChart, "only a CSV profile's column counts")
 
-	stored, err := Open(nil, []byte(`{"name":"p","provider":"csv","csv":{"managerField":"boss"},"populateOrgChart":false}`), "")
+	stored, err := profile.Open(nil, []byte(`{"name":"p","provider":"csv","csv":{"managerField":"boss"},"populateOrgChart":false}`), "")
 	require.NoError(t, err)
 	assert.True(t, stored.PopulateOrgChart)
 }
@@ -449,10 +461,10 @@ func TestValidateRefusesAnotherProvidersBlock(t *testing.T) {
 	c := decode(t, `{"name":"x","provider":"csv","csv":{"documentId":"d1"},"okta":{"orgUrl":"a.okta.com"}}`)
 	errs := c.Validate()
 	require.Len(t, errs, 1, "errors: %v", errs)
-	assert.Equal(t, FieldError{Field: "okta", Message: "block of another provider"}, errs[0])
+	assert.Equal(t, profile.FieldError{Field: "okta", Message: "block of another provider"}, errs[0])
 	// Its fields are read strictly all the same.
-	_, err := Decode([]byte(`{"name":"x","provider":"csv","okta":{"orgURL2":"a"}}`))
-	var de *DecodeError
+	_, err := profile.Decode([]byte(`{"name":"x","provider":"csv","okta":{"orgURL2":"a"}}`))
+	var de *profile.DecodeError
 	require.ErrorAs(t, err, &de)
 	assert.Equal(t, "okta.orgURL2", de.Field)
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	. "github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/profile"
 )
 
 // fakeBlock is the block of a provider only this test registers: nothing
@@ -20,18 +20,18 @@ type fakeBlock struct {
 	Region string `json:"region"`
 }
 
-func (b *fakeBlock) Normalize(*Config) {
+func (b *fakeBlock) Normalize(*profile.Config) {
 	if b.Region == "" {
 		b.Region = "eu"
 	}
 }
 
-func (b *fakeBlock) Validate(*Config) FieldErrors {
-	var errs FieldErrors
+func (b *fakeBlock) Validate(*profile.Config) profile.FieldErrors {
+	var errs profile.FieldErrors
 	if b.Host == "" {
 		errs.Add("fake.host", "required")
 	} else {
-		CheckURL(&errs, "fake.host", b.Host)
+		profile.CheckURL(&errs, "fake.host", b.Host)
 	}
 	if b.Token == "" {
 		errs.Add("fake.token", "required")
@@ -39,12 +39,14 @@ func (b *fakeBlock) Validate(*Config) FieldErrors {
 	return errs
 }
 
-func (b *fakeBlock) Endpoints() []Endpoint { return []Endpoint{{Field: "host", Value: b.Host}} }
+func (b *fakeBlock) Endpoints() []profile.Endpoint {
+	return []profile.Endpoint{{Field: "host", Value: b.Host}}
+}
 
 func registerFake(t *testing.T) {
 	t.Helper()
-	Register(Provider{Name: "fake", DisplayName: "Fake", New: func() Block { return &fakeBlock{} }})
-	t.Cleanup(func() { Unregister("fake") })
+	profile.Register(profile.Provider{Name: "fake", DisplayName: "Fake", New: func() profile.Block { return &fakeBlock{} }})
+	t.Cleanup(func() { profile.Unregister("fake") })
 }
 
 func TestRegistryUnknownProviderIsRefusedByName(t *testing.T) {
@@ -55,24 +57,24 @@ func TestRegistryUnknownProviderIsRefusedByName(t *testing.T) {
 	assert.Equal(t, "must be one of azure, csv, okta", errs[0].Message)
 
 	// A block of no provider at all is an unknown field, named.
-	_, err := Decode([]byte(`{"name":"x","provider":"csv","nope":{}}`))
-	var de *DecodeError
+	_, err := profile.Decode([]byte(`{"name":"x","provider":"csv","nope":{}}`))
+	var de *profile.DecodeError
 	require.ErrorAs(t, err, &de)
 	assert.Equal(t, "nope", de.Field)
 }
 
 func TestRegistryFakeProvider(t *testing.T) {
 	registerFake(t)
-	assert.Contains(t, ProviderNames(), "fake")
-	p, ok := Lookup("fake")
+	assert.Contains(t, profile.ProviderNames(), "fake")
+	p, ok := profile.Lookup("fake")
 	require.True(t, ok)
 	assert.Equal(t, "Fake", p.DisplayName)
-	assert.Contains(t, SecretPaths(), "fake.token")
-	assert.Contains(t, SecretPaths(), "fake.salt")
+	assert.Contains(t, profile.SecretPaths(), "fake.token")
+	assert.Contains(t, profile.SecretPaths(), "fake.salt")
 
 	// Decoded strictly, with the full path of a misspelt field.
-	_, err := Decode([]byte(`{"name":"x","provider":"fake","fake":{"hots":"h"}}`))
-	var de *DecodeError
+	_, err := profile.Decode([]byte(`{"name":"x","provider":"fake","fake":{"hots":"h"}}`))
+	var de *profile.DecodeError
 	require.ErrorAs(t, err, &de)
 	assert.Equal(t, "fake.hots", de.Field)
 	assert.Equal(t, `unknown field "fake.hots"`, de.Message)
@@ -93,12 +95,12 @@ func TestRegistryFakeProvider(t *testing.T) {
 	c = decode(t, `{"name":"x","provider":"fake","fake":{"host":"https://a.example","token":"TOKEN-1","salt":"SALT-1"}}`)
 	assert.Empty(t, c.Validate())
 	box := newBox(t)
-	clear, sealed, err := Seal(box, c)
+	clear, sealed, err := profile.Seal(box, c)
 	require.NoError(t, err)
 	assert.NotContains(t, string(clear), "TOKEN-1")
 	assert.NotContains(t, string(clear), "SALT-1")
 	assert.Contains(t, string(clear), `"fake":{"host":"https://a.example","region":"eu"}`)
-	back, err := Open(box, clear, sealed)
+	back, err := profile.Open(box, clear, sealed)
 	require.NoError(t, err)
 	assert.Equal(t, "TOKEN-1", back.Block.(*fakeBlock).Token)
 	r, err := json.Marshal(back.Redacted())
@@ -109,10 +111,10 @@ func TestRegistryFakeProvider(t *testing.T) {
 	// A PUT that omits the secrets keeps them; one that moves the host
 	// keeps the local secret only, and asks for the token again.
 	next := decode(t, `{"name":"x","provider":"fake","fake":{"host":"https://a.example","tokenSet":true}}`)
-	assert.Empty(t, MergeSecrets(back, next))
+	assert.Empty(t, profile.MergeSecrets(back, next))
 	assert.Equal(t, "TOKEN-1", next.Block.(*fakeBlock).Token)
 	next = decode(t, `{"name":"x","provider":"fake","fake":{"host":"https://evil.example"}}`)
-	moved := MergeSecrets(back, next)
+	moved := profile.MergeSecrets(back, next)
 	require.Len(t, moved, 1)
 	assert.Equal(t, "fake.token", moved[0].Field)
 	assert.Contains(t, moved[0].Message, "fake.host")
@@ -122,7 +124,11 @@ func TestRegistryFakeProvider(t *testing.T) {
 
 func TestRegisterRefusesClashes(t *testing.T) {
 	registerFake(t)
-	assert.Panics(t, func() { Register(Provider{Name: "fake", New: func() Block { return &fakeBlock{} }}) })
-	assert.Panics(t, func() { Register(Provider{Name: "schedule", New: func() Block { return &fakeBlock{} }}) })
-	assert.Panics(t, func() { Register(Provider{Name: "nonew"}) })
+	assert.Panics(t, func() {
+		profile.Register(profile.Provider{Name: "fake", New: func() profile.Block { return &fakeBlock{} }})
+	})
+	assert.Panics(t, func() {
+		profile.Register(profile.Provider{Name: "schedule", New: func() profile.Block { return &fakeBlock{} }})
+	})
+	assert.Panics(t, func() { profile.Register(profile.Provider{Name: "nonew"}) })
 }
