@@ -88,6 +88,8 @@ type stackOptions struct {
 	Quiet bool
 	// Admin mounts the admin page at /.
 	Admin bool
+	// Dialect is the store's database: PostgreSQL unless set.
+	Dialect string
 }
 
 // newStack starts the stack. Providers may use plain http to loopback
@@ -95,7 +97,11 @@ type stackOptions struct {
 func newStack(t *testing.T, opt stackOptions) *stack {
 	t.Helper()
 	ctx := context.Background()
-	db, err := directory.OpenDB(ctx, dbtest.URL(t, schema.Postgres))
+	dialect := opt.Dialect
+	if dialect == "" {
+		dialect = schema.Postgres
+	}
+	db, err := directory.OpenDB(ctx, dbtest.URL(t, dialect))
 	if err != nil {
 		t.Fatal(err)
 	}
