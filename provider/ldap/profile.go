@@ -132,3 +132,11 @@ func (p *Profile) Config(attributeMap map[string]string) Config {
 }
 
 var _ profile.EndpointBlock = (*Profile)(nil)
+
+// Fingerprint is what a change state depends on: a change of any of these
+// makes the next run a full one (the states also carry their own
+// fingerprint, so that one saved under other settings is refused).
+func (p *Profile) Fingerprint() map[string]any {
+	return map[string]any{"ldap": []any{p.URL, p.BindDN, p.BaseDN, p.Flavour, p.Scope, p.UserFilter, p.GroupFilter,
+		p.IDAttribute, p.UsernameAttribute, p.MemberAttribute, p.ManagerAttribute, p.DNAttribute}}
+}

@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -68,5 +69,10 @@ func TestProfileBlock(t *testing.T) {
 	}
 	if ep := b.Endpoints(); len(ep) != 2 || ep[0].Value != b.URL {
 		t.Fatalf("endpoints %v", ep)
+	}
+	before := fmt.Sprint(b.Fingerprint())
+	b.UserFilter = "(objectClass=user)"
+	if fmt.Sprint(b.Fingerprint()) == before {
+		t.Fatal("a new user filter leaves the delta fingerprint as it was")
 	}
 }
