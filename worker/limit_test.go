@@ -72,7 +72,8 @@ func TestProviderLimitHoldsFetches(t *testing.T) {
 
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
-	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{limiter}})
+	// The test environment counts the activities' time against the workflow task.
+	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{limiter}, DeadlockDetectionTimeout: time.Minute})
 	env.RegisterWorkflow(fanOut)
 	env.RegisterActivityWithOptions(m.Fetch, activity.RegisterOptions{Name: syncrun.StepFetch})
 	env.ExecuteWorkflow(fanOut, []string{"a1", "a2", "a3", "a4", "o1", "o2", "c1", "c2", "c3"})
