@@ -393,6 +393,49 @@ func TestAdminPageInBrowser(t *testing.T) {
 	expect("reset explained", text(".notice"), "Nothing was reset: this profile has no schedule")
 	shot("reset-without-schedule")
 
+	// 13. (Issue 19.) Revert the first run, which created everyone: the
+	// run page's button shows a preview (nothing changes), whose page asks
+	// for the confirmation and offers to pause the schedule; the revert
+	// then disables whom the run created (dokafor, deleted since, is a
+	// conflict) and pauses the profile.
+	runsOf, err := store.ListRuns(ctx, directory.RunFilter{ProfileID: profileID}, directory.ListOptions{Limit: 100})
+	if err != nil || len(runsOf.Items) < 2 {
+		t.Fatalf("runs: %v %+v", err, runsOf.Items)
+	}
+	firstRun := runsOf.Items[len(runsOf.Items)-1]
+	activeBefore, err := store.CountActiveUsers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("first run", chromedp.Navigate(srv.URL+"/runs/"+firstRun.ID), chromedp.WaitVisible(chromedp.CSS("#revert-preview")))
+	submit("preview revert", "#revert-preview")
+	expect("preview notice", text(".notice"), "Preview of the revert")
+	waitRunPage(t, browser, shot, directory.RunSucceeded)
+	expect("confirmation", text("#revert-confirm"), "Revert run "+firstRun.ID+"?")
+	expect("next sync warning", text("#revert-confirm"), "The next sync of the profile would re-apply the provider's state")
+	expect("preview ledger", text("table.ledger"), "disabled")
+	expect("preview conflict", text("table.ledger"), "deleted after the run")
+	shot("revert-preview")
+	if n, err := store.CountActiveUsers(ctx); err != nil || n != activeBefore {
+		t.Fatalf("the preview changed the directory: %d active users, %d before (%v)", n, activeBefore, err)
+	}
+	submit("confirm revert", "#revert-apply")
+	expect("revert notice", text(".notice"), "The revert started")
+	waitRunPage(t, browser, shot, directory.RunSucceeded)
+	expect("reverts", text(".page-head"), "Reverts of run "+firstRun.ID)
+	expect("disabled count", text(`[data-count="disabled"]`), fmt.Sprint(len(usernames)-1))
+	if c := strings.TrimSpace(text(`[data-count="conflicts"]`)); c == "0" {
+		shot("FAILED-revert-conflicts")
+		t.Fatal("the revert counts no conflict: dokafor was deleted after the run")
+	}
+	shot("revert-done")
+	if n, err := store.CountActiveUsers(ctx); err != nil || n != activeBefore-(len(usernames)-1) {
+		t.Fatalf("after the revert %d users are active, want %d (%v)", n, activeBefore-(len(usernames)-1), err)
+	}
+	if pp, err := store.GetProfile(ctx, profileID); err != nil || pp.Enabled {
+		t.Fatalf("the revert did not pause the profile: %v %+v", err, pp)
+	}
+
 	// The same pages on a phone-sized window stay usable (no horizontal
 	// page overflow apart from the scrolling tables).
 	do("narrow", chromedp.EmulateViewport(390, 844), chromedp.Navigate(srv.URL+"/profiles"),
