@@ -132,16 +132,16 @@ func kill(t *testing.T, cmd *exec.Cmd) {
 // waitRun polls the run row until cond holds.
 func (e *crashEnv) waitRun(runID, what string, cond func(*directory.Run) bool) *directory.Run {
 	e.t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		r, err := e.store.GetRun(e.ctx, runID)
-		if err == nil && cond(r) {
-			return r
+	var r *directory.Run
+	testenv.WaitFor(e.t, "run "+runID+": "+what, 3*time.Minute, func() (bool, string) {
+		got, err := e.store.GetRun(e.ctx, runID)
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	e.t.Fatalf("run %s never reached: %s", runID, what)
-	return nil
+		r = got
+		return cond(r), fmt.Sprintf("%s in %s, %+v", r.Status, r.Phase, r.Counts)
+	})
+	return r
 }
 
 func (e *crashEnv) start(opts workflows.Options) (string, client.WorkflowRun) {

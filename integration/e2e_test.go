@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/internal/testenv"
 )
 
 // apiClient talks to the API as a script would.
@@ -77,19 +78,15 @@ type runView struct {
 // waitRun polls GET /runs/{id} until the run leaves running.
 func (c *apiClient) waitRun(id string) runView {
 	c.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		var r runView
+	var r runView
+	testenv.WaitFor(c.t, "run "+id+" to end", 2*time.Minute, func() (bool, string) {
+		r = runView{}
 		if st := c.do("GET", "/runs/"+id, nil, &r); st != 200 {
 			c.t.Fatalf("GET run: %d", st)
 		}
-		if r.Status != directory.RunRunning {
-			return r
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.t.Fatalf("run %s still running", id)
-	return runView{}
+		return r.Status != directory.RunRunning, r.Status + " in " + r.Phase
+	})
+	return r
 }
 
 func (c *apiClient) users() map[string]directoryUser {

@@ -215,16 +215,16 @@ func (e *faultEnv) start(opts workflows.Options) (string, client.WorkflowRun) {
 // tests cut the database connections under it.
 func (e *faultEnv) waitRun(runID, what string, within time.Duration, cond func(*directory.Run) bool) *directory.Run {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		r, err := e.store.GetRun(e.ctx, runID)
-		if err == nil && cond(r) {
-			return r
+	var r *directory.Run
+	testenv.WaitFor(e.t, "run "+runID+": "+what, within, func() (bool, string) {
+		got, err := e.store.GetRun(e.ctx, runID)
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	e.t.Fatalf("run %s never reached: %s", runID, what)
-	return nil
+		r = got
+		return cond(r), fmt.Sprintf("%s in %s, %+v", r.Status, r.Phase, r.Counts)
+	})
+	return r
 }
 
 // getResult waits for the workflow's result, at most within.
@@ -383,18 +383,14 @@ func (d *devServer) start() {
 		cmd.Wait() //nolint:errcheck
 		close(done)
 	}(d.cmd, d.done)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	testenv.WaitFor(d.t, "the temporal dev server on "+d.address(), 90*time.Second, func() (bool, string) {
 		c, err := net.DialTimeout("tcp", d.address(), time.Second)
-		if err == nil {
-			c.Close()
-			return
+		if err != nil {
+			return false, err.Error() + "\n" + d.log.String()
 		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("temporal dev server not up on %s: %v\n%s", d.address(), err, d.log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		c.Close()
+		return true, ""
+	})
 }
 
 // stop signals the server and waits until it has exited and its port is free.

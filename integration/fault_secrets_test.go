@@ -58,17 +58,13 @@ func (c *recordingAPI) call(method, path string, body any, out any) int {
 
 func (c *recordingAPI) waitRun(id string) map[string]any {
 	c.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		var r map[string]any
+	var r map[string]any
+	testenv.WaitFor(c.t, "run "+id+" to end", 2*time.Minute, func() (bool, string) {
+		r = nil
 		c.call("GET", "/runs/"+id, nil, &r)
-		if r["status"] != directory.RunRunning {
-			return r
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	c.t.Fatalf("run %s still running", id)
-	return nil
+		return r["status"] != directory.RunRunning, fmt.Sprint(r["status"])
+	})
+	return r
 }
 
 // historyText is everything Temporal keeps of the profile's runs: every
@@ -177,18 +173,14 @@ func TestSecretsNeverLeak(t *testing.T) {
 	apiProc := e.startProcess("api", []string{"USERSYNC_API_TOKEN=leak-token-0123456789abcdef0123456789", "USERSYNC_LISTEN=127.0.0.1:" + strconv.Itoa(port)}, "api")
 	worker := e.startWorker("worker", 0)
 	c := &recordingAPI{t: t, base: "http://127.0.0.1:" + strconv.Itoa(port), token: "leak-token-0123456789abcdef0123456789"}
-	for deadline := time.Now().Add(time.Minute); ; {
-		if resp, err := http.Get(c.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+	testenv.WaitFor(t, "the api to be ready", time.Minute, func() (bool, string) {
+		resp, err := http.Get(c.base + "/readyz")
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("api not ready")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
 
 	body := map[string]any{
 		"name": "Leak check", "provider": "csv",

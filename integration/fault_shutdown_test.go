@@ -108,20 +108,17 @@ func TestFaultAPIDrainsOnSIGTERM(t *testing.T) {
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	api := e.startProcess("api", []string{"USERSYNC_API_TOKEN=drain-token-0123456789abcdef0123456789", "USERSYNC_LISTEN=127.0.0.1:" + strconv.Itoa(port)}, "api")
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testenv.WaitFor(t, "the api to be ready", time.Minute, func() (bool, string) {
+		if api.exited() {
+			t.Fatal("the api exited before it was ready")
+		}
 		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) || api.exited() {
-			t.Fatalf("api not ready: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
 
 	// An upload whose body trickles in over about three seconds.
 	pr, pw := io.Pipe()

@@ -239,14 +239,7 @@ func (s *stack) runsOf(profileID string) []runRow {
 // waitFor polls cond until it holds or a minute passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testenv.WaitFor(t, what, time.Minute, func() (bool, string) { return cond(), "" })
 }
 
 // people is a CSV of n users u01…un.
