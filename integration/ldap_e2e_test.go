@@ -7,6 +7,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/provider/ldap/ldaptest"
+	"github.com/usersync/usersync/schema"
 )
 
 // TestLDAPEndToEnd syncs a real OpenLDAP server (slapd, started by the
@@ -14,7 +15,14 @@ import (
 // cycle, managers, a disabled account; then a leaver, a rename (a new
 // RDN: the id stays), a manager move and a removal from the selected
 // group (which makes the run read in full); then an incremental change.
+// Both stores: PostgreSQL and SQLite (what usersync dev runs).
 func TestLDAPEndToEnd(t *testing.T) {
+	for _, dialect := range []string{schema.Postgres, schema.SQLite} {
+		t.Run(dialect, func(t *testing.T) { ldapEndToEnd(t, dialect) })
+	}
+}
+
+func ldapEndToEnd(t *testing.T, dialect string) {
 	s := ldaptest.Start(t)
 	dn := func(n string) string { return ldaptest.UserDN("uid", n) }
 	p := func(name, given, sn, manager string) ldaptest.Entry {
@@ -35,7 +43,7 @@ func TestLDAPEndToEnd(t *testing.T) {
 	must(t, s.Modify(ldaptest.GroupDN("platform"), map[string][]string{"member": {dn("eve"), ldaptest.GroupDN("eng")}}))
 	ids := entryUUIDs(t, s)
 
-	st := newStack(t, stackOptions{Quiet: true, PageSize: 3})
+	st := newStack(t, stackOptions{Quiet: true, PageSize: 3, Dialect: dialect})
 	body := map[string]any{
 		"name": "OpenLDAP", "provider": "ldap",
 		"ldap": map[string]any{"url": s.URL, "startTls": true, "caBundle": s.CAPEM, "bindDn": ldaptest.ReaderDN,
