@@ -5,6 +5,10 @@
 
 GO               ?= go
 TEMPORAL_VERSION ?= v1.5.1
+# The Temporal server the CLI v1.5.1 embeds in its dev server, built the
+# same way for the cluster test (make test-cluster) and docker-compose.yml's
+# image tags.
+TEMPORAL_SERVER_VERSION ?= v1.29.1
 # workflowcheck has its own releases under the SDK's contrib/tools; v0.6.0
 # is the newest that predates go.temporal.io/sdk v1.51.0 in go.mod.
 WORKFLOWCHECK_VERSION ?= v0.6.0
@@ -13,7 +17,7 @@ BIN              := $(CURDIR)/bin
 VERSION          ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS          := -X main.version=$(VERSION)
 
-.PHONY: all build release run test bench fuzz tools browser lint fmt clean help
+.PHONY: all build release run test test-cluster bench fuzz tools temporal-server browser lint fmt clean help
 
 all: build
 
@@ -25,6 +29,8 @@ help:
 	@echo "make build  build bin/usersync"
 	@echo "make release  build bin/release/usersync as shipped: static, stripped, -trimpath"
 	@echo "make tools  build bin/temporal ($(TEMPORAL_VERSION))"
+	@echo "make temporal-server  build bin/temporal-server and bin/temporal-sql-tool ($(TEMPORAL_SERVER_VERSION)); a long build"
+	@echo "make test-cluster  the integration test on a real Temporal cluster (PostgreSQL, four services)"
 	@echo "make browser  install Debian's chromium for the admin page's browser test, when missing (root)"
 	@echo "make lint   gofmt, go vet, go mod tidy -diff, workflowcheck, staticcheck, go test -race on some packages"
 
@@ -43,6 +49,22 @@ tools: $(BIN)/temporal
 
 $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+## temporal-server: the Temporal server and its SQL schema tool, only when
+## missing, built from source like the CLI (no release download); the
+## cluster test runs them from deploy/temporal. A cold build takes most of
+## an hour on 2 busy cores, minutes on a warm cache.
+temporal-server: $(BIN)/temporal-server $(BIN)/temporal-sql-tool
+
+$(BIN)/temporal-server $(BIN)/temporal-sql-tool &:
+	GOBIN=$(BIN)/.temporal-server $(GO) install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION) go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
+	mv $(BIN)/.temporal-server/server $(BIN)/temporal-server
+	mv $(BIN)/.temporal-server/sql $(BIN)/temporal-sql-tool
+	rmdir $(BIN)/.temporal-server
+
+## test-cluster: usersync on a real Temporal cluster (integration/cluster_test.go).
+test-cluster: temporal-server
+	$(GO) test -count=1 -timeout 20m -run '^TestCluster$$' ./integration
 
 ## The linters of `make lint`, each only when missing.
 $(BIN)/workflowcheck:
