@@ -108,6 +108,9 @@ type Config struct {
 	// a loopback host; elsewhere a password never travels unencrypted.
 	AllowPlainLoopback bool         `json:"-"`
 	Logger             *slog.Logger `json:"-"`
+	// Now is the clock of OpenLDAP and 389 change states (the time a round
+	// starts from); nil is time.Now. A test moves it to the server's clock.
+	Now func() time.Time `json:"-"`
 }
 
 // FieldError is one invalid setting; Field is its path in the profile

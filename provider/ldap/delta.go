@@ -46,8 +46,6 @@ const (
 	stateVersion = 1
 )
 
-var timeNow = time.Now
-
 // errNoUSN is a server whose root DSE has no highestCommittedUSN: not an
 // Active Directory domain controller, or one that hides it. Its full
 // rounds hand out no state, so that every run is full.
@@ -74,7 +72,7 @@ func (st changeState) encode() string {
 func (s *Source) roundStart(ctx context.Context) (changeState, error) {
 	st := changeState{V: stateVersion, Fingerprint: s.fingerprint}
 	if s.flavour != FlavourAD {
-		st.Time = timeNow().UTC().Add(-deltaSkew).Format(ldapTime)
+		st.Time = s.now().UTC().Add(-deltaSkew).Format(ldapTime)
 		return st, nil
 	}
 	root, err := s.one(ctx, "", "(objectClass=*)", []string{"highestCommittedUSN", "dsServiceName"})

@@ -59,6 +59,7 @@ type Source struct {
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
 	log            *slog.Logger
+	now            func() time.Time
 	// key identifies the server and credentials in the connection pool;
 	// fingerprint the settings a change state is valid for.
 	key, fingerprint string
@@ -97,7 +98,10 @@ func (c Config) Open() (*Source, error) {
 	s := &Source{flavour: c.Flavour, scope: c.Scope, host: u.Hostname(), ldaps: u.Scheme == "ldaps", startTLS: c.StartTLS,
 		bindDN: strings.TrimSpace(c.BindDN), bindPassword: c.BindPassword, baseDN: strings.TrimSpace(c.BaseDN),
 		userFilter: userFilter, groupFilter: groupFilter, attrs: attrs, attrMap: map[string]string{},
-		pageSize: c.PageSize, dialTimeout: c.DialTimeout, requestTimeout: c.RequestTimeout, log: c.Logger}
+		pageSize: c.PageSize, dialTimeout: c.DialTimeout, requestTimeout: c.RequestTimeout, log: c.Logger, now: c.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.scope == "" {
 		s.scope = ScopeGroups
 	}

@@ -360,9 +360,9 @@ func TestOpenLDAPChangesSinceAState(t *testing.T) {
 	openLDAPFixture(t, s)
 	// The state is the worker's clock less deltaSkew: shifted here by the
 	// skew, a state is "now" on the server's clock (same machine).
-	timeNow = func() time.Time { return time.Now().Add(deltaSkew) }
-	t.Cleanup(func() { timeNow = time.Now })
-	src := mustOpen(t, openLDAPConfig(s))
+	c := openLDAPConfig(s)
+	c.Now = func() time.Time { return time.Now().Add(deltaSkew) }
+	src := mustOpen(t, c)
 	// modifyTimestamp has whole seconds: the fixture's are all before the
 	// state's second, the changes below after it.
 	time.Sleep(1100 * time.Millisecond)
@@ -408,9 +408,8 @@ func TestOpenLDAPChangesSinceAState(t *testing.T) {
 func TestOpenLDAPScopeByFilter(t *testing.T) {
 	s := ldaptest.Start(t)
 	openLDAPFixture(t, s)
-	timeNow = func() time.Time { return time.Now().Add(deltaSkew) }
-	t.Cleanup(func() { timeNow = time.Now })
 	c := openLDAPConfig(s)
+	c.Now = func() time.Time { return time.Now().Add(deltaSkew) }
 	c.Scope, c.UserFilter = ScopeFilter, "(&(objectClass=inetOrgPerson)(mail=*@example.org))"
 	src := mustOpen(t, c)
 	time.Sleep(1100 * time.Millisecond) // past the fixture's modifyTimestamps
