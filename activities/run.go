@@ -52,7 +52,7 @@ func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunRe
 			return err
 		}, "copying the csv")
 		if err != nil {
-			return res, giveUp(ctx, in.ProviderRetryBudget, classify(err))
+			return res, giveUp(ctx, a.now(), in.ProviderRetryBudget, classify(err))
 		}
 		if err := a.Store.SetRunSource(ctx, rc.run.ID, doc); err != nil {
 			return res, err
@@ -152,7 +152,7 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 	if err := a.Store.SetRunStatus(ctx, in.RunID, status, phase, in.Error, time.Now()); err != nil {
 		return fmt.Errorf("finish run: %w", err)
 	}
-	if c, ok := rc.cfg.Block.(*csv.Profile); ok && c.Source != csv.SourceDocument && rc.run.SourceDocumentID != "" {
+	if rc.cfg.RunsReadACopy() && rc.run.SourceDocumentID != "" {
 		if err := a.Store.DeleteDocument(ctx, rc.run.SourceDocumentID); err != nil && !errors.Is(err, directory.ErrNotFound) {
 			return fmt.Errorf("remove csv copy: %w", err)
 		}

@@ -468,3 +468,14 @@ func TestValidateRefusesAnotherProvidersBlock(t *testing.T) {
 	require.ErrorAs(t, err, &de)
 	assert.Equal(t, "okta.orgURL2", de.Field)
 }
+
+// A remote CSV's runs read a copy of their own, which the run's end
+// removes; an uploaded document is read as it is and never removed.
+func TestCSVRunsReadACopyOfARemoteFile(t *testing.T) {
+	assert.True(t, decode(t, csvBody).RunsReadACopy())
+	assert.False(t, decode(t, `{"name":"doc","provider":"csv","csv":{"documentId":"d1"}}`).RunsReadACopy())
+	assert.False(t, decode(t, azureBody).RunsReadACopy())
+	stored, err := profile.Open(nil, []byte(`{"name":"p","provider":"csv","csv":{"source":"remote","url":"https://x.example/p.csv"}}`), "")
+	require.NoError(t, err)
+	assert.True(t, stored.RunsReadACopy(), "read from the clear part alone")
+}

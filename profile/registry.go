@@ -115,6 +115,21 @@ type EndpointBlock interface {
 // Endpoint is one address of a block.
 type Endpoint struct{ Field, Value string }
 
+// CopiedBlock is a block whose runs read a copy of the source of their
+// own, made as the run starts so that a resumed run reads the same bytes,
+// and removed when it ends (a remote file).
+type CopiedBlock interface {
+	Block
+	// RunsReadACopy says whether the profile's runs read such a copy.
+	RunsReadACopy() bool
+}
+
+// RunsReadACopy says whether the runs of c read a copy of their own.
+func (c *Config) RunsReadACopy() bool {
+	cb, ok := c.Block.(CopiedBlock)
+	return ok && cb.RunsReadACopy()
+}
+
 // NotedBlock is a block that explains on the admin page a profile-wide
 // setting it decides (a CSV's manager column turns the org chart on).
 type NotedBlock interface {

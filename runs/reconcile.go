@@ -2,7 +2,6 @@ package runs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,6 +10,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/profile"
 )
 
 // maxChainLength bounds the walk along a continue-as-new chain: a run
@@ -131,19 +131,19 @@ func terminatedMessage(ev *historypb.HistoryEvent) string {
 }
 
 // cleanUp does what FinishRun would have: drop the run's staging, remove
-// its copy of a remote CSV, and write the closing audit entry.
+// its copy of the source (a remote file), and write the closing audit entry.
 func (c *Client) cleanUp(ctx context.Context, run *directory.Run, status, msg string) error {
 	if err := c.Store.DropRunData(ctx, run.ID); err != nil {
 		return err
 	}
 	if run.SourceDocumentID != "" {
-		remote, err := c.remoteCSV(ctx, run.ProfileID)
+		copied, err := c.readsACopy(ctx, run.ProfileID)
 		if err != nil {
 			return err
 		}
-		if remote {
+		if copied {
 			if err := c.Store.DeleteDocument(ctx, run.SourceDocumentID); err != nil && !errors.Is(err, directory.ErrNotFound) {
-				return fmt.Errorf("remove csv copy: %w", err)
+				return fmt.Errorf("remove the run's copy of the source: %w", err)
 			}
 		}
 	}
@@ -152,9 +152,10 @@ func (c *Client) cleanUp(ctx context.Context, run *directory.Run, status, msg st
 		Details: fmt.Sprintf("status=%s error=%s (recorded from the workflow's end in Temporal)", status, msg)})
 }
 
-// remoteCSV reports whether the run's profile reads a remote CSV, whose
-// runs read a copy of their own; a deleted profile leaves the copy be.
-func (c *Client) remoteCSV(ctx context.Context, profileID string) (bool, error) {
+// readsACopy reports whether the run's profile reads a copy of its source
+// of its own for each run (a remote CSV); a deleted profile leaves the
+// copy be. Only the clear part is read: the secrets are not needed.
+func (c *Client) readsACopy(ctx context.Context, profileID string) (bool, error) {
 	p, err := c.Store.GetProfile(ctx, profileID)
 	if errors.Is(err, directory.ErrNotFound) {
 		return false, nil
@@ -162,13 +163,9 @@ func (c *Client) remoteCSV(ctx context.Context, profileID string) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	var clear struct {
-		CSV *struct {
-			Source string `json:"source"`
-		} `json:"csv"`
-	}
-	if err := json.Unmarshal(p.Config, &clear); err != nil {
+	cfg, err := profile.Open(nil, p.Config, "")
+	if err != nil {
 		return false, fmt.Errorf("profile %s: %w", profileID, err)
 	}
-	return clear.CSV != nil && clear.CSV.Source != "document", nil
+	return cfg.RunsReadACopy(), nil
 }

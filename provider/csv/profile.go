@@ -148,3 +148,7 @@ func (p *Profile) Note(field string) string {
 	}
 	return "A CSV profile needs a manager column (Connection) for this; setting one turns it on."
 }
+
+// RunsReadACopy says a remote file is copied for each run, which reads the
+// copy; an uploaded document is read as it is.
+func (p *Profile) RunsReadACopy() bool { return p.Source != SourceDocument }
