@@ -1,0 +1,276 @@
+package testenv
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	_ "github.com/lib/pq" // the local PostgreSQL that holds the cluster's databases
+)
+
+// ClusterServices are the Temporal services a Cluster runs, one process
+// each, in the order they start.
+var ClusterServices = []string{"history", "matching", "frontend", "worker"}
+
+// Cluster is a real Temporal server as production runs it: the server
+// built from source (`make temporal-server`), its schema set up by
+// deploy/temporal/setup-schema.sh in two fresh PostgreSQL databases
+// (persistence and SQL visibility), and its four services started as
+// separate processes from deploy/temporal/config, the same files
+// docker-compose.yml runs. It stops, and its databases go, with the test.
+type Cluster struct {
+	Address string
+	Client  client.Client
+	// With ClusterOptions.MTLS: the CA that signed the frontend's and the
+	// clients' certificates, the name the frontend's carries, and a client
+	// certificate and key the frontend accepts (PEM files).
+	CAFile, ServerName, ClientCert, ClientKey string
+
+	t    testing.TB
+	env  []string
+	logs string
+
+	mu    sync.Mutex
+	procs map[string]*clusterProc
+}
+
+type clusterProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// ClusterBinary is bin/<name> (temporal-server, temporal-sql-tool).
+func ClusterBinary(t testing.TB, name string) string {
+	t.Helper()
+	path := filepath.Join(RepoRoot(), "bin", name)
+	_, err := os.Stat(path)
+	Need(t, "the Temporal server (make temporal-server)", err)
+	return path
+}
+
+// ClusterOptions vary a cluster.
+type ClusterOptions struct {
+	// MTLS makes the frontend require a client certificate of a CA made
+	// for the test.
+	MTLS bool
+	// OneProcess runs the four services in one process: a quicker start
+	// for tests that restart none of them.
+	OneProcess bool
+}
+
+// StartCluster sets up and starts a cluster with the namespace default.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	return StartClusterWith(t, ClusterOptions{})
+}
+
+// StartClusterWith is StartCluster with options.
+func StartClusterWith(t testing.TB, opt ClusterOptions) *Cluster {
+	t.Helper()
+	server := ClusterBinary(t, "temporal-server")
+	sqlTool := ClusterBinary(t, "temporal-sql-tool")
+	admin, err := sql.Open("postgres", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	Need(t, "PostgreSQL on 127.0.0.1:5432", admin.Ping())
+	name := "tcluster_" + randomHex(t)
+	t.Cleanup(func() {
+		for _, db := range []string{name, name + "_visibility"} {
+			if _, err := admin.Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)"); err != nil {
+				t.Logf("drop %s: %v", db, err)
+			}
+		}
+		admin.Close()
+	})
+	c := &Cluster{t: t, procs: map[string]*clusterProc{}, logs: t.TempDir()}
+	port := func() string { return strconv.Itoa(freeLoopbackPort(t)) }
+	frontend := port()
+	c.Address = "127.0.0.1:" + frontend
+	c.env = append(os.Environ(),
+		"TEMPORAL_DB="+name, "TEMPORAL_VISIBILITY_DB="+name+"_visibility",
+		"TEMPORAL_DB_HOST=127.0.0.1", "TEMPORAL_DB_PORT=5432", "TEMPORAL_DB_USER=postgres",
+		"TEMPORAL_SQL_TOOL="+sqlTool,
+		"TEMPORAL_FRONTEND_PORT="+frontend, "TEMPORAL_FRONTEND_HTTP_PORT="+port(),
+		"TEMPORAL_HISTORY_PORT="+port(), "TEMPORAL_MATCHING_PORT="+port(), "TEMPORAL_WORKER_PORT="+port(),
+		"TEMPORAL_FRONTEND_MEMBERSHIP_PORT="+port(), "TEMPORAL_HISTORY_MEMBERSHIP_PORT="+port(),
+		"TEMPORAL_MATCHING_MEMBERSHIP_PORT="+port(), "TEMPORAL_WORKER_MEMBERSHIP_PORT="+port(),
+		"TEMPORAL_DYNAMIC_CONFIG="+filepath.Join(RepoRoot(), "deploy", "temporal", "dynamicconfig.yaml"),
+	)
+	var tlsConf *tls.Config
+	if opt.MTLS {
+		dir := t.TempDir()
+		ca := NewTestCA(t)
+		c.ServerName = "frontend.cluster.test"
+		write := func(name string, data []byte) string {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		c.CAFile = write("ca.pem", ca.PEM)
+		cert, key := ca.Issue(t, c.ServerName)
+		serverCert, serverKey := write("server.pem", cert), write("server.key", key)
+		cert, key = ca.Issue(t, "usersync")
+		c.ClientCert, c.ClientKey = write("client.pem", cert), write("client.key", key)
+		c.env = append(c.env, "TEMPORAL_SERVER_TLS_CERT="+serverCert, "TEMPORAL_SERVER_TLS_KEY="+serverKey,
+			"TEMPORAL_SERVER_TLS_CLIENT_CA="+c.CAFile, "TEMPORAL_SERVER_TLS_NAME="+c.ServerName)
+		pair, err := tls.LoadX509KeyPair(c.ClientCert, c.ClientKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca.PEM)
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, ServerName: c.ServerName}
+	}
+	setup := exec.Command("sh", filepath.Join(RepoRoot(), "deploy", "temporal", "setup-schema.sh"))
+	setup.Env = c.env
+	if out, err := setup.CombinedOutput(); err != nil {
+		t.Fatalf("set up the schema: %v\n%s", err, tail(string(out), 4096))
+	}
+	if opt.OneProcess {
+		c.start(server, "all", ClusterServices...)
+	} else {
+		for _, svc := range ClusterServices {
+			c.start(server, svc, svc)
+		}
+	}
+	t.Cleanup(c.stopAll)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var tc client.Client
+	WaitFor(t, "the cluster's frontend on "+c.Address, 2*time.Minute, func() (bool, string) {
+		tc, err = client.DialContext(ctx, client.Options{HostPort: c.Address, Namespace: "default", Logger: QuietLogger(),
+			ConnectionOptions: client.ConnectionOptions{TLS: tlsConf}})
+		if err != nil {
+			return false, err.Error() + "\n" + c.Logs()
+		}
+		return true, ""
+	})
+	t.Cleanup(tc.Close)
+	_, err = tc.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+		Namespace: "default", WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour),
+	})
+	if err != nil {
+		t.Fatalf("register namespace default: %v", err)
+	}
+	// The frontends learn of a new namespace on their next refresh.
+	WaitFor(t, "namespace default served", time.Minute, func() (bool, string) {
+		_, err := tc.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default"})
+		return err == nil, fmt.Sprint(err)
+	})
+	c.Client = tc
+	return c
+}
+
+func (c *Cluster) start(server, name string, services ...string) {
+	c.t.Helper()
+	args := []string{"--root", RepoRoot(), "--config", "deploy/temporal/config", "--env", "usersync", "--allow-no-auth", "start"}
+	for _, svc := range services {
+		args = append(args, "--service", svc)
+	}
+	cmd := exec.Command(server, args...)
+	cmd.Dir = RepoRoot()
+	cmd.Env = c.env
+	out, err := os.OpenFile(filepath.Join(c.logs, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start temporal %s: %v", name, err)
+	}
+	p := &clusterProc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		out.Close()
+		close(p.done)
+	}()
+	c.mu.Lock()
+	c.procs[name] = p
+	c.mu.Unlock()
+}
+
+// Restart stops a service with sig, waits for it to be gone, and starts
+// it again on the same ports and databases.
+func (c *Cluster) Restart(svc string, sig syscall.Signal) {
+	c.t.Helper()
+	c.mu.Lock()
+	p := c.procs[svc]
+	c.mu.Unlock()
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	c.start(ClusterBinary(c.t, "temporal-server"), svc, svc)
+}
+
+func (c *Cluster) stopAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, name := range append([]string{"all"}, ClusterServices...) {
+		if p := c.procs[name]; p != nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+// Logs is the end of every service's log, for a failure message.
+func (c *Cluster) Logs() string {
+	var b strings.Builder
+	for _, svc := range append([]string{"all"}, ClusterServices...) {
+		data, err := os.ReadFile(filepath.Join(c.logs, svc+".log"))
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "--- temporal %s ---\n%s\n", svc, tail(string(data), 2048))
+	}
+	return b.String()
+}
+
+// freeLoopbackPort is a TCP port free on 127.0.0.1 a moment ago, below
+// 32768: the server records its services' ports in a smallint column
+// (cluster_membership), which the kernel's ephemeral ports overflow.
+func freeLoopbackPort(t testing.TB) int {
+	t.Helper()
+	for range 1000 {
+		port := 20000 + mrand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port below 32768 on 127.0.0.1")
+	return 0
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
