@@ -2,9 +2,14 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/internal/testenv"
@@ -18,7 +23,8 @@ import (
 // deploy/temporal/config): usersync registers its search attributes on the
 // SQL visibility store, a 20,000-user run goes through two `usersync
 // worker` processes, one killed mid-fetch, the history service is killed
-// and restarted mid-apply, and the directory is exact afterwards. `make
+// and restarted mid-apply, and the directory is exact afterwards; then the
+// profile's schedule ticks and its run is listed by ProfileName. `make
 // test-cluster` runs it alone.
 func TestCluster(t *testing.T) {
 	if testing.Short() {
@@ -76,4 +82,39 @@ func TestCluster(t *testing.T) {
 		}
 	}
 	e.checkExact(runID, s)
+
+	// A schedule, as the API writes it, triggered now: its tick starts the
+	// profile's run, which carries the search attributes (the tick passes
+	// them on) and finds nothing to change; SQL visibility finds it by them.
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer scancel()
+	var conf map[string]any
+	if err := json.Unmarshal(e.profile.Config, &conf); err != nil {
+		t.Fatal(err)
+	}
+	conf["schedule"] = map[string]any{"frequency": "interval", "everyMinutes": 60}
+	e.profile.Config, _ = json.Marshal(conf)
+	if err := e.store.UpdateProfile(sctx, e.profile); err != nil {
+		t.Fatal(err)
+	}
+	wf := &runs.Client{Temporal: c.Client, TaskQueue: e.queue, Namespace: "default", Store: e.store, Attrs: runs.NewSearchAttributes(c.Client, st)}
+	if err := wf.SyncSchedule(sctx, e.profile); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client.ScheduleClient().GetHandle(sctx, runs.ScheduleID(e.profile.ID)).Trigger(sctx, client.ScheduleTriggerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var status string
+	testenv.WaitFor(t, "the scheduled run succeeds", 4*time.Minute, func() (bool, string) {
+		err := e.db.GetContext(sctx, &status, `SELECT status FROM sync_runs WHERE profile_id = $1 AND trigger = 'schedule'`, e.profile.ID)
+		return err == nil && status == directory.RunSucceeded, fmt.Sprint(status, err)
+	})
+	testenv.WaitFor(t, "SQL visibility lists the profile's runs by ProfileName", time.Minute, func() (bool, string) {
+		resp, err := c.Client.ListWorkflow(sctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: "default", Query: "ProfileName = 'Cluster' AND WorkflowType = 'SyncProfile'"})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(resp.GetExecutions()) >= 1, fmt.Sprintf("%d executions", len(resp.GetExecutions()))
+	})
 }
