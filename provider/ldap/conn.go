@@ -53,12 +53,29 @@ func (p *pool) takeIdle(key string) connection {
 	defer p.mu.Unlock()
 	p.sweepLocked()
 	l := p.idle[key]
-	if len(l) == 0 {
-		return nil
+	for len(l) > 0 {
+		c := l[len(l)-1]
+		l = l[:len(l)-1]
+		if closed(c.c) {
+			continue
+		}
+		p.idle[key] = l
+		return c.c
 	}
-	c := l[len(l)-1]
-	p.idle[key] = l[:len(l)-1]
-	return c.c
+	delete(p.idle, key)
+	return nil
+}
+
+// closed is a connection the server ended while it was idle (a restart,
+// an idle timeout shorter than idleTTL): go-ldap's reader saw it close.
+// Taken again, it would fail the next operation as unreachable.
+func closed(c connection) bool {
+	cc, ok := c.(interface{ IsClosing() bool })
+	if ok && cc.IsClosing() {
+		_ = c.Close()
+		return true
+	}
+	return false
 }
 
 func (p *pool) putIdle(key string, c connection) {
@@ -82,6 +99,9 @@ func (p *pool) takePaging(key string) connection {
 		return nil
 	}
 	delete(p.paging, key)
+	if closed(c.c) {
+		return nil
+	}
 	return c.c
 }
 
@@ -173,10 +193,17 @@ func (s *Source) dialLDAP(ctx context.Context) (connection, error) {
 
 // get is a bound connection: an idle one of this source, or a new one.
 func (s *Source) get(ctx context.Context) (connection, error) {
+	c, _, err := s.getReused(ctx)
+	return c, err
+}
+
+// getReused is get, saying whether the connection was idle in the pool.
+func (s *Source) getReused(ctx context.Context) (connection, bool, error) {
 	if c := conns.takeIdle(s.key); c != nil {
-		return c, nil
+		return c, true, nil
 	}
-	return s.dial(ctx)
+	c, err := s.dial(ctx)
+	return c, false, err
 }
 
 // put gives back a connection that worked.
@@ -185,11 +212,20 @@ func (s *Source) put(c connection) { conns.putIdle(s.key, c) }
 // do runs fn on a connection, closing it when ctx ends (go-ldap's calls
 // take no context) or fn fails on it.
 func (s *Source) do(ctx context.Context, fn func(connection) error) error {
-	c, err := s.get(ctx)
+	c, reused, err := s.getReused(ctx)
 	if err != nil {
 		return err
 	}
 	err = run(ctx, c, func() error { return fn(c) })
+	if err != nil && reused && ctx.Err() == nil && goldap.IsErrorWithCode(err, goldap.ErrorNetwork) {
+		// The server dropped the idle connection before go-ldap noticed:
+		// the operation never ran, and a new connection may succeed.
+		_ = c.Close()
+		if c, err = s.dial(ctx); err != nil {
+			return err
+		}
+		err = run(ctx, c, func() error { return fn(c) })
+	}
 	if err != nil {
 		_ = c.Close()
 		return err

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	goldap "github.com/go-ldap/ldap/v3"
+
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/ldap/ldaptest"
 )
@@ -294,6 +296,57 @@ func TestPagedSearchResumesWithoutItsConnection(t *testing.T) {
 		t.Fatalf("resumed after %s (read) was deleted: %v, want ErrCursorExpired", last, err)
 	}
 }
+
+// A restarted server (or one whose idle timeout is shorter than the
+// pool's) has dropped the pooled connections: the next Test connection or
+// page dials again instead of failing as unreachable, also when go-ldap has
+// not yet noticed the drop.
+func TestPooledConnectionsOfARestartedServer(t *testing.T) {
+	s := ldaptest.Start(t)
+	openLDAPFixture(t, s)
+	src := mustOpen(t, openLDAPConfig(s))
+	ctx := context.Background()
+	first, err := src.UserChanges(ctx, "", "")
+	if err != nil || first.Next == "" {
+		t.Fatalf("first page: %v, next %q", err, first.Next)
+	}
+	// A base search leaves an idle connection in the pool; the page's
+	// waits for the next page.
+	if _, err := src.one(ctx, ldaptest.BaseDN, "(objectClass=*)", []string{"1.1"}); err != nil {
+		t.Fatal(err)
+	}
+	conns.mu.Lock()
+	n := len(conns.idle[src.key])
+	conns.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d idle connections before the restart, want 1", n)
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Test(ctx); err != nil {
+		t.Fatalf("test connection after a restart: %v", err)
+	}
+	if _, err := src.UserChanges(ctx, "", first.Next); err != nil {
+		t.Fatalf("next page after a restart: %v", err)
+	}
+
+	dropPool(t)
+	conns.putIdle(src.key, droppedConn{})
+	if err := src.Test(ctx); err != nil {
+		t.Fatalf("test connection over a pooled connection the server dropped: %v", err)
+	}
+}
+
+// droppedConn is a pooled connection the server closed before go-ldap's
+// reader saw it: it does not say it is closing, and every operation fails.
+type droppedConn struct{}
+
+func (droppedConn) Search(*goldap.SearchRequest) (*goldap.SearchResult, error) {
+	return nil, goldap.NewError(goldap.ErrorNetwork, errors.New("ldap: connection closed"))
+}
+
+func (droppedConn) Close() error { return nil }
 
 // dropPool closes every pooled connection, as a new worker process has
 // none.

@@ -205,6 +205,33 @@ func (s *Server) Stop() {
 	}
 }
 
+// Restart stops slapd and starts it again on the same ports and data, as
+// an administrator's restart does: the clients' connections are dropped.
+func (s *Server) Restart() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return errors.New("ldaptest: slapd is not running")
+	}
+	s.Stop()
+	// run's goroutine waits for the process: the port closing says it is
+	// gone, so that the new slapd is not mistaken for the old one.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := ldap.DialURL(s.URL)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ldaptest: slapd still listens on %s after it was killed", s.URL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bin := Path()
+	if bin == "" {
+		return errors.New("ldaptest: slapd is not installed")
+	}
+	return s.run(bin)
+}
+
 func freePorts() (int, int, error) {
 	var ports []int
 	for range 2 {
