@@ -15,30 +15,6 @@ import (
 	"unicode/utf8"
 )
 
-// AzureAttributes are the Microsoft Graph user properties an attribute map
-// may read from Entra ID.
-var AzureAttributes = []string{
-	"aboutMe", "ageGroup", "birthday", "businessPhones", "city", "companyName",
-	"consentProvidedForMinor", "country", "createdDateTime", "creationType",
-	"department", "displayName", "employeeHireDate", "employeeId", "employeeType",
-	"faxNumber", "givenName", "hireDate", "imAddresses", "interests", "jobTitle",
-	"legalAgeGroupClassification", "mail", "mailNickname", "mobilePhone", "mySite",
-	"officeLocation", "otherMails", "pastProjects", "postalCode", "preferredLanguage",
-	"preferredName", "proxyAddresses", "responsibilities", "schools", "skills",
-	"state", "streetAddress", "surname", "usageLocation", "userType",
-}
-
-// OktaAttributes are the built-in Okta user profile properties an attribute
-// map may read. Okta profiles also carry custom attributes, so any name
-// shaped like an Okta variable name is accepted as well.
-var OktaAttributes = []string{
-	"middleName", "honorificPrefix", "honorificSuffix", "displayName", "nickName",
-	"profileUrl", "secondEmail", "mobilePhone", "primaryPhone", "streetAddress",
-	"city", "state", "zipCode", "countryCode", "postalAddress", "preferredLanguage",
-	"locale", "timezone", "userType", "employeeNumber", "costCenter", "division",
-	"department", "managerId", "manager", "title", "organization",
-}
-
 // Schedule frequencies.
 const (
 	ScheduleOff      = "off"

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
-
-	"github.com/usersync/usersync/profile"
 )
 
 // attrMapping is one attributeMap entry: a Graph user property and the
@@ -67,7 +65,7 @@ func boolean(f func(models.Userable) *bool) getter {
 	}
 }
 
-// getters covers profile.AzureAttributes (a test holds them in step) and
+// getters covers Attributes (a test holds them in step) and
 // the username properties.
 var getters = map[string]getter{
 	"aboutMe":                     str(models.Userable.GetAboutMe),
@@ -143,8 +141,8 @@ func (s *Source) planAttributes(attrMap map[string]string) error {
 		field := strings.TrimSpace(attrMap[p])
 		get, known := getters[p]
 		switch {
-		case !slices.Contains(profile.AzureAttributes, p) || !known:
-			return fmt.Errorf("azure: attributeMap: unknown Graph user property %q; allowed: %s", p, strings.Join(profile.AzureAttributes, ", "))
+		case !slices.Contains(Attributes, p) || !known:
+			return fmt.Errorf("azure: attributeMap: unknown Graph user property %q; allowed: %s", p, strings.Join(Attributes, ", "))
 		case field == "":
 			return fmt.Errorf("azure: attributeMap: no directory field for %q", p)
 		}

@@ -93,7 +93,7 @@ type Config struct {
 	// UsernameAttribute is the Graph property used as username (default
 	// userPrincipalName); see UsernameAttributes.
 	UsernameAttribute string
-	// AttributeMap maps a Graph user property (profile.AzureAttributes) to
+	// AttributeMap maps a Graph user property (Attributes) to
 	// the directory field it fills in User.Attributes.
 	AttributeMap map[string]string
 	// PageSize is $top of user, member and group pages, 1 to 999

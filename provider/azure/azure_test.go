@@ -20,7 +20,6 @@ import (
 
 	"github.com/usersync/usersync/idpsim/graph"
 	"github.com/usersync/usersync/internal/reqtable"
-	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 )
 
@@ -857,9 +856,9 @@ func TestOpenValidates(t *testing.T) {
 }
 
 // TestEveryCatalogueAttributeIsReadable keeps the getters in step with
-// profile.AzureAttributes.
+// Attributes.
 func TestEveryCatalogueAttributeIsReadable(t *testing.T) {
-	for _, a := range profile.AzureAttributes {
+	for _, a := range Attributes {
 		if getters[a] == nil {
 			t.Errorf("no getter for %s", a)
 		}

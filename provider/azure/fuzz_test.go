@@ -2,8 +2,6 @@ package azure
 
 import (
 	"testing"
-
-	"github.com/usersync/usersync/profile"
 )
 
 // FuzzDecodeUsers feeds arbitrary bytes to the lean decoder of Graph user
@@ -23,7 +21,7 @@ func FuzzDecodeUsers(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	attrs := map[string]string{}
-	for _, a := range profile.AzureAttributes {
+	for _, a := range Attributes {
 		attrs[a] = "x_" + a
 	}
 	src, err := Config{TenantID: "00000000-0000-0000-0000-000000000001", ClientID: "c", ClientSecret: "s",

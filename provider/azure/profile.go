@@ -20,7 +20,7 @@ var Provider = profile.Provider{
 	DisplayName: "Entra ID",
 	Description: "Microsoft Entra ID (Azure AD), through Microsoft Graph",
 	New:         func() profile.Block { return &Profile{} },
-	Attributes:  profile.AzureAttributes,
+	Attributes:  Attributes,
 	AttributeHelp: "Copy provider attributes into directory fields. The attribute names offered are " +
 		"the Microsoft Graph user properties Entra ID has.",
 	Fields: []profile.Field{
@@ -94,8 +94,8 @@ func (p *Profile) Validate(c *profile.Config) profile.FieldErrors {
 		profile.CheckURL(&errs, "azure.authorityUrl", p.AuthorityURL)
 	}
 	for _, k := range profile.SortedKeys(c.AttributeMap) {
-		if strings.TrimSpace(k) != "" && !slices.Contains(profile.AzureAttributes, k) {
-			errs.Add("attributeMap."+k, "unknown Azure attribute; allowed: %s", strings.Join(profile.AzureAttributes, ", "))
+		if strings.TrimSpace(k) != "" && !slices.Contains(Attributes, k) {
+			errs.Add("attributeMap."+k, "unknown Azure attribute; allowed: %s", strings.Join(Attributes, ", "))
 		}
 	}
 	return errs
@@ -119,4 +119,17 @@ func (p *Profile) Fingerprint() map[string]any {
 		// would keep wrong managers until the weekly full run.
 		"azureDelta": "select-manager",
 	}
+}
+
+// Attributes are the Microsoft Graph user properties an attribute map
+// may read from Entra ID.
+var Attributes = []string{
+	"aboutMe", "ageGroup", "birthday", "businessPhones", "city", "companyName",
+	"consentProvidedForMinor", "country", "createdDateTime", "creationType",
+	"department", "displayName", "employeeHireDate", "employeeId", "employeeType",
+	"faxNumber", "givenName", "hireDate", "imAddresses", "interests", "jobTitle",
+	"legalAgeGroupClassification", "mail", "mailNickname", "mobilePhone", "mySite",
+	"officeLocation", "otherMails", "pastProjects", "postalCode", "preferredLanguage",
+	"preferredName", "proxyAddresses", "responsibilities", "schools", "skills",
+	"state", "streetAddress", "surname", "usageLocation", "userType",
 }

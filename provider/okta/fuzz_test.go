@@ -11,7 +11,6 @@ import (
 
 	"github.com/okta/okta-sdk-golang/v2/okta"
 
-	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 )
 
@@ -29,7 +28,7 @@ func FuzzUserPage(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	attrs := map[string]string{"badges": "badges", "nested": "nested", "flag": "flag"}
-	for _, a := range profile.OktaAttributes {
+	for _, a := range Attributes {
 		attrs[a] = "x_" + a
 	}
 	src, err := Config{OrgURL: "https://example.okta.com", APIToken: "t", AttributeMap: attrs}.Open()

@@ -31,7 +31,6 @@ import (
 
 	oktasim "github.com/usersync/usersync/idpsim/okta"
 	"github.com/usersync/usersync/internal/reqtable"
-	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 )
 
@@ -433,7 +432,7 @@ func TestUsersOfTheSelectedGroups(t *testing.T) {
 	sim, srv := simOrg(t, oktasim.Config{Seed: 5, Users: 700})
 	eng, readers := groupID(t, sim, "Engineering"), groupID(t, sim, oktasim.GroupIntranetReaders)
 	attrs := map[string]string{}
-	for _, a := range profile.OktaAttributes {
+	for _, a := range Attributes {
 		attrs[a] = "okta_" + a
 	}
 	for _, a := range []string{"badgeId", "startYear", "remote", "skills", "notInAnyProfile"} {

@@ -22,7 +22,7 @@ var Provider = profile.Provider{
 	DisplayName: "Okta",
 	Description: "an Okta org, through its Management API",
 	New:         func() profile.Block { return &Profile{} },
-	Attributes:  profile.OktaAttributes,
+	Attributes:  Attributes,
 	AttributeHelp: "Copy provider attributes into directory fields. The attribute names offered are those " +
 		"Okta has; an Okta custom attribute may be typed too.",
 	Fields: []profile.Field{
@@ -86,9 +86,9 @@ func (p *Profile) Validate(c *profile.Config) profile.FieldErrors {
 		errs.Add("okta.usernameAttribute", "must be an Okta profile attribute name")
 	}
 	for _, k := range profile.SortedKeys(c.AttributeMap) {
-		if strings.TrimSpace(k) != "" && !slices.Contains(profile.OktaAttributes, k) && !oktaVariable.MatchString(k) {
+		if strings.TrimSpace(k) != "" && !slices.Contains(Attributes, k) && !oktaVariable.MatchString(k) {
 			errs.Add("attributeMap."+k, "unknown Okta attribute; allowed: %s, or a custom attribute name (a letter, then letters, digits or _)",
-				strings.Join(profile.OktaAttributes, ", "))
+				strings.Join(Attributes, ", "))
 		}
 	}
 	return errs
@@ -103,4 +103,15 @@ func (p *Profile) Endpoints() []profile.Endpoint {
 // makes the next run a full one.
 func (p *Profile) Fingerprint() map[string]any {
 	return map[string]any{"okta": []any{p.OrgURL, p.AppID, p.UsernameAttribute}}
+}
+
+// Attributes are the built-in Okta user profile properties an attribute
+// map may read. Okta profiles also carry custom attributes, so any name
+// shaped like an Okta variable name is accepted as well.
+var Attributes = []string{
+	"middleName", "honorificPrefix", "honorificSuffix", "displayName", "nickName",
+	"profileUrl", "secondEmail", "mobilePhone", "primaryPhone", "streetAddress",
+	"city", "state", "zipCode", "countryCode", "postalAddress", "preferredLanguage",
+	"locale", "timezone", "userType", "employeeNumber", "costCenter", "division",
+	"department", "managerId", "manager", "title", "organization",
 }
