@@ -46,6 +46,9 @@ type Deps struct {
 	BatchSize int
 	// BcryptCost hashes CSV passwords (default bcrypt.DefaultCost).
 	BcryptCost int
+	// Now is the steps' clock (work budgets, the provider's retry budget,
+	// the full-run interval); nil is time.Now.
+	Now func() time.Time
 }
 
 // Activities are the steps of a sync run.
@@ -64,7 +67,18 @@ func New(d Deps) *Activities {
 	if d.BatchSize <= 0 {
 		d.BatchSize = 5000
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	return &Activities{Deps: d}
+}
+
+// now reads the clock; an Activities not made by New has time.Now.
+func (a *Activities) now() time.Time {
+	if a.Now == nil {
+		return time.Now()
+	}
+	return a.Now()
 }
 
 // Error types the workflow does not retry (workflows' NonRetryableErrorTypes).
@@ -127,7 +141,7 @@ func (e providerError) Unwrap() error { return e.err }
 // provider's error. Every Fetch call is a new step, so a fetch that makes
 // progress starts its count afresh; a step failing on anything else (the
 // database) keeps retrying as before. err is the classified error.
-func giveUp(ctx context.Context, budget time.Duration, err error) error {
+func giveUp(ctx context.Context, now time.Time, budget time.Duration, err error) error {
 	var pe providerError
 	if err == nil || ctx.Err() != nil || !errors.As(err, &pe) || !activity.IsActivity(ctx) {
 		return err
@@ -140,7 +154,7 @@ func giveUp(ctx context.Context, budget time.Duration, err error) error {
 		budget = DefaultProviderRetryBudget
 	}
 	info := activity.GetInfo(ctx)
-	failing := timeNow().Sub(info.ScheduledTime)
+	failing := now.Sub(info.ScheduledTime)
 	if failing < budget {
 		return err
 	}

@@ -39,10 +39,7 @@ func TestGiveUpBoundsOnlyProviderFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := ts.NewTestActivityEnvironment()
 			env.RegisterActivityWithOptions(func(ctx context.Context) error {
-				now := timeNow
-				timeNow = func() time.Time { return time.Now().Add(tc.elapsed) }
-				defer func() { timeNow = now }()
-				return giveUp(ctx, 0, tc.err)
+				return giveUp(ctx, time.Now().Add(tc.elapsed), 0, tc.err)
 			}, activity.RegisterOptions{Name: "Step"})
 			_, err := env.ExecuteActivity("Step")
 			var appErr *temporal.ApplicationError

@@ -99,7 +99,7 @@ func (a *Activities) runMode(ctx context.Context, rc *runContext) (directory.Run
 		return m, err
 	case st.Fingerprint != want.Fingerprint:
 		a.Logger.Info("full sync: the profile's scope, mapping or filters changed since the last run", "run", rc.run.ID)
-	case timeNow().Sub(st.FullAt) >= FullSyncInterval:
+	case a.now().Sub(st.FullAt) >= FullSyncInterval:
 		a.Logger.Info("full sync: the last full sync is older than the interval", "run", rc.run.ID, "lastFull", st.FullAt)
 	case st.SourceState[stateUsers] == "" || st.SourceState[stateGroups] == "":
 	default:

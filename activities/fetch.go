@@ -119,7 +119,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 		}
 	}
 	fetched := rc.run.Counts.Fetched
-	deadline := timeNow().Add(a.Budget)
+	deadline := a.now().Add(a.Budget)
 	restarted, fellBack := false, false
 	for {
 		var (
@@ -153,7 +153,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 			continue
 		}
 		if err != nil {
-			return FetchResult{Fetched: fetched}, giveUp(ctx, in.ProviderRetryBudget, classify(fmt.Errorf("fetch %s: %w", cur.Stage, err)))
+			return FetchResult{Fetched: fetched}, giveUp(ctx, a.now(), in.ProviderRetryBudget, classify(fmt.Errorf("fetch %s: %w", cur.Stage, err)))
 		}
 		nextStr := ""
 		if next != nil {
@@ -173,7 +173,7 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 		if err := sleep(ctx, a.PageDelay); err != nil {
 			return FetchResult{Fetched: fetched}, err
 		}
-		if timeNow().After(deadline) || workerStopping(ctx) {
+		if a.now().After(deadline) || workerStopping(ctx) {
 			return FetchResult{Fetched: fetched}, nil
 		}
 	}

@@ -3,13 +3,10 @@ package activities
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/rules"
 )
-
-var timeNow = time.Now
 
 // Plan compares the fetched users with the directory under the licence
 // (which refuses only creations and re-enables beyond it: offboarding
@@ -57,7 +54,7 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (ApplyResult, err
 	}
 	ai := directory.ApplyInput{DirectoryKey: rc.run.DirectoryKey, Connection: rc.profile.Name,
 		GroupSync: groups.On(), OrgChart: rc.cfg.PopulateOrgChart, BatchSize: a.BatchSize}
-	deadline := timeNow().Add(a.Budget)
+	deadline := a.now().Add(a.Budget)
 	last := rc.run.Counts
 	for {
 		var (
@@ -79,7 +76,7 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (ApplyResult, err
 		if err := sleep(ctx, a.PageDelay); err != nil {
 			return ApplyResult{Counts: counts}, err
 		}
-		if timeNow().After(deadline) || workerStopping(ctx) {
+		if a.now().After(deadline) || workerStopping(ctx) {
 			return ApplyResult{Counts: counts}, nil
 		}
 	}

@@ -93,7 +93,7 @@ func (a *Activities) ApplyRevert(ctx context.Context, in ApplyInput) (ApplyResul
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	deadline := timeNow().Add(a.Budget)
+	deadline := a.now().Add(a.Budget)
 	last := rc.run.Counts
 	for {
 		var (
@@ -116,7 +116,7 @@ func (a *Activities) ApplyRevert(ctx context.Context, in ApplyInput) (ApplyResul
 		if err := sleep(ctx, a.PageDelay); err != nil {
 			return ApplyResult{Counts: counts}, err
 		}
-		if timeNow().After(deadline) || workerStopping(ctx) {
+		if a.now().After(deadline) || workerStopping(ctx) {
 			return ApplyResult{Counts: counts}, nil
 		}
 	}

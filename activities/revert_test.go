@@ -247,3 +247,30 @@ func TestRevertRefusals(t *testing.T) {
 		require.ErrorContains(t, err, "dry run")
 	})
 }
+
+// A revert cancelled after it planned leaves no work items behind: its
+// FinishRun drops them with the run's other work rows.
+func TestCancelledRevertLeavesNoWorkItems(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *directory.DB) {
+		h := newHarness(t, db, nil)
+		h.setCSV(csvOf("ann,Ann,Ash,ann@example.com,,Sales,,", "bob,Bob,Bay,bob@example.com,,Sales,,"))
+		h.mustSync()
+		h.setCSV(csvOf("ann,Ann,Ash,ann@example.com,,Ops,,", "bob,Bob,Bay,bob@example.com,,Ops,,"))
+		changed := h.mustSync()
+
+		runID := uuid.NewString()
+		_, err := h.acts.StartRevert(h.ctx, syncrun.StartRevertInput{RunID: runID, ProfileID: h.profile.ID, TargetRunID: changed.ID})
+		require.NoError(t, err)
+		_, err = h.acts.PlanRevert(h.ctx, syncrun.PlanRevertInput{RunID: runID})
+		require.NoError(t, err)
+		items := func() int {
+			var n int
+			require.NoError(t, db.GetContext(h.ctx, &n, db.Rebind(`SELECT COUNT(*) FROM sync_revert_items WHERE run_id = ?`), runID))
+			return n
+		}
+		require.Positive(t, items(), "the plan wrote work items")
+		require.NoError(t, h.acts.FinishRun(h.ctx, activities.FinishInput{RunID: runID, Status: directory.RunCancelled, Error: "cancelled"}))
+		assert.Zero(t, items())
+		assert.Equal(t, "Ops", h.states()["ann"].Dept, "a cancelled revert changed nothing")
+	})
+}

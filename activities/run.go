@@ -52,7 +52,7 @@ func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunRe
 			return err
 		}, "copying the csv")
 		if err != nil {
-			return res, giveUp(ctx, in.ProviderRetryBudget, classify(err))
+			return res, giveUp(ctx, a.now(), in.ProviderRetryBudget, classify(err))
 		}
 		if err := a.Store.SetRunSource(ctx, rc.run.ID, doc); err != nil {
 			return res, err

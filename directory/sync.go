@@ -442,10 +442,12 @@ func (s *SQLStore) ResetFetch(ctx context.Context, runID string) error {
 	})
 }
 
-// runTables are the tables that hold rows of one run, keyed by run_id.
+// runTables are the tables that hold rows of one run, keyed by run_id. A
+// revert's work items are among them, so that a revert cancelled or failed
+// before it finished leaves none behind either.
 var runTables = []string{"sync_staged_users", "sync_staged_groups", "sync_staged_members", "sync_staged_pgroups",
 	"sync_staged_edges", "sync_staged_removals", "sync_run_ids", "sync_run_ancestry", "sync_plan",
-	"sync_plan_managers", "sync_plan_members"}
+	"sync_plan_managers", "sync_plan_members", "sync_revert_items"}
 
 func (s *SQLStore) deleteRunRows(ctx context.Context, q querier, runID string) error {
 	return s.clearRun(ctx, q, runID, runTables...)
