@@ -18,7 +18,7 @@ func init() { profile.Register(Provider) }
 var Provider = profile.Provider{
 	Name:        Name,
 	DisplayName: "Entra ID",
-	Description: "Microsoft Entra ID (Azure AD), through Microsoft Graph",
+	Description: "Azure AD, through Microsoft Graph",
 	New:         func() profile.Block { return &Profile{} },
 	Attributes:  Attributes,
 	AttributeHelp: "Copy provider attributes into directory fields. The attribute names offered are " +
