@@ -94,7 +94,14 @@ person() { # uid given sn [manager-uid] [locked]
   printf 'dn: cn=platform,ou=groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: platform\nmember: uid=ken,ou=people,dc=example,dc=org\nmember: uid=dennis,ou=people,dc=example,dc=org\n\n'
   printf 'dn: cn=engineering,ou=groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: engineering\nmember: uid=grace,ou=people,dc=example,dc=org\nmember: uid=margaret,ou=people,dc=example,dc=org\nmember: cn=platform,ou=groups,dc=example,dc=org\n\n'
   printf 'dn: cn=research,ou=groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: research\nmember: uid=ada,ou=people,dc=example,dc=org\nmember: uid=linus,ou=people,dc=example,dc=org\n\n'
-} >"$dir/sample.ldif"
+} |
+  # Entries dated a day back, as in a directory that has been in use: an
+  # incremental run reads what changed since the last run less a few
+  # minutes for clock skew, and a group changed in that window makes it
+  # full (docs/architecture.md). Without this, a sync in the first minutes
+  # after the start would read everything again.
+  sed "/^dn: /a createTimestamp: $(date -u -d '1 day ago' +%Y%m%d%H%M%SZ)\nmodifyTimestamp: $(date -u -d '1 day ago' +%Y%m%d%H%M%SZ)" \
+    >"$dir/sample.ldif"
 
 "$slapadd" -q -f "$dir/slapd.conf" -l "$dir/sample.ldif"
 "$slapd" -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/"
@@ -111,13 +118,15 @@ A profile's "ldap" block for it:
   "ldap": {"url": "ldap://127.0.0.1:$port", "bindDn": "cn=usersync,dc=example,dc=org",
            "bindPassword": "usersync-demo", "baseDn": "dc=example,dc=org", "flavour": "openldap"}
 
-Change someone and sync again:
-  ldapmodify -x -H ldap://127.0.0.1:$port -D cn=admin,dc=example,dc=org -w admin-demo <<'LDIF'
-  dn: uid=ken,ou=people,dc=example,dc=org
-  changetype: modify
-  replace: sn
-  sn: Thompson-Pike
-  LDIF
+Change someone and sync again (LDIF lines start in the first column):
+
+ldapmodify -x -H ldap://127.0.0.1:$port -D cn=admin,dc=example,dc=org -w admin-demo <<'LDIF'
+dn: uid=ken,ou=people,dc=example,dc=org
+changetype: modify
+replace: sn
+sn: Thompson-Pike
+LDIF
+
 
 Stop it with: scripts/ldap-demo.sh stop
 EOF
