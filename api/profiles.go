@@ -88,33 +88,56 @@ func (s *server) openProfile(p *directory.Profile) (*profile.Config, error) {
 // profileView is a profile as reads show it: redacted, with its identity,
 // times and last run.
 func (s *server) profileView(ctx context.Context, p *directory.Profile) (map[string]any, error) {
-	cfg, err := s.openProfile(p)
+	views, err := s.profileViews(ctx, []directory.Profile{*p})
 	if err != nil {
 		return nil, err
 	}
-	v := cfg.Redacted()
-	v["id"] = p.ID
-	v["directoryKey"] = p.DirectoryKey
-	v["createdAt"] = p.CreatedAt.UTC()
-	v["updatedAt"] = p.UpdatedAt.UTC()
-	v["lastRun"] = nil
-	v["nextRunAt"] = nil
-	if next := s.nextRunAt(ctx, p, cfg); next != nil {
-		v["nextRunAt"] = next.UTC()
-	}
-	last, err := s.store.LastRun(ctx, p.ID)
-	switch {
-	case err == nil:
-		sum := runSummary{ID: last.ID, Status: last.Status, StartedAt: last.StartedAt.UTC()}
-		if last.FinishedAt != nil {
-			f := last.FinishedAt.UTC()
-			sum.FinishedAt = &f
+	return views[0], nil
+}
+
+// profileViews is profileView for a page of profiles without a round trip
+// per profile: their last runs come in one query, and their schedules'
+// next run times are read side by side under one deadline, so a page of
+// fifty profiles waits for Temporal once, not fifty times in a row.
+func (s *server) profileViews(ctx context.Context, ps []directory.Profile) ([]map[string]any, error) {
+	cfgs := make([]*profile.Config, len(ps))
+	ids := make([]string, len(ps))
+	for i := range ps {
+		cfg, err := s.openProfile(&ps[i])
+		if err != nil {
+			return nil, err
 		}
-		v["lastRun"] = sum
-	case !errors.Is(err, directory.ErrNotFound):
+		cfgs[i], ids[i] = cfg, ps[i].ID
+	}
+	lasts, err := s.store.LastRuns(ctx, ids)
+	if err != nil {
 		return nil, err
 	}
-	return v, nil
+	nexts := s.nextRunTimes(ctx, ps, cfgs)
+	out := make([]map[string]any, len(ps))
+	for i := range ps {
+		p := &ps[i]
+		v := cfgs[i].Redacted()
+		v["id"] = p.ID
+		v["directoryKey"] = p.DirectoryKey
+		v["createdAt"] = p.CreatedAt.UTC()
+		v["updatedAt"] = p.UpdatedAt.UTC()
+		v["lastRun"] = nil
+		v["nextRunAt"] = nil
+		if nexts[i] != nil {
+			v["nextRunAt"] = nexts[i].UTC()
+		}
+		if last := lasts[p.ID]; last != nil {
+			sum := runSummary{ID: last.ID, Status: last.Status, StartedAt: last.StartedAt.UTC()}
+			if last.FinishedAt != nil {
+				f := last.FinishedAt.UTC()
+				sum.FinishedAt = &f
+			}
+			v["lastRun"] = sum
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 func (s *server) sealInto(p *directory.Profile, cfg *profile.Config) error {
@@ -194,13 +217,11 @@ func (s *server) listProfiles(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	out := directory.Page[map[string]any]{Items: make([]map[string]any, len(page.Items)), NextCursor: page.NextCursor}
-	for i := range page.Items {
-		if out.Items[i], err = s.profileView(ctx, &page.Items[i]); err != nil {
-			return err
-		}
+	items, err := s.profileViews(ctx, page.Items)
+	if err != nil {
+		return err
 	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, directory.Page[map[string]any]{Items: items, NextCursor: page.NextCursor})
 	return nil
 }
 

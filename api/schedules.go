@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -119,6 +120,31 @@ func (s *server) reschedule(ctx context.Context, p *directory.Profile) {
 // nextRunAt is the nextRunAt of a profile read, from its schedule. A read
 // must not fail because Temporal is unreachable: then it is null, and the
 // cause is logged.
+// nextRunTimes is nextRunAt for several profiles, at most
+// nextRunLookups at a time, all within one temporalTimeout.
+func (s *server) nextRunTimes(ctx context.Context, ps []directory.Profile, cfgs []*profile.Config) []*time.Time {
+	out := make([]*time.Time, len(ps))
+	ctx, cancel := context.WithTimeout(ctx, temporalTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, nextRunLookups)
+	for i := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			out[i] = s.nextRunAt(ctx, &ps[i], cfgs[i])
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// nextRunLookups bounds the schedule reads a page of profiles sends to
+// Temporal at once.
+const nextRunLookups = 8
+
 func (s *server) nextRunAt(ctx context.Context, p *directory.Profile, cfg *profile.Config) *time.Time {
 	sch := s.scheduler()
 	if sch == nil || !p.Enabled || cfg.Schedule.Frequency == profile.ScheduleOff || cfg.Schedule.Frequency == "" {

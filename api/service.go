@@ -52,6 +52,13 @@ func (v *Service) ProfileView(ctx context.Context, p *directory.Profile) (map[st
 	return v.s.profileView(ctx, p)
 }
 
+// ProfileViews is ProfileView for a page of profiles, as GET /profiles
+// lists them: one query for their last runs, their schedules read side
+// by side.
+func (v *Service) ProfileViews(ctx context.Context, ps []directory.Profile) ([]map[string]any, error) {
+	return v.s.profileViews(ctx, ps)
+}
+
 // OpenProfile is the stored profile with its secrets, for a call to its
 // provider (the admin page's group picker); never for display.
 func (v *Service) OpenProfile(p *directory.Profile) (*profile.Config, error) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 const runCols = `id, profile_id, profile_name, provider, directory_key, trigger, dry_run, status, phase,
@@ -127,6 +129,32 @@ func (s *SQLStore) LastRun(ctx context.Context, profileID string) (*Run, error) 
 		return nil, err
 	}
 	return &r, nil
+}
+
+// LastRuns implements Store: a listing of profiles shows each one's last
+// run, and a query per profile made a page of them N+1 queries.
+func (s *SQLStore) LastRuns(ctx context.Context, profileIDs []string) (map[string]*Run, error) {
+	out := map[string]*Run{}
+	if len(profileIDs) == 0 {
+		return out, nil
+	}
+	q, args, err := sqlx.In(`SELECT `+runCols+` FROM sync_runs r WHERE r.profile_id IN (?)
+  AND NOT EXISTS (SELECT 1 FROM sync_runs o WHERE o.profile_id = r.profile_id
+                  AND (o.started_at > r.started_at OR (o.started_at = r.started_at AND o.id > r.id)))`, profileIDs)
+	if err != nil {
+		return nil, fmt.Errorf("last runs: %w", err)
+	}
+	var rows []Run
+	if err := s.sel(ctx, s.db, &rows, q, args...); err != nil {
+		return nil, fmt.Errorf("last runs: %w", err)
+	}
+	for i := range rows {
+		if err := fixRun(&rows[i]); err != nil {
+			return nil, err
+		}
+		out[rows[i].ProfileID] = &rows[i]
+	}
+	return out, nil
 }
 
 // SetRunStatus records a status. A run that has ended keeps its final

@@ -82,6 +82,9 @@ type Store interface {
 	ListRuns(ctx context.Context, f RunFilter, opt ListOptions) (Page[Run], error)
 	// LastRun is the newest run of a profile, or ErrNotFound.
 	LastRun(ctx context.Context, profileID string) (*Run, error)
+	// LastRuns is LastRun for several profiles in one query, by profile
+	// id; a profile without runs is not in the map.
+	LastRuns(ctx context.Context, profileIDs []string) (map[string]*Run, error)
 	// SetRunStatus records a status (and phase when not ""); a final status
 	// also sets finished_at. errMsg replaces the stored error.
 	SetRunStatus(ctx context.Context, id, status, phase, errMsg string, at time.Time) error

@@ -37,17 +37,22 @@ func (a *admin) listProfiles(q *request) error {
 		return err
 	}
 	v := profilesView{Next: page.NextCursor}
+	views, err := a.svc.ProfileViews(ctx, page.Items)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(page.Items))
+	for i := range page.Items {
+		ids[i] = page.Items[i].ID
+	}
+	lasts, err := a.store.LastRuns(ctx, ids)
+	if err != nil {
+		return err
+	}
 	for i := range page.Items {
 		p := &page.Items[i]
-		row := profileRow{ID: p.ID, Name: p.Name, Provider: p.Provider, Enabled: p.Enabled}
-		view, err := a.svc.ProfileView(ctx, p)
-		if err != nil {
-			return err
-		}
-		row.NextRunAt = nextRunAt(view)
-		if row.LastRun, err = a.store.LastRun(ctx, p.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
-			return err
-		}
+		row := profileRow{ID: p.ID, Name: p.Name, Provider: p.Provider, Enabled: p.Enabled,
+			NextRunAt: nextRunAt(views[i]), LastRun: lasts[p.ID]}
 		if row.LastTest, err = a.svc.LastTest(ctx, p.ID); err != nil {
 			return err
 		}

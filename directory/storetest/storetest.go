@@ -791,6 +791,15 @@ func testRuns(t *testing.T, s directory.Store) {
 	assert.Equal(t, "run-2", last.ID)
 	_, err = s.LastRun(ctx, "p9")
 	assert.ErrorIs(t, err, directory.ErrNotFound)
+	lasts, err := s.LastRuns(ctx, []string{"p1", "p2", "p9"})
+	require.NoError(t, err)
+	require.Len(t, lasts, 2, "a profile without runs is left out")
+	assert.Equal(t, "run-2", lasts["p1"].ID)
+	assert.Equal(t, "run-3", lasts["p2"].ID)
+	assert.Equal(t, last.StartedAt, lasts["p1"].StartedAt)
+	none, err := s.LastRuns(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, none)
 
 	ids := func(f directory.RunFilter) []string {
 		p, err := s.ListRuns(ctx, f, directory.ListOptions{})
