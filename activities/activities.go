@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -34,6 +35,9 @@ type Deps struct {
 	PageDelay time.Duration
 	// HTTPClient downloads remote CSV files; nil means a default client.
 	HTTPClient *http.Client
+	// Dial opens providers' raw connections (LDAP) under the process's
+	// outbound policy, as HTTPClient does for HTTP; nil: net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// AllowHTTPLoopback lets remote CSV URLs use plain http to loopback hosts (tests).
 	AllowHTTPLoopback bool
 	// Budget bounds the work of one Fetch or Apply call (default 20 s).

@@ -33,7 +33,7 @@ func (a *Activities) openSource(ctx context.Context, rc *runContext) (*sources.O
 }
 
 func (a *Activities) sourceEnv() sources.Env {
-	return sources.Env{Store: a.Store, HTTPClient: a.HTTPClient, AllowHTTPLoopback: a.AllowHTTPLoopback,
+	return sources.Env{Store: a.Store, HTTPClient: a.HTTPClient, Dial: a.Dial, AllowHTTPLoopback: a.AllowHTTPLoopback,
 		PageSize: a.PageSize, Logger: a.Logger}
 }
 

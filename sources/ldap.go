@@ -18,7 +18,7 @@ func openLDAP(_ context.Context, env Env, t Target) (*Opened, error) {
 		return nil, errors.New("the profile has no ldap block")
 	}
 	cfg := b.Config(t.Config.AttributeMap)
-	cfg.PageSize, cfg.AllowPlainLoopback, cfg.Logger = env.PageSize, env.AllowHTTPLoopback, env.Logger
+	cfg.PageSize, cfg.AllowPlainLoopback, cfg.Logger, cfg.Dial = env.PageSize, env.AllowHTTPLoopback, env.Logger, env.Dial
 	src, err := cfg.Open()
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/usersync/usersync/directory"
@@ -21,6 +22,10 @@ type Env struct {
 	// HTTPClient is used for provider calls where the SDK accepts one; nil
 	// means the SDK's or net/http's default.
 	HTTPClient *http.Client
+	// Dial opens the raw connections of providers that do not speak HTTP
+	// (LDAP), under the same outbound policy as HTTPClient; nil means a
+	// plain net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// AllowHTTPLoopback lets provider URLs use plain http to loopback hosts
 	// (simulators, tests). Validation already refuses http elsewhere.
 	AllowHTTPLoopback bool

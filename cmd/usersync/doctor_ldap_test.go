@@ -36,10 +36,24 @@ func TestDoctorTestsLDAPProfiles(t *testing.T) {
 	w.addProfile("Wrong password", w.box, block(func(b *ldap.Profile) { b.BindPassword = "not-the-password" }))
 	w.addProfile("Down", w.box, block(func(b *ldap.Profile) { b.URL = "ldap://127.0.0.1:" + strconv.Itoa(freePort(t)) }))
 
+	// Without the allowance the outbound policy holds LDAP's connections
+	// as it holds HTTP's: a profile cannot point the worker inside. (First:
+	// connections are pooled per process, and a bound one is not dialled
+	// again.)
+	code, out, errOut := runCmd(t, ctx, w.env("127.0.0.1:1", nil), "doctor", "--only", "database,connections")
+	if code == 0 {
+		t.Fatalf("doctor reached a loopback directory without USERSYNC_OUTBOUND_ALLOW:\n%s%s", out, errOut)
+	}
+	for _, want := range []string{`FAIL  profile "Directory" (ldap): test connection`, "loopback range", "USERSYNC_OUTBOUND_ALLOW"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+
 	// The directory is on loopback, which provider connections reach only
 	// when allowed.
 	vars := w.env("127.0.0.1:1", map[string]string{"USERSYNC_OUTBOUND_ALLOW": "127.0.0.1"})
-	code, out, errOut := runCmd(t, ctx, vars, "doctor", "--only", "database,connections")
+	code, out, errOut = runCmd(t, ctx, vars, "doctor", "--only", "database,connections")
 	if code == 0 {
 		t.Fatalf("doctor passed a wrong bind password and a server that is down: exit 0\n%s%s", out, errOut)
 	}
@@ -60,4 +74,5 @@ func TestDoctorTestsLDAPProfiles(t *testing.T) {
 	if strings.Contains(out+errOut, s.ReaderPassword) || strings.Contains(out+errOut, "not-the-password") {
 		t.Fatalf("doctor printed a bind password:\n%s", out)
 	}
+
 }

@@ -55,19 +55,25 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 type observability struct {
 	reg          *prometheus.Registry
 	providerHTTP *http.Client
+	// providerDial opens providers' raw connections (LDAP) under the same
+	// outbound policy as providerHTTP.
+	providerDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// loopbackHTTP lets provider URLs use plain http to loopback hosts:
 	// `usersync dev` only, so that a laptop can sync a simulated tenant.
 	loopbackHTTP bool
 }
 
 func newObservability(loopbackHTTP bool, allow []netip.Prefix) *observability {
-	client := &http.Client{Transport: outboundTransport(outboundPolicy{allow: allow, loopback: loopbackHTTP})}
-	return &observability{reg: metrics.NewRegistry(), providerHTTP: metrics.InstrumentClient(client), loopbackHTTP: loopbackHTTP}
+	policy := outboundPolicy{allow: allow, loopback: loopbackHTTP}
+	client := &http.Client{Transport: outboundTransport(policy)}
+	return &observability{reg: metrics.NewRegistry(), providerHTTP: metrics.InstrumentClient(client),
+		providerDial: policy.dialer().DialContext, loopbackHTTP: loopbackHTTP}
 }
 
 // deps are the activities' dependencies with the counted provider client.
 func (o *observability) deps(store directory.Store, box *secret.Box, log *slog.Logger) activities.Deps {
-	return activities.Deps{Store: store, Box: box, Logger: log, HTTPClient: o.providerHTTP, AllowHTTPLoopback: o.loopbackHTTP}
+	return activities.Deps{Store: store, Box: box, Logger: log, HTTPClient: o.providerHTTP, Dial: o.providerDial,
+		AllowHTTPLoopback: o.loopbackHTTP}
 }
 
 // temporalOptions reports the Temporal SDK's metrics on the registry and,

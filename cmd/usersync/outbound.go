@@ -71,14 +71,7 @@ func outboundTransport(p outboundPolicy) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	proxies := proxyAddrs(t)
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	guarded := *dialer
-	guarded.Control = func(_, address string, _ syscall.RawConn) error {
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil {
-			return fmt.Errorf("outbound address %q: %w", address, err)
-		}
-		return p.check(ap.Addr())
-	}
+	guarded := p.dialer()
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if proxies[addr] {
 			return dialer.DialContext(ctx, network, addr)
@@ -86,6 +79,20 @@ func outboundTransport(p outboundPolicy) *http.Transport {
 		return guarded.DialContext(ctx, network, addr)
 	}
 	return t
+}
+
+// dialer connects only where the policy lets it, checked on the address
+// dialled (after DNS): the HTTP transport's connections, and the raw ones
+// of providers that do not speak HTTP (LDAP), which no proxy carries.
+func (p outboundPolicy) dialer() *net.Dialer {
+	return &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("outbound address %q: %w", address, err)
+			}
+			return p.check(ap.Addr())
+		}}
 }
 
 // proxyAddrs are the host:port of the proxies t would use.

@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -111,6 +112,11 @@ type Config struct {
 	// Now is the clock of OpenLDAP and 389 change states (the time a round
 	// starts from); nil is time.Now. A test moves it to the server's clock.
 	Now func() time.Time `json:"-"`
+	// Dial opens the TCP connection to the server; nil is a plain
+	// net.Dialer. A process gives its outbound policy here, so that a
+	// profile cannot point the worker at an inside address that HTTP
+	// providers may not reach either.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error) `json:"-"`
 }
 
 // FieldError is one invalid setting; Field is its path in the profile

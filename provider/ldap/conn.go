@@ -154,8 +154,12 @@ type dialer func(ctx context.Context) (connection, error)
 func (s *Source) dialLDAP(ctx context.Context) (connection, error) {
 	dctx, cancel := context.WithTimeout(ctx, s.dialTimeout)
 	defer cancel()
-	d := net.Dialer{}
-	raw, err := d.DialContext(dctx, "tcp", s.addr)
+	raw, err := s.dialTCP(dctx, "tcp", s.addr)
+	var refused *provider.InvalidDataError
+	if errors.As(err, &refused) {
+		// The outbound policy's answer: a setting to change, not an outage.
+		return nil, fmt.Errorf("ldap: connect to %s: %w", s.host, refused)
+	}
 	if err != nil {
 		return nil, s.netError("connect to", err)
 	}

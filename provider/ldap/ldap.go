@@ -64,6 +64,7 @@ type Source struct {
 	// fingerprint the settings a change state is valid for.
 	key, fingerprint string
 	dial             dialer
+	dialTCP          func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 var (
@@ -98,9 +99,12 @@ func (c Config) Open() (*Source, error) {
 	s := &Source{flavour: c.Flavour, scope: c.Scope, host: u.Hostname(), ldaps: u.Scheme == "ldaps", startTLS: c.StartTLS,
 		bindDN: strings.TrimSpace(c.BindDN), bindPassword: c.BindPassword, baseDN: strings.TrimSpace(c.BaseDN),
 		userFilter: userFilter, groupFilter: groupFilter, attrs: attrs, attrMap: map[string]string{},
-		pageSize: c.PageSize, dialTimeout: c.DialTimeout, requestTimeout: c.RequestTimeout, log: c.Logger, now: c.Now}
+		pageSize: c.PageSize, dialTimeout: c.DialTimeout, requestTimeout: c.RequestTimeout, log: c.Logger, now: c.Now, dialTCP: c.Dial}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.dialTCP == nil {
+		s.dialTCP = (&net.Dialer{}).DialContext
 	}
 	if s.scope == "" {
 		s.scope = ScopeGroups
