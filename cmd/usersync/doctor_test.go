@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -148,9 +150,14 @@ func TestDoctorFindsProblems(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, "problem(s) found") {
 			t.Fatalf("exit %d, stderr %s", code, errOut)
 		}
+		// Every migration the binary has is pending on a fresh database.
+		sqls, err := filepath.Glob(filepath.Join("..", "..", "schema", "postgres", "*.sql"))
+		if err != nil || len(sqls) == 0 {
+			t.Fatalf("migrations: %v %v", sqls, err)
+		}
 		for _, want := range []string{
 			"FAIL  USERSYNC_SECRET_KEY: not set", "WARN  USERSYNC_API_TOKEN",
-			"FAIL  migrations: 1 of 1 not applied", "fix: run `usersync migrate`",
+			fmt.Sprintf("FAIL  migrations: %d of %d not applied", len(sqls), len(sqls)), "fix: run `usersync migrate`",
 			"FAIL  temporal: cannot connect", "fix: check TEMPORAL_ADDRESS",
 			"skip  workers: Temporal is not reachable", "skip  schedules: the database is not ready",
 			"skip  connections: the database is not ready",
