@@ -50,6 +50,8 @@ type faultEnv struct {
 	profile  *directory.Profile
 	// workerEnv is added to every worker process's environment.
 	workerEnv []string
+	// binary is the usersync the processes run; "" is this code's.
+	binary string
 }
 
 func newFaultEnv(t *testing.T, tc client.Client, address string) *faultEnv {
@@ -133,7 +135,11 @@ func (w *workerProc) Log() string {
 // world plus extra, output to a log file.
 func (e *faultEnv) startProcess(name string, extra []string, args ...string) *workerProc {
 	e.t.Helper()
-	cmd := exec.Command(testenv.Binary(e.t), args...)
+	bin := e.binary
+	if bin == "" {
+		bin = testenv.Binary(e.t)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL="+e.dbURL,
 		"TEMPORAL_ADDRESS="+e.address,
