@@ -77,13 +77,10 @@ type Client struct {
 	Attrs *SearchAttributes
 }
 
-// Start starts a run of the profile and records it. A profile whose run is
-// still going gets a *RunningError (errors.Is ErrRunning).
-func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string, dryRun bool) (*directory.Run, error) {
-	// The run id is ours, not Temporal's, so the row exists under one id
-	// across continue-as-new and whoever (API or StartRun) records it first.
-	runID := uuid.NewString()
-	opts := client.StartWorkflowOptions{
+// startOptions are the options of every workflow that runs under the
+// profile's workflow id (a sync, a revert): at most one at a time.
+func (c *Client) startOptions(ctx context.Context, p *directory.Profile) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
 		ID:        workflows.WorkflowID(p.ID),
 		TaskQueue: c.TaskQueue,
 		// FAIL (not USE_EXISTING) so a second start is told, with the
@@ -94,26 +91,46 @@ func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string
 		// had just started, and we would record a run that never runs.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    c.Attrs.For(ctx, p),
-		StaticSummary:                            workflows.RunSummary(p.Name, p.Provider, trigger, dryRun),
-		StaticDetails:                            workflows.RunDetails(p.Name, p.ID, p.Provider, trigger, runID, dryRun),
 	}
-	in := workflows.SyncInput{RunID: runID, ProfileID: p.ID, Trigger: trigger, DryRun: dryRun}
-	we, err := c.Temporal.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, in)
+}
+
+// execute starts workflow under the profile's workflow id. A run of the
+// profile still going is a *RunningError. A run records its end just
+// before its workflow closes: a start in between (a retry clicked as soon
+// as the run shows failed) would be refused with a run that has ended, so
+// execute waits out that moment.
+func (c *Client) execute(ctx context.Context, p *directory.Profile, opts client.StartWorkflowOptions, workflow string, in any) (client.WorkflowRun, error) {
+	we, err := c.Temporal.ExecuteWorkflow(ctx, opts, workflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	// A run records its end just before its workflow closes: a start in
-	// between (a retry clicked as soon as the run shows failed) would be
-	// refused with a run that has ended. Wait out that moment.
 	for wait := closingWait; errors.As(err, &started) && wait > 0 && c.lastRunEnded(ctx, p.ID); wait -= closingPoll {
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("start sync of profile %q: %w", p.Name, ctx.Err())
+			return nil, ctx.Err()
 		case <-time.After(closingPoll):
 		}
-		we, err = c.Temporal.ExecuteWorkflow(ctx, opts, workflows.WorkflowName, in)
+		we, err = c.Temporal.ExecuteWorkflow(ctx, opts, workflow, in)
 	}
+	if errors.As(err, &started) {
+		return nil, &RunningError{RunID: c.runningRunID(ctx, p.ID, started.RunId)}
+	}
+	return we, err
+}
+
+// Start starts a run of the profile and records it. A profile whose run is
+// still going gets a *RunningError (errors.Is ErrRunning).
+func (c *Client) Start(ctx context.Context, p *directory.Profile, trigger string, dryRun bool) (*directory.Run, error) {
+	// The run id is ours, not Temporal's, so the row exists under one id
+	// across continue-as-new and whoever (API or StartRun) records it first.
+	runID := uuid.NewString()
+	opts := c.startOptions(ctx, p)
+	opts.StaticSummary = workflows.RunSummary(p.Name, p.Provider, trigger, dryRun)
+	opts.StaticDetails = workflows.RunDetails(p.Name, p.ID, p.Provider, trigger, runID, dryRun)
+	in := workflows.SyncInput{RunID: runID, ProfileID: p.ID, Trigger: trigger, DryRun: dryRun}
+	we, err := c.execute(ctx, p, opts, workflows.WorkflowName, in)
 	if err != nil {
-		if errors.As(err, &started) {
-			return nil, &RunningError{RunID: c.runningRunID(ctx, p.ID, started.RunId)}
+		var running *RunningError
+		if errors.As(err, &running) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("start sync of profile %q: %w", p.Name, err)
 	}
