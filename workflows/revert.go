@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/temporal"
@@ -33,26 +32,10 @@ type RevertInput struct {
 // accidental-delete guard trips, applies it in batches and records the
 // end through FinishRun, like a sync.
 func RevertRun(ctx workflow.Context, in RevertInput) (syncrun.RunCounts, error) {
-	r := &run{in: SyncInput{RunID: in.RunID, ProfileID: in.ProfileID, Trigger: syncrun.TriggerRevert, DryRun: in.DryRun,
-		Options: in.Options}, opts: in.Options.withDefaults()}
-	if r.in.RunID == "" {
-		r.in.RunID = workflow.GetInfo(ctx).WorkflowExecution.RunID
-	}
-	r.progress = Progress{RunID: r.in.RunID, Status: syncrun.RunRunning, Phase: syncrun.PhasePlan}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) {
-		return r.progress, nil
-	}); err != nil {
-		return syncrun.RunCounts{}, fmt.Errorf("register progress query: %w", err)
-	}
-	counts, err := r.revert(ctx, in)
-	if err == nil {
-		return counts, nil
-	}
-	var can *workflow.ContinueAsNewError
-	if errors.As(err, &can) {
-		return counts, err
-	}
-	return counts, r.fail(ctx, err)
+	as := SyncInput{RunID: in.RunID, ProfileID: in.ProfileID, Trigger: syncrun.TriggerRevert, DryRun: in.DryRun, Options: in.Options}
+	return runWorkflow(ctx, as, syncrun.PhasePlan, func(r *run, ctx workflow.Context) (syncrun.RunCounts, error) {
+		return r.revert(ctx, in)
+	})
 }
 
 func (r *run) revert(ctx workflow.Context, in RevertInput) (syncrun.RunCounts, error) {

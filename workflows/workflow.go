@@ -163,11 +163,18 @@ type run struct {
 // apply. It returns the run's counts; the run row in the database follows
 // the workflow whatever ends it.
 func SyncProfile(ctx workflow.Context, in SyncInput) (syncrun.RunCounts, error) {
+	return runWorkflow(ctx, in, syncrun.PhaseFetch, (*run).execute)
+}
+
+// runWorkflow is what a sync and a revert share around their steps: the
+// run id, the progress query, and the end (continue-as-new passes
+// through; any other error is recorded by FinishRun).
+func runWorkflow(ctx workflow.Context, in SyncInput, phase string, steps func(*run, workflow.Context) (syncrun.RunCounts, error)) (syncrun.RunCounts, error) {
 	r := &run{in: in, opts: in.Options.withDefaults()}
 	if r.in.RunID == "" {
 		r.in.RunID = workflow.GetInfo(ctx).WorkflowExecution.RunID
 	}
-	r.progress = Progress{RunID: r.in.RunID, Status: syncrun.RunRunning, Phase: syncrun.PhaseFetch}
+	r.progress = Progress{RunID: r.in.RunID, Status: syncrun.RunRunning, Phase: phase}
 	// The query handler goes first so the API can read progress from the
 	// first workflow task on, even while StartRun is still retrying.
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) {
@@ -175,7 +182,7 @@ func SyncProfile(ctx workflow.Context, in SyncInput) (syncrun.RunCounts, error) 
 	}); err != nil {
 		return syncrun.RunCounts{}, fmt.Errorf("register progress query: %w", err)
 	}
-	counts, err := r.execute(ctx)
+	counts, err := steps(r, ctx)
 	if err == nil {
 		return counts, nil
 	}
