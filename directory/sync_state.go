@@ -57,19 +57,7 @@ FROM sync_state WHERE directory_key = ?`, directoryKey); err != nil {
 
 // ForgetSyncState implements SyncEngine.
 func (s *SQLStore) ForgetSyncState(ctx context.Context, directoryKey string) error {
-	return s.InTx(ctx, func(tx *sqlx.Tx) error {
-		var snap []string
-		if err := s.sel(ctx, tx, &snap, `SELECT snapshot_run_id FROM sync_state WHERE directory_key = ?`, directoryKey); err != nil {
-			return fmt.Errorf("forget sync state: %w", err)
-		}
-		for _, id := range snap {
-			if err := s.deleteRunRows(ctx, tx, id); err != nil {
-				return err
-			}
-		}
-		_, err := s.exec(ctx, tx, `DELETE FROM sync_state WHERE directory_key = ?`, directoryKey)
-		return err
-	})
+	return s.InTx(ctx, func(tx *sqlx.Tx) error { return s.forgetSyncState(ctx, tx, directoryKey) })
 }
 
 type runModeRow struct {
