@@ -132,16 +132,7 @@ func kill(t *testing.T, cmd *exec.Cmd) {
 // waitRun polls the run row until cond holds.
 func (e *crashEnv) waitRun(runID, what string, cond func(*directory.Run) bool) *directory.Run {
 	e.t.Helper()
-	var r *directory.Run
-	testenv.WaitFor(e.t, "run "+runID+": "+what, 3*time.Minute, func() (bool, string) {
-		got, err := e.store.GetRun(e.ctx, runID)
-		if err != nil {
-			return false, err.Error()
-		}
-		r = got
-		return cond(r), fmt.Sprintf("%s in %s, %+v", r.Status, r.Phase, r.Counts)
-	})
-	return r
+	return waitRunRow(e.t, e.ctx, e.store, runID, what, 3*time.Minute, cond)
 }
 
 func (e *crashEnv) start(opts workflows.Options) (string, client.WorkflowRun) {

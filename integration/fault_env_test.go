@@ -221,9 +221,17 @@ func (e *faultEnv) start(opts workflows.Options) (string, client.WorkflowRun) {
 // tests cut the database connections under it.
 func (e *faultEnv) waitRun(runID, what string, within time.Duration, cond func(*directory.Run) bool) *directory.Run {
 	e.t.Helper()
+	return waitRunRow(e.t, e.ctx, e.store, runID, what, within, cond)
+}
+
+// waitRunRow polls the run's row in store until cond holds, read errors
+// counting as "not yet".
+func waitRunRow(t *testing.T, ctx context.Context, store directory.Store, runID, what string, within time.Duration,
+	cond func(*directory.Run) bool) *directory.Run {
+	t.Helper()
 	var r *directory.Run
-	testenv.WaitFor(e.t, "run "+runID+": "+what, within, func() (bool, string) {
-		got, err := e.store.GetRun(e.ctx, runID)
+	testenv.WaitFor(t, "run "+runID+": "+what, within, func() (bool, string) {
+		got, err := store.GetRun(ctx, runID)
 		if err != nil {
 			return false, err.Error()
 		}
