@@ -88,7 +88,7 @@ func (s *server) openProfile(p *directory.Profile) (*profile.Config, error) {
 // profileView is a profile as reads show it: redacted, with its identity,
 // times and last run.
 func (s *server) profileView(ctx context.Context, p *directory.Profile) (map[string]any, error) {
-	views, err := s.profileViews(ctx, []directory.Profile{*p})
+	views, _, err := s.profileViews(ctx, []directory.Profile{*p})
 	if err != nil {
 		return nil, err
 	}
@@ -99,19 +99,20 @@ func (s *server) profileView(ctx context.Context, p *directory.Profile) (map[str
 // per profile: their last runs come in one query, and their schedules'
 // next run times are read side by side under one deadline, so a page of
 // fifty profiles waits for Temporal once, not fifty times in a row.
-func (s *server) profileViews(ctx context.Context, ps []directory.Profile) ([]map[string]any, error) {
+// It also hands back the last runs it read, by profile id.
+func (s *server) profileViews(ctx context.Context, ps []directory.Profile) ([]map[string]any, map[string]*directory.Run, error) {
 	cfgs := make([]*profile.Config, len(ps))
 	ids := make([]string, len(ps))
 	for i := range ps {
 		cfg, err := s.openProfile(&ps[i])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cfgs[i], ids[i] = cfg, ps[i].ID
 	}
 	lasts, err := s.store.LastRuns(ctx, ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nexts := s.nextRunTimes(ctx, ps, cfgs)
 	out := make([]map[string]any, len(ps))
@@ -137,7 +138,7 @@ func (s *server) profileViews(ctx context.Context, ps []directory.Profile) ([]ma
 		}
 		out[i] = v
 	}
-	return out, nil
+	return out, lasts, nil
 }
 
 func (s *server) sealInto(p *directory.Profile, cfg *profile.Config) error {
@@ -217,7 +218,7 @@ func (s *server) listProfiles(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	items, err := s.profileViews(ctx, page.Items)
+	items, _, err := s.profileViews(ctx, page.Items)
 	if err != nil {
 		return err
 	}

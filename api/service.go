@@ -53,9 +53,9 @@ func (v *Service) ProfileView(ctx context.Context, p *directory.Profile) (map[st
 }
 
 // ProfileViews is ProfileView for a page of profiles, as GET /profiles
-// lists them: one query for their last runs, their schedules read side
-// by side.
-func (v *Service) ProfileViews(ctx context.Context, ps []directory.Profile) ([]map[string]any, error) {
+// lists them: one query for their last runs (handed back too, by profile
+// id), their schedules read side by side.
+func (v *Service) ProfileViews(ctx context.Context, ps []directory.Profile) ([]map[string]any, map[string]*directory.Run, error) {
 	return v.s.profileViews(ctx, ps)
 }
 

@@ -37,15 +37,7 @@ func (a *admin) listProfiles(q *request) error {
 		return err
 	}
 	v := profilesView{Next: page.NextCursor}
-	views, err := a.svc.ProfileViews(ctx, page.Items)
-	if err != nil {
-		return err
-	}
-	ids := make([]string, len(page.Items))
-	for i := range page.Items {
-		ids[i] = page.Items[i].ID
-	}
-	lasts, err := a.store.LastRuns(ctx, ids)
+	views, lasts, err := a.svc.ProfileViews(ctx, page.Items)
 	if err != nil {
 		return err
 	}
