@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -54,6 +55,8 @@ type Cluster struct {
 type clusterProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	// stopping is set before the test itself stops the process.
+	stopping bool
 }
 
 // ClusterBinary is bin/<name> (temporal-server, temporal-sql-tool).
@@ -113,6 +116,11 @@ func StartClusterWith(t testing.TB, opt ClusterOptions) *Cluster {
 		"TEMPORAL_FRONTEND_MEMBERSHIP_PORT="+port(), "TEMPORAL_HISTORY_MEMBERSHIP_PORT="+port(),
 		"TEMPORAL_MATCHING_MEMBERSHIP_PORT="+port(), "TEMPORAL_WORKER_MEMBERSHIP_PORT="+port(),
 		"TEMPORAL_DYNAMIC_CONFIG="+filepath.Join(RepoRoot(), "deploy", "temporal", "dynamicconfig.yaml"),
+		// Small pools: tests in other packages run clusters, dev servers
+		// and usersync processes on the same PostgreSQL at once, and its
+		// max_connections (100 by default) is shared by all of them; the
+		// production defaults (20 + 10 per service) would exhaust it.
+		"TEMPORAL_DB_MAX_CONNS=4", "TEMPORAL_VISIBILITY_MAX_CONNS=2",
 	)
 	var tlsConf *tls.Config
 	if opt.MTLS {
@@ -154,6 +162,13 @@ func StartClusterWith(t testing.TB, opt ClusterOptions) *Cluster {
 		}
 	}
 	t.Cleanup(c.stopAll)
+	// Registered after stopAll, so it runs first: the services' logs are
+	// what explains a failure anywhere in the test.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("temporal cluster logs:\n%s", c.Logs())
+		}
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -176,7 +191,15 @@ func StartClusterWith(t testing.TB, opt ClusterOptions) *Cluster {
 	// The frontends learn of a new namespace on their next refresh.
 	WaitFor(t, "namespace default served", time.Minute, func() (bool, string) {
 		_, err := tc.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default"})
-		return err == nil, fmt.Sprint(err)
+		return err == nil, fmt.Sprint(err) + c.exited()
+	})
+	// The frontend answers before it has found matching in the
+	// membership ring ("Not enough hosts to serve the request"): a task
+	// queue's description is served by matching.
+	WaitFor(t, "matching reachable through the frontend", 2*time.Minute, func() (bool, string) {
+		_, err := tc.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: "cluster-probe"}})
+		return err == nil, fmt.Sprint(err) + c.exited()
 	})
 	c.Client = tc
 	return c
@@ -216,6 +239,7 @@ func (c *Cluster) Restart(svc string, sig syscall.Signal) {
 	c.t.Helper()
 	c.mu.Lock()
 	p := c.procs[svc]
+	p.stopping = true
 	c.mu.Unlock()
 	_ = p.cmd.Process.Signal(sig)
 	select {
@@ -232,10 +256,29 @@ func (c *Cluster) stopAll() {
 	defer c.mu.Unlock()
 	for _, name := range append([]string{"all"}, ClusterServices...) {
 		if p := c.procs[name]; p != nil {
+			p.stopping = true
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
 	}
+}
+
+// exited names the services that ended without the test stopping them,
+// for a wait's failure message.
+func (c *Cluster) exited() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	for name, p := range c.procs {
+		select {
+		case <-p.done:
+			if !p.stopping {
+				fmt.Fprintf(&b, "\ntemporal %s exited: %v", name, p.cmd.ProcessState)
+			}
+		default:
+		}
+	}
+	return b.String()
 }
 
 // Logs is the end of every service's log, for a failure message.
@@ -246,8 +289,9 @@ func (c *Cluster) Logs() string {
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(&b, "--- temporal %s ---\n%s\n", svc, tail(string(data), 2048))
+		fmt.Fprintf(&b, "--- temporal %s ---\n%s\n", svc, tail(string(data), 8192))
 	}
+	b.WriteString(c.exited())
 	return b.String()
 }
 
