@@ -125,7 +125,7 @@ lint: $(BIN)/workflowcheck $(BIN)/staticcheck
 	$(BIN)/workflowcheck ./workflows/...
 	$(BIN)/staticcheck ./...
 	$(GO) test -race -short -count=1 $(RACE_PACKAGES)
-	$(GO) test -race -count=1 -run '^TestKeepAlive' ./activities
+	$(GO) test -race -count=1 -run '^(TestKeepAlive|TestReadAhead)' ./activities
 
 fmt:
 	gofmt -w .

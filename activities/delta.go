@@ -178,7 +178,11 @@ func (s *stager) knownManagers(ctx context.Context, users []provider.User) ([]pr
 	if len(reread) == 0 {
 		return users, nil
 	}
-	fresh, err := s.delta.UsersByID(ctx, reread)
+	var fresh []provider.User
+	err := s.ahead.call(func() (err error) {
+		fresh, err = s.delta.UsersByID(ctx, reread)
+		return err
+	})
 	if err != nil {
 		return nil, providerError{err}
 	}
@@ -209,7 +213,11 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 	page := &directory.FetchedPage{}
 	switch cur.Stage {
 	case stageState:
-		st, err := src.LatestUserState(ctx)
+		var st string
+		err := s.ahead.call(func() (err error) {
+			st, err = src.LatestUserState(ctx)
+			return err
+		})
 		if err != nil {
 			return nil, nil, providerError{err}
 		}
@@ -220,9 +228,18 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 		if delta {
 			from = s.mode.From[stateGroups]
 		}
-		p, err := src.GroupChanges(ctx, from, cur.Cursor)
+		graph := func(cursor string) func(context.Context) (provider.ChangePage[provider.GroupChange], error) {
+			return func(ctx context.Context) (provider.ChangePage[provider.GroupChange], error) {
+				return src.GroupChanges(ctx, from, cursor)
+			}
+		}
+		key := "graph\x00" + from + "\x00"
+		p, err := readPage(ctx, s.ahead, key+cur.Cursor, graph(cur.Cursor))
 		if err != nil {
 			return nil, nil, providerError{err}
+		}
+		if p.Next != "" {
+			readAheadPage(s.ahead, key+p.Next, graph(p.Next))
 		}
 		for _, g := range p.Items {
 			if g.Removed {
@@ -263,9 +280,18 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 		if delta {
 			from = s.mode.From[stateUsers]
 		}
-		p, err := src.UserChanges(ctx, from, cur.Cursor)
+		changes := func(cursor string) func(context.Context) (provider.ChangePage[provider.UserChange], error) {
+			return func(ctx context.Context) (provider.ChangePage[provider.UserChange], error) {
+				return src.UserChanges(ctx, from, cursor)
+			}
+		}
+		key := "changes\x00" + from + "\x00"
+		p, err := readPage(ctx, s.ahead, key+cur.Cursor, changes(cur.Cursor))
 		if err != nil {
 			return nil, nil, providerError{err}
+		}
+		if p.Next != "" {
+			readAheadPage(s.ahead, key+p.Next, changes(p.Next))
 		}
 		var changed []provider.User
 		for _, c := range p.Items {
@@ -321,7 +347,11 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 			return nil, nil, err
 		}
 		if len(ids) > 0 {
-			users, err := src.UsersByID(ctx, ids)
+			var users []provider.User
+			err := s.ahead.call(func() (err error) {
+				users, err = src.UsersByID(ctx, ids)
+				return err
+			})
 			if err != nil {
 				return nil, nil, providerError{err}
 			}

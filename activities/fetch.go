@@ -104,7 +104,8 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 	if err != nil {
 		return FetchResult{}, configError("profile %q: %v", rc.profile.Name, err)
 	}
-	st := &stager{a: a, rc: rc, src: src, invalid: invalid, groups: groups}
+	st := &stager{a: a, rc: rc, src: src, invalid: invalid, groups: groups, ahead: newReadAhead(ctx)}
+	defer st.ahead.stop()
 	if ds, ok := src.Source.(provider.DeltaSource); ok {
 		st.delta = ds
 		if st.mode, err = a.runMode(ctx, rc); err != nil {
@@ -184,9 +185,17 @@ func (a *Activities) Fetch(ctx context.Context, in FetchInput) (FetchResult, err
 func (s *stager) fetchPage(ctx context.Context, cur fetchCursor, scope provider.Scope) (*directory.FetchedPage, *fetchCursor, error) {
 	switch cur.Stage {
 	case stageUsers:
-		p, err := s.src.Users(ctx, scope, cur.Cursor)
+		users := func(cursor string) func(context.Context) (provider.Page[provider.User], error) {
+			return func(ctx context.Context) (provider.Page[provider.User], error) {
+				return s.src.Users(ctx, scope, cursor)
+			}
+		}
+		p, err := readPage(ctx, s.ahead, "users\x00"+cur.Cursor, users(cur.Cursor))
 		if err != nil {
 			return nil, nil, providerError{err}
+		}
+		if p.Next != "" {
+			readAheadPage(s.ahead, "users\x00"+p.Next, users(p.Next))
 		}
 		page, err := s.stage(ctx, p.Items)
 		if err != nil {
@@ -203,7 +212,11 @@ func (s *stager) fetchPage(ctx context.Context, cur fetchCursor, scope provider.
 		}
 		return page, nil, nil
 	case stageGroups:
-		p, err := s.src.Groups(ctx, provider.GroupQuery{ForSync: true, Scope: scope}, cur.Cursor)
+		var p provider.Page[provider.Group]
+		err := s.ahead.call(func() (err error) {
+			p, err = s.src.Groups(ctx, provider.GroupQuery{ForSync: true, Scope: scope}, cur.Cursor)
+			return err
+		})
 		if err != nil {
 			return nil, nil, providerError{err}
 		}
@@ -221,7 +234,16 @@ func (s *stager) fetchPage(ctx context.Context, cur fetchCursor, scope provider.
 		next, err := s.nextGroup(ctx, "", page.Groups)
 		return page, next, err
 	case stageMembers:
-		p, err := s.src.Members(ctx, cur.Group, cur.Cursor)
+		members := func(cursor string) func(context.Context) (provider.Page[provider.Member], error) {
+			return func(ctx context.Context) (provider.Page[provider.Member], error) {
+				return s.src.Members(ctx, cur.Group, cursor)
+			}
+		}
+		key := "members\x00" + cur.Group + "\x00"
+		p, err := readPage(ctx, s.ahead, key+cur.Cursor, members(cur.Cursor))
+		if err == nil && p.Next != "" {
+			readAheadPage(s.ahead, key+p.Next, members(p.Next))
+		}
 		if errors.Is(err, provider.ErrNotFound) {
 			// The group went away since it was listed: its members are
 			// unknown, which must not fail the other groups.
@@ -279,6 +301,9 @@ type stager struct {
 	// this run reads it.
 	delta provider.DeltaSource
 	mode  directory.RunMode
+	// ahead carries every provider call of the fetch, and reads a
+	// listing's next page while this one is staged.
+	ahead *readAhead
 }
 
 func (s *stager) stage(ctx context.Context, users []provider.User) (*directory.FetchedPage, error) {
