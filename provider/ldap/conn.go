@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -44,6 +45,8 @@ type pool struct {
 type pooled struct {
 	c     connection
 	since time.Time
+	// cookie is what a paged search's connection answered last.
+	cookie []byte
 }
 
 var conns = &pool{idle: map[string][]*pooled{}, paging: map[string]*pooled{}}
@@ -90,7 +93,13 @@ func (p *pool) putIdle(key string, c connection) {
 	time.AfterFunc(idleTTL+time.Second, p.sweep)
 }
 
-func (p *pool) takePaging(key string) connection {
+// takePaging is the connection of a paged search whose server state is
+// at cookie: the cookie it answered last. A connection that has since
+// answered with another (a page read and then not committed: the stager's
+// read-ahead dropped at the end of a call, a failed write) is closed
+// rather than sent an older cookie, which RFC 2696 leaves to the server:
+// one that went on from its own state would skip a page of people.
+func (p *pool) takePaging(key string, cookie []byte) connection {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sweepLocked()
@@ -102,16 +111,20 @@ func (p *pool) takePaging(key string) connection {
 	if closed(c.c) {
 		return nil
 	}
+	if !bytes.Equal(c.cookie, cookie) {
+		_ = c.c.Close()
+		return nil
+	}
 	return c.c
 }
 
-func (p *pool) putPaging(key string, c connection) {
+func (p *pool) putPaging(key string, c connection, cookie []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old, ok := p.paging[key]; ok {
 		_ = old.c.Close()
 	}
-	p.paging[key] = &pooled{c: c, since: time.Now()}
+	p.paging[key] = &pooled{c: c, since: time.Now(), cookie: cookie}
 	time.AfterFunc(idleTTL+time.Second, p.sweep)
 }
 

@@ -63,7 +63,7 @@ func onePage(c connection, req goldap.SearchRequest, size int, cookie []byte) ([
 // page reads the page of req after cur; next is nil after the last page.
 func (s *Source) page(ctx context.Context, req goldap.SearchRequest, size int, cur pageCursor) ([]*goldap.Entry, *pageCursor, error) {
 	if cur.Sess != "" && len(cur.Cookie) > 0 {
-		if c := conns.takePaging(s.key + "/" + cur.Sess); c != nil {
+		if c := conns.takePaging(s.key+"/"+cur.Sess, cur.Cookie); c != nil {
 			var (
 				entries []*goldap.Entry
 				cookie  []byte
@@ -130,7 +130,7 @@ func (s *Source) afterPage(c connection, sess string, entries []*goldap.Entry, c
 	if len(cookie) == 0 {
 		s.put(c)
 	} else {
-		conns.putPaging(s.key+"/"+sess, c)
+		conns.putPaging(s.key+"/"+sess, c, cookie)
 	}
 	return entries
 }
