@@ -71,6 +71,9 @@ type Stats struct {
 	Throttled int // 429s sent
 	Failed    int // 5xx sent
 	Batches   int // $batch requests
+	// MostInFlight is the most top-level Graph requests ever answered at
+	// once: how much concurrency a client put on the tenant.
+	MostInFlight int
 }
 
 // Server is the simulator; it is an http.Handler.
@@ -86,6 +89,7 @@ type Server struct {
 	failNext  []int // statuses for the next top-level requests
 	corrupt   int   // next list pages to send as broken JSON
 	pageEpoch int   // page tokens of earlier epochs are expired
+	inFlight  int   // top-level Graph requests being answered
 	// deltaEpoch: delta tokens of earlier epochs answer 410 (delta.go)
 	deltaEpoch int
 	stats      Stats
@@ -216,6 +220,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch {
 	case strings.HasPrefix(path, "/v1.0/"):
+		s.mu.Lock()
+		s.inFlight++
+		s.stats.MostInFlight = max(s.stats.MostInFlight, s.inFlight)
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		}()
 		s.serveGraph(w, r, false)
 	case strings.HasPrefix(path, "/_sim/"):
 		s.serveAdmin(w, r)

@@ -901,3 +901,32 @@ func TestRefusedTokenIsRenewedOnce(t *testing.T) {
 		t.Fatalf("%d sign-ins, want 2", n)
 	}
 }
+
+// TestPerUserBatchesOverlapWithinTheirLimit: on a tenant answering each
+// request after a delay, as real ones do, a page's per-user $batch
+// requests overlap, never more than perUserBatches at once, and every
+// user still gets its per-user properties.
+func TestPerUserBatchesOverlapWithinTheirLimit(t *testing.T) {
+	f := newFixture(t, graph.TenantOptions{Seed: 7, Users: 300, Groups: 2})
+	f.sim.SetFaults(graph.Faults{Latency: 40 * time.Millisecond})
+	src := f.open(t, func(c *Config) {
+		c.PageSize = 200
+		c.AttributeMap = map[string]string{"skills": "skills"}
+	})
+	root := group(t, f.ten, "All Staff")
+	got := byID(readUsers(t, src, f.ten, root))
+	sameUsers(t, got, wantUsers(f.ten, root))
+	for id, u := range got {
+		gu, _ := f.ten.User(id)
+		if u.Attributes["skills"] != strings.Join(gu.Props["skills"].([]string), ";") {
+			t.Fatalf("user %s skills %q", id, u.Attributes["skills"])
+		}
+	}
+	st := f.sim.Stats()
+	if st.Batches < 300/maxBatch {
+		t.Fatalf("%d $batch requests for 300 users", st.Batches)
+	}
+	if st.MostInFlight < 2 || st.MostInFlight > perUserBatches {
+		t.Fatalf("at most %d requests in flight, want 2..%d", st.MostInFlight, perUserBatches)
+	}
+}
