@@ -316,6 +316,30 @@ func TestMergeSecrets(t *testing.T) {
 	assert.Empty(t, profile.MergeSecrets(nil, next))
 }
 
+// A Config built by hand (the admin page's form) says which secrets were
+// typed with SetSecret, as a body says it by carrying them: the same merge
+// follows, and the copy it was set on is the only one holding them.
+func TestSetSecret(t *testing.T) {
+	old := decode(t, csvBody)
+	form := &profile.Config{Name: "People file", Provider: "csv",
+		Block: &csv.Profile{URL: "https://files.example.com/people.csv"}}
+
+	next := form.Clone()
+	assert.Empty(t, profile.MergeSecrets(old, next))
+	assert.Equal(t, "pw-csv", csvOf(next).Password, "not set: kept")
+
+	next = form.Clone()
+	require.True(t, next.SetSecret("csv.password", "new"))
+	require.True(t, next.SetSecret("csv.defaultPassword", ""))
+	assert.False(t, next.SetSecret("csv.url", "https://elsewhere.example.com"), "not a secret")
+	assert.False(t, next.SetSecret("okta.apiToken", "x"), "another provider's")
+	assert.Empty(t, profile.MergeSecrets(old, next))
+	assert.Equal(t, "new", csvOf(next).Password)
+	assert.Empty(t, csvOf(next).DefaultPassword, "set empty: cleared")
+	assert.Equal(t, "https://files.example.com/people.csv", csvOf(next).URL)
+	assert.Empty(t, csvOf(form).Password, "the clone, not the form, holds the secret")
+}
+
 // TestMergeSecretsRefusesToMoveASecret is issue 13's item 1: a PUT that
 // changes only where a secret is sent, and omits the secret, kept the
 // stored one, and the next test or sync sent it to the new host. Now the

@@ -270,3 +270,28 @@ func (c *Config) Redacted() map[string]any {
 	})
 	return out
 }
+
+// SetSecret sets the secret field at path ("csv.password") of c's block
+// to value, as a body carrying it would: "" clears the stored secret,
+// where a secret never set keeps it (MergeSecrets). It is how a caller
+// that builds a Config itself, rather than decoding a body (the admin
+// page's form), says which secrets were typed. It reports whether c's
+// block has such a secret.
+func (c *Config) SetSecret(path, value string) bool {
+	found := false
+	secretFields(c, func(p string, v reflect.Value) {
+		if p == path {
+			v.SetString(value)
+			if c.sent == nil {
+				c.sent = map[string]bool{}
+			}
+			c.sent[path] = true
+			found = true
+		}
+	})
+	return found
+}
+
+// Clone is a deep copy of c, for a caller that hands a Config to code
+// that fills it (Normalize, MergeSecrets) and keeps its own.
+func (c *Config) Clone() *Config { return c.clone() }
