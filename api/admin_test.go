@@ -107,7 +107,7 @@ func TestDocuments(t *testing.T) {
 
 func TestDocumentTooLarge(t *testing.T) {
 	e := newEnv(t)
-	e.srv.maxDocument = 1000
+	e.srv.svc.SetMaxDocument(1000)
 	e.upload("file", "big.csv", strings.Repeat("a,b\n", 300)).apiErr(http.StatusRequestEntityTooLarge, "too_large")
 	// Past the body limit itself (file limit + multipart room).
 	e.upload("file", "huge.csv", strings.Repeat("a,b\n", (maxJSONBody+2000)/4)).apiErr(http.StatusRequestEntityTooLarge, "too_large")

@@ -20,35 +20,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usersync/usersync/directory"
-	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/secret"
+	"github.com/usersync/usersync/service"
 )
 
-// Runner starts and steers sync runs; runs.Client implements it. A
-// Runner that also implements Scheduler gets each profile a Temporal
-// schedule, and one that implements Reconciler keeps run reads in step
-// with workflows ended in the Temporal UI (schedules.go).
-type Runner interface {
-	// Start starts a run of the profile and records it in the store. When
-	// a run of it is already going, the error satisfies
-	// errors.As(err, new(RunInProgress)).
-	Start(ctx context.Context, p *directory.Profile, trigger string, dryRun bool) (*directory.Run, error)
-	Cancel(ctx context.Context, run *directory.Run) error
-	Approve(ctx context.Context, run *directory.Run) error
-	// UIURL is the run's page in the Temporal Web UI.
-	UIURL(run *directory.Run) string
-}
-
-// RunInProgress is what the error of Runner.Start implements when a run of
-// the profile is already going: an interface rather than a type, so that
-// the api need not import the workflow package that defines the error.
-type RunInProgress interface {
-	error
-	RunningRunID() string
-}
+// The types of Options are the service's (package service), named here
+// too for the code that wires the API.
+type (
+	Runner             = service.Runner
+	RunInProgress      = service.RunInProgress
+	Scheduler          = service.Scheduler
+	Reconciler         = service.Reconciler
+	Reverter           = service.Reverter
+	TesterFunc         = service.TesterFunc
+	ProviderGroupsFunc = service.ProviderGroupsFunc
+	Progress           = service.Progress
+	ProgressFunc       = service.ProgressFunc
+)
 
 // Options configures the API.
 type Options struct {
+	// Service, when set, is the service the API calls (the admin page's
+	// too); nil makes one of the fields below (NewService).
+	Service *service.Service
+
 	Store  directory.Store
 	Runner Runner
 	Box    *secret.Box // seals profile secrets
@@ -79,32 +74,18 @@ type Options struct {
 	SignIns *SignInThrottle
 }
 
-// TesterFunc is "Test connection" of a profile: an error fails it; the
-// warnings say what works but not fully, each naming what to grant.
-type TesterFunc func(ctx context.Context, p *directory.Profile, c *profile.Config) (warnings []string, err error)
-
-// Trigger values a run records.
-const (
-	TriggerManual = "manual"
-	TriggerRetry  = "retry"
-)
-
 type server struct {
-	store  directory.Store
-	runner Runner
-	box    *secret.Box
-	token  string
-	log    *slog.Logger
-	ready  func(ctx context.Context) error
-	tester TesterFunc
-	admin  http.Handler
-	extras extras // extras.go
-	// signIns throttles wrong tokens (throttle.go).
-	signIns *SignInThrottle
-	// cursors seals the group picker's cursors (cursor.go).
-	cursors *pickerCursors
-
-	maxDocument int64 // maxDocument, lowered by tests
+	svc   *service.Service
+	store directory.Store
+	token string
+	log   *slog.Logger
+	ready func(ctx context.Context) error
+	admin http.Handler
+	// canTest and canGroups add the routes of Test connection and the
+	// group picker (routes.go).
+	canTest, canGroups bool
+	registry           *prometheus.Registry
+	httpMetrics        *httpMetrics
 }
 
 // New returns the API handler: /healthz and /readyz, and everything else
@@ -112,24 +93,27 @@ type server struct {
 func New(o Options) http.Handler { return newServer(o).routes() }
 
 func newServer(o Options) *server {
-	if o.Store == nil {
-		panic("api: Options.Store is required")
+	svc := o.Service
+	if svc == nil {
+		svc = NewService(o)
 	}
-	s := &server{store: o.Store, runner: o.Runner, box: o.Box, token: o.Token,
-		log: o.Logger, ready: o.Ready, tester: o.Tester, admin: o.Admin, extras: newExtras(o), maxDocument: maxDocument}
+	s := &server{svc: svc, store: svc.Store(), token: o.Token, log: o.Logger, ready: o.Ready, admin: o.Admin,
+		canTest: svc.CanTest(), canGroups: svc.CanListGroups(), registry: o.Metrics}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.cursors = newPickerCursors(o.Box)
-	s.registerCredentialMetric(o.Metrics)
-	if s.signIns = o.SignIns; s.signIns == nil {
-		var reg prometheus.Registerer
-		if o.Metrics != nil {
-			reg = o.Metrics
-		}
-		s.signIns = NewSignInThrottle(reg)
+	if o.Metrics != nil {
+		s.httpMetrics = newHTTPMetrics(o.Metrics)
 	}
 	return s
+}
+
+// NewService is the service of these options (Service, Admin and the
+// API's own settings are not used): what the admin page calls when the
+// API and the page are made from the same Options.
+func NewService(o Options) *service.Service {
+	return service.New(service.Options{Store: o.Store, Runner: o.Runner, Box: o.Box, Logger: o.Logger,
+		Tester: o.Tester, ProviderGroups: o.ProviderGroups, Progress: o.Progress, Metrics: o.Metrics, SignIns: o.SignIns})
 }
 
 func (s *server) routes() http.Handler {
@@ -152,62 +136,16 @@ func (s *server) routes() http.Handler {
 		s.fail(c, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this endpoint"})
 	})
 
-	// Probes answer at the root, where orchestrators look, and under the
-	// base path, where API.md lists them.
-	for _, g := range []*gin.RouterGroup{&r.RouterGroup, r.Group("/api/v1")} {
-		g.GET("/healthz", s.healthz)
-		g.GET("/readyz", s.readyz)
+	for _, rt := range s.table() {
+		handlers := []gin.HandlerFunc{}
+		if rt.access == needsToken {
+			handlers = append(handlers, s.auth, s.checkParams)
+		}
+		if rt.upload {
+			handlers = append(handlers, longBody)
+		}
+		r.Handle(rt.method, ginPath(rt.path), append(handlers, rt.handler)...)
 	}
-
-	v1 := r.Group("/api/v1", s.auth, s.checkParams)
-	h := s.handle
-
-	v1.POST("/profiles", h(s.createProfile))
-	v1.GET("/profiles", h(s.listProfiles))
-	v1.GET("/profiles/:id", h(s.getProfile))
-	v1.PUT("/profiles/:id", h(s.updateProfile))
-	v1.DELETE("/profiles/:id", h(s.deleteProfile))
-	v1.POST("/profiles/:id/sync", h(s.syncProfile))
-	v1.POST("/profiles/:id/reset-last-run", h(s.resetLastRun))
-	v1.GET("/profiles/:id/health", h(s.getHealth))
-	if s.tester != nil {
-		v1.POST("/profiles/:id/test", h(s.testProfile))
-	}
-
-	v1.GET("/runs", h(s.listRuns))
-	v1.GET("/runs/:id", h(s.getRun))
-	v1.POST("/runs/:id/approve", h(s.approveRun))
-	v1.POST("/runs/:id/cancel", h(s.cancelRun))
-	v1.POST("/runs/:id/retry", h(s.retryRun))
-	v1.POST("/runs/:id/revert", h(s.revertRun))
-	v1.GET("/runs/:id/changes", h(s.listChanges))
-
-	v1.GET("/users", h(s.listUsers))
-	v1.POST("/users", h(s.createUser))
-	v1.GET("/users/:id", h(s.getUser))
-	v1.PATCH("/users/:id", h(s.patchUser))
-	v1.DELETE("/users/:id", h(s.deleteUser))
-
-	v1.GET("/groups", h(s.listGroups))
-	v1.POST("/groups", h(s.createGroup))
-	v1.GET("/groups/:id", h(s.getGroup))
-	v1.GET("/groups/:id/members", h(s.listGroupMembers))
-	v1.PUT("/groups/:id/members/:userId", h(s.addGroupMember))
-	v1.DELETE("/groups/:id/members/:userId", h(s.removeGroupMember))
-
-	v1.GET("/roles", h(s.listRoles))
-	v1.POST("/roles", h(s.createRole))
-	v1.PUT("/roles/:id/members/:userId", h(s.addRoleMember))
-	v1.DELETE("/roles/:id/members/:userId", h(s.removeRoleMember))
-
-	v1.GET("/audit", h(s.listAudit))
-	v1.GET("/settings/licence", h(s.getLicence))
-	v1.PUT("/settings/licence", h(s.putLicence))
-
-	v1.POST("/documents", longBody, h(s.uploadDocument))
-	v1.GET("/documents", h(s.listDocuments))
-	v1.DELETE("/documents/:id", h(s.deleteDocument))
-	s.extraRoutes(r, v1)
 	return r
 }
 

@@ -1,19 +1,16 @@
 package api
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/rules"
+	"github.com/usersync/usersync/service"
 )
 
 // Hand-made directory changes are audited under category Directory, so the
@@ -60,8 +57,7 @@ func (s *server) getUser(c *gin.Context) error {
 	return nil
 }
 
-// createUser makes a local user: the fields a synced user must have are
-// required here too, and a password is kept only as a bcrypt hash.
+// createUser makes a local user (service.CreateUser).
 func (s *server) createUser(c *gin.Context) error {
 	var req struct {
 		Username  string `json:"username"`
@@ -73,45 +69,10 @@ func (s *server) createUser(c *gin.Context) error {
 	if err := readJSON(c, &req); err != nil {
 		return err
 	}
-	req.Username, req.FirstName, req.LastName, req.Email = strings.TrimSpace(req.Username),
-		strings.TrimSpace(req.FirstName), strings.TrimSpace(req.LastName), strings.TrimSpace(req.Email)
-	var errs profile.FieldErrors
-	for _, f := range rules.MissingFields(rules.Record{Username: req.Username, FirstName: req.FirstName,
-		LastName: req.LastName, Email: req.Email}) {
-		errs = append(errs, profile.FieldError{Field: f, Message: "required"})
-	}
-	checkText(&errs, "username", req.Username, rules.MaxUsernameLength)
-	checkText(&errs, "firstName", req.FirstName, rules.MaxNameLength)
-	checkText(&errs, "lastName", req.LastName, rules.MaxNameLength)
-	checkText(&errs, "email", req.Email, rules.MaxEmailLength)
-	if req.Email != "" && !rules.ValidEmail(req.Email) && rules.TextProblem(req.Email, rules.MaxEmailLength, false) == "" {
-		errs = append(errs, profile.FieldError{Field: "email", Message: "not a valid email address"})
-	}
-	u := &directory.User{Username: req.Username, FirstName: req.FirstName, LastName: req.LastName,
-		Email: req.Email, DirectoryKey: directory.LocalDirectory, Status: directory.StatusActive}
-	if req.Password != "" {
-		hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), bcrypt.DefaultCost)
-		switch {
-		case errors.Is(err, bcrypt.ErrPasswordTooLong):
-			errs = append(errs, profile.FieldError{Field: "password", Message: "at most 72 bytes"})
-		case err != nil:
-			return fmt.Errorf("hash password: %w", err)
-		}
-		u.PasswordHash = string(hash)
-	}
-	if len(errs) > 0 {
-		return errs
-	}
-	if err := s.licenceAllowsOneMore(c.Request.Context(), "create "+u.Username); err != nil {
+	u, err := s.svc.CreateUser(c.Request.Context(), service.UserInput(req))
+	if err != nil {
 		return err
 	}
-	if err := s.store.CreateUser(c.Request.Context(), u); err != nil {
-		if errors.Is(err, directory.ErrConflict) {
-			return errConflict("username %q is taken", u.Username)
-		}
-		return err
-	}
-	s.auditDirectory(c, "user_created", u.Username, "local user")
 	c.JSON(http.StatusCreated, userOut(u))
 	return nil
 }
@@ -125,7 +86,7 @@ func (s *server) patchUser(c *gin.Context) error {
 	if err := readJSON(c, &req); err != nil {
 		return err
 	}
-	u, err := s.setUserStatus(c.Request.Context(), c.Param("id"), req.Status)
+	u, err := s.svc.SetUserStatus(c.Request.Context(), c.Param("id"), req.Status)
 	if err != nil {
 		return err
 	}
@@ -133,84 +94,12 @@ func (s *server) patchUser(c *gin.Context) error {
 	return nil
 }
 
-// setUserStatus enables or disables a user by hand and audits it: PATCH
-// /users/{id} and the admin page's buttons (Service.SetUserStatus). A user
-// enabled again counts against the licence as a new one does.
-func (s *server) setUserStatus(ctx context.Context, id, status string) (*directory.User, error) {
-	if status != directory.StatusActive && status != directory.StatusDisabled {
-		return nil, errInvalidField("status", "must be active or disabled")
-	}
-	u, err := s.store.GetUser(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if status == directory.StatusActive && u.Status != directory.StatusActive {
-		if err := s.licenceAllowsOneMore(ctx, "enable "+u.Username); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.store.SetUserStatus(ctx, u.ID, status, time.Now()); err != nil {
-		return nil, err
-	}
-	if u, err = s.store.GetUser(ctx, u.ID); err != nil {
-		return nil, err
-	}
-	action := "user_enabled"
-	if status == directory.StatusDisabled {
-		action = "user_disabled"
-	}
-	s.record(ctx, directory.AuditEntry{Category: directory.CategoryDirectory, Action: action, Subject: u.Username, Details: "by hand"})
-	return u, nil
-}
-
 func (s *server) deleteUser(c *gin.Context) error {
-	if _, err := s.removeUser(c.Request.Context(), c.Param("id")); err != nil {
+	if _, err := s.svc.DeleteUser(c.Request.Context(), c.Param("id")); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
 	return nil
-}
-
-// removeUser deletes a user and audits it: DELETE /users/{id} and the
-// admin page (Service.DeleteUser). It returns the user as it was.
-func (s *server) removeUser(ctx context.Context, id string) (*directory.User, error) {
-	u, err := s.store.GetUser(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.store.DeleteUser(ctx, u.ID); err != nil {
-		return nil, err
-	}
-	s.record(ctx, directory.AuditEntry{Category: directory.CategoryDirectory, Action: "user_deleted", Subject: u.Username,
-		Details: "directory " + u.DirectoryKey})
-	return u, nil
-}
-
-// CodeLicenceLimit is the code of a user refused by the licence.
-const CodeLicenceLimit = "licence_limit_reached"
-
-// licenceAllowsOneMore refuses one more active user when the licence
-// limit is reached: the rule a sync applies to the users it would create
-// or re-enable holds for those made active by hand too, so that a local
-// account cannot take the seat a synced joiner was refused. what says
-// what was asked ("create alice"). The count and the write are not one
-// transaction, so two requests at the same moment may both pass; a run
-// then refuses its own creations until the total is under the limit again.
-func (s *server) licenceAllowsOneMore(ctx context.Context, what string) error {
-	limit, err := s.store.GetLicenceLimit(ctx)
-	if err != nil || limit <= 0 {
-		return err
-	}
-	active, err := s.store.CountActiveUsers(ctx)
-	if err != nil {
-		return err
-	}
-	if active < limit {
-		return nil
-	}
-	return &apiError{Status: http.StatusConflict, Code: CodeLicenceLimit,
-		Message: fmt.Sprintf("cannot %s: the licence allows %d active users and %d are active; disable a user or raise the licence limit first",
-			what, limit, active)}
 }
 
 func (s *server) listGroups(c *gin.Context) error {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 )
 
@@ -42,17 +41,10 @@ func errConflict(format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf(format, args...)}
 }
 
-func errTooLarge(format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf(format, args...)}
-}
-
-// errInvalid is a 422 with one detail per field.
-func errInvalid(fe profile.FieldErrors) *apiError {
-	return &apiError{Status: http.StatusUnprocessableEntity, Code: "validation_failed", Message: fe.Error(), Details: fe}
-}
-
+// errInvalidField is a 422 on one field.
 func errInvalidField(field, format string, args ...any) *apiError {
-	return errInvalid(profile.FieldErrors{{Field: field, Message: fmt.Sprintf(format, args...)}})
+	fe := profile.FieldErrors{{Field: field, Message: fmt.Sprintf(format, args...)}}
+	return &apiError{Status: http.StatusUnprocessableEntity, Code: "validation_failed", Message: fe.Error(), Details: fe}
 }
 
 // fail answers err and ends the request.
@@ -87,31 +79,24 @@ func errInternal(requestID string) *apiError {
 		Message: "internal error (request id " + requestID + ")"}
 }
 
-// known maps the errors that have an answer of their own; nil for any other.
+// known maps the errors that have an answer of their own; nil for any
+// other. The service's errors (service.Describe) get the status of their
+// kind (service.Kind.HTTPStatus): this is the one place an error becomes
+// an answer.
 func (s *server) known(err error) *apiError {
-	var (
-		ae  *apiError
-		de  *profile.DecodeError
-		fe  profile.FieldErrors
-		mbe *http.MaxBytesError
-	)
-	switch {
-	case errors.As(err, &ae):
+	var ae *apiError
+	if errors.As(err, &ae) {
 		return ae
-	case errors.As(err, &de):
-		return errBadRequest("%s", de.Message)
-	case errors.As(err, &fe):
-		return errInvalid(fe)
-	case errors.As(err, &mbe):
-		return errTooLarge("request body larger than %d bytes", mbe.Limit)
-	case errors.Is(err, directory.ErrTooLarge):
-		return errTooLarge("document larger than %d bytes", s.maxDocument)
-	case errors.Is(err, directory.ErrInvalidCursor):
-		return errBadRequest("invalid cursor")
-	case errors.Is(err, directory.ErrNotFound):
-		return errNotFound("%s", err.Error())
-	case errors.Is(err, directory.ErrConflict):
-		return errConflict("%s", err.Error())
 	}
-	return nil
+	e := s.svc.Describe(err)
+	if e == nil {
+		return nil
+	}
+	out := &apiError{Status: e.Kind.HTTPStatus(), Code: e.Code, Message: e.Message, Details: e.Fields, RunID: e.RunID,
+		retryAfter: e.RetryAfter}
+	if e.Run != nil {
+		j := s.runJSON(e.Run)
+		out.run = &j
+	}
+	return out
 }

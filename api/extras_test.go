@@ -20,7 +20,7 @@ import (
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/azure"
-	"github.com/usersync/usersync/provider/okta"
+	"github.com/usersync/usersync/service"
 )
 
 const azureProfile = `{"name":"Contoso","provider":"azure",
@@ -128,13 +128,6 @@ func TestProviderGroupsNotConfigured(t *testing.T) {
 	e.do(http.MethodGet, "/api/v1/profiles/"+id+"/provider-groups", nil).apiErr(http.StatusNotFound, "not_found")
 }
 
-func TestScrubSecrets(t *testing.T) {
-	cfg := &profile.Config{Provider: "okta", Block: &okta.Profile{APIToken: "tok-123456", PrivateKey: "pk"}}
-	assert.Equal(t, "refused [redacted] and pk", scrubSecrets("refused tok-123456 and pk", cfg),
-		"a secret shorter than 4 characters is not replaced (it would cut words)")
-	assert.Equal(t, "x", scrubSecrets("x", nil))
-}
-
 func TestLiveProgress(t *testing.T) {
 	var (
 		asked atomic.Int32
@@ -172,12 +165,6 @@ func TestLiveProgress(t *testing.T) {
 	run = e.do(http.MethodGet, "/api/v1/runs/"+running, nil).status(http.StatusOK)
 	assert.Equal(t, "fetch", run["phase"])
 	assert.Equal(t, 0.0, run["counts"].(map[string]any)["fetched"])
-}
-
-func TestMaxCounts(t *testing.T) {
-	got := maxCounts(directory.RunCounts{Fetched: 10, Created: 5, ManagersUnresolved: 1},
-		directory.RunCounts{Fetched: 7, Created: 9, Disabled: 2})
-	assert.Equal(t, directory.RunCounts{Fetched: 10, Created: 9, Disabled: 2, ManagersUnresolved: 1}, got)
 }
 
 func TestSwitchDirectory(t *testing.T) {
@@ -225,7 +212,7 @@ func TestSwitchDirectory(t *testing.T) {
 		{map[string]any{"usernames": []string{"dave"}}, "directoryKey"},
 		{map[string]any{"usernames": []string{}, "directoryKey": otherKey}, "usernames"},
 		{map[string]any{"usernames": []string{"dave", " "}, "directoryKey": otherKey}, "usernames[1]"},
-		{map[string]any{"usernames": make([]string, maxSwitchUsernames+1), "directoryKey": otherKey}, "usernames"},
+		{map[string]any{"usernames": make([]string, service.MaxSwitchUsernames+1), "directoryKey": otherKey}, "usernames"},
 	} {
 		er := e.do(http.MethodPost, path, tc.body).apiErr(http.StatusUnprocessableEntity, "validation_failed")
 		fields := []string{}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -19,7 +18,6 @@ const (
 	maxIDLength     = 256  // a path id, or an id in the query
 	maxQueryText    = 256  // q, search and other query values
 	maxCursorLength = 4096 // paging cursors (the picker's are sealed envelopes)
-	maxDocumentName = 255
 )
 
 // checkParams answers 400, naming the parameter, for a path or query
@@ -59,6 +57,3 @@ func checkText(errs *profile.FieldErrors, field, v string, max int) {
 		*errs = append(*errs, profile.FieldError{Field: field, Message: msg})
 	}
 }
-
-// indexed names an element of a list field.
-func indexed(field string, i int) string { return fmt.Sprintf("%s[%d]", field, i) }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+
+	"github.com/usersync/usersync/service"
 )
 
 const (
@@ -35,20 +36,12 @@ func (s *server) requestID(c *gin.Context) {
 	c.Set(requestIDKey, id)
 	// Also in the request's context, for code below the handlers (and the
 	// admin page) that logs with a context only.
-	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDCtxKey{}, id))
+	c.Request = c.Request.WithContext(service.WithRequestID(c.Request.Context(), id))
 	c.Header(requestIDHeader, id)
 	c.Next()
 }
 
 func requestIDOf(c *gin.Context) string { return c.GetString(requestIDKey) }
-
-type requestIDCtxKey struct{}
-
-// requestIDFrom is the request id of a request's context, "" outside one.
-func requestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDCtxKey{}).(string)
-	return id
-}
 
 // logRequests logs one line per request. Never the headers (Authorization)
 // nor the body (profiles carry secrets), nor the query (it may carry
@@ -100,14 +93,14 @@ func (s *server) auth(c *gin.Context) {
 	token = strings.TrimSpace(token)
 	presented := strings.EqualFold(scheme, "Bearer") && token != ""
 	if presented {
-		if ok, wait := s.signIns.Allow(ClientOf(c.Request), ViaAPI); !ok {
+		if ok, wait := s.svc.SignInThrottle().Allow(ClientOf(c.Request), ViaAPI); !ok {
 			s.fail(c, errThrottled(wait))
 			return
 		}
 	}
 	if s.token == "" || !presented || !tokenEqual(token, s.token) {
 		if presented {
-			s.signIns.Fail(ClientOf(c.Request), ViaAPI)
+			s.svc.SignInThrottle().Fail(ClientOf(c.Request), ViaAPI)
 		}
 		c.Header("WWW-Authenticate", `Bearer realm="usersync"`)
 		s.fail(c, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",

@@ -13,6 +13,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider/csv"
+	"github.com/usersync/usersync/service"
 )
 
 var secretValues = []string{"pw-SECRET-1", "dpw-SECRET-2", "azure-SECRET-3", "okta-SECRET-4"}
@@ -63,7 +64,7 @@ func TestCreateAndReadProfile(t *testing.T) {
 	assert.NotContains(t, p.Secrets, "SECRET")
 	assert.Equal(t, "pw-SECRET-1", e.storedConfig(id).Block.(*csv.Profile).Password)
 
-	audit := e.audit(actionProfileCreated)
+	audit := e.audit(service.ActionProfileCreated)
 	require.Len(t, audit, 1)
 	assert.Equal(t, directory.CategorySyncConfig, audit[0].Category)
 	assert.Equal(t, "People file", audit[0].Connection)
@@ -145,7 +146,7 @@ func TestUpdateProfileKeepsSecrets(t *testing.T) {
 	m = e.do(http.MethodGet, "/api/v1/profiles/"+id, nil).status(http.StatusOK)
 	assert.Equal(t, false, m["csv"].(map[string]any)["defaultPasswordSet"])
 
-	audit := e.audit(actionProfileUpdated)
+	audit := e.audit(service.ActionProfileUpdated)
 	require.Len(t, audit, 2)
 	assert.Equal(t, "changed: csv.defaultPassword, csv.password, csv.url, csv.username, schedule.everyMinutes, schedule.frequency", audit[0].Details)
 	assert.Contains(t, audit[1].Details, "name")
@@ -188,7 +189,7 @@ func TestDeleteProfile(t *testing.T) {
 	e.do(http.MethodDelete, "/api/v1/profiles/"+id, nil).status(http.StatusNoContent)
 	e.do(http.MethodGet, "/api/v1/profiles/"+id, nil).apiErr(http.StatusNotFound, "not_found")
 	e.do(http.MethodDelete, "/api/v1/profiles/"+id, nil).apiErr(http.StatusNotFound, "not_found")
-	audit := e.audit(actionProfileDeleted)
+	audit := e.audit(service.ActionProfileDeleted)
 	require.Len(t, audit, 1)
 	assert.Equal(t, "People file", audit[0].Connection)
 	assertNoSecrets(t, audit[0].Details)

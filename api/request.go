@@ -109,16 +109,6 @@ func (s *server) runJSON(r *directory.Run) runJSON {
 		f := r.FinishedAt.UTC()
 		out.FinishedAt = &f
 	}
-	if s.runner != nil {
-		out.TemporalUIURL = s.runner.UIURL(r)
-	}
+	out.TemporalUIURL = s.svc.UIURL(r)
 	return out
-}
-
-// runSummary is the lastRun of a profile.
-type runSummary struct {
-	ID         string     `json:"id"`
-	Status     string     `json:"status"`
-	StartedAt  time.Time  `json:"startedAt"`
-	FinishedAt *time.Time `json:"finishedAt"`
 }

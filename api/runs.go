@@ -2,13 +2,13 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/service"
 )
 
 var (
@@ -28,25 +28,19 @@ func (s *server) listRuns(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.store.ListRuns(c.Request.Context(), directory.RunFilter{ProfileID: c.Query("profileId"), Status: status}, opt)
+	page, err := s.svc.Runs(c.Request.Context(), directory.RunFilter{ProfileID: c.Query("profileId"), Status: status}, opt)
 	if err != nil {
 		return err
 	}
-	for i := range page.Items {
-		page.Items[i] = *s.reconciled(c.Request.Context(), &page.Items[i])
-	}
-	s.withProgressPage(c.Request.Context(), page.Items)
 	c.JSON(http.StatusOK, mapPage(page, s.runJSON))
 	return nil
 }
 
 func (s *server) getRun(c *gin.Context) error {
-	run, err := s.store.GetRun(c.Request.Context(), c.Param("id"))
+	run, err := s.svc.Run(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	run = s.reconciled(c.Request.Context(), run)
-	s.withProgress(c.Request.Context(), run)
 	c.JSON(http.StatusOK, s.runJSON(run))
 	return nil
 }
@@ -61,79 +55,18 @@ func (s *server) steerRun(c *gin.Context, steer func(ctx context.Context, id str
 	return nil
 }
 
-// steer loads the run, lets check refuse it, applies act through the
-// Runner and returns the run as it now stands.
-func (s *server) steer(ctx context.Context, id, what string, check func(*directory.Run) error,
-	act func(Runner, *directory.Run) error) (*directory.Run, error) {
-	run, err := s.store.GetRun(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := check(run); err != nil {
-		return nil, err
-	}
-	if s.runner == nil {
-		return nil, errors.New(what + " run: no runner configured")
-	}
-	if err := act(s.runner, run); err != nil {
-		// The run changed state between the check above and the call.
-		var state interface{ Conflict() bool }
-		if errors.As(err, &state) && state.Conflict() {
-			return nil, errConflict("cannot %s run %s: %v", what, run.ID, err)
-		}
-		return nil, fmt.Errorf("%s run %s: %w", what, run.ID, err)
-	}
-	if fresh, err := s.store.GetRun(ctx, run.ID); err == nil {
-		run = fresh
-	}
-	return run, nil
-}
+func (s *server) approveRun(c *gin.Context) error { return s.steerRun(c, s.svc.ApproveRun) }
+func (s *server) cancelRun(c *gin.Context) error  { return s.steerRun(c, s.svc.CancelRun) }
+func (s *server) retryRun(c *gin.Context) error   { return s.steerRun(c, s.svc.RetryRun) }
 
-func (s *server) approveRun(c *gin.Context) error { return s.steerRun(c, s.approve) }
-
-func (s *server) approve(ctx context.Context, id string) (*directory.Run, error) {
-	return s.steer(ctx, id, "approve", func(r *directory.Run) error {
-		if r.Status != directory.RunAwaitingApproval {
-			return errConflict("run is %s; only a run awaiting approval can be approved", r.Status)
-		}
-		return nil
-	}, func(rn Runner, r *directory.Run) error { return rn.Approve(ctx, r) })
-}
-
-func (s *server) cancelRun(c *gin.Context) error { return s.steerRun(c, s.cancel) }
-
-func (s *server) cancel(ctx context.Context, id string) (*directory.Run, error) {
-	return s.steer(ctx, id, "cancel", func(r *directory.Run) error {
-		if directory.IsFinalRunStatus(r.Status) {
-			return errConflict("run has already ended (%s)", r.Status)
-		}
-		return nil
-	}, func(rn Runner, r *directory.Run) error { return rn.Cancel(ctx, r) })
-}
-
-func (s *server) retryRun(c *gin.Context) error { return s.steerRun(c, s.retry) }
-
-// retry starts a new run of the run's profile, dry or not as the run was.
-func (s *server) retry(ctx context.Context, id string) (*directory.Run, error) {
-	run, err := s.store.GetRun(ctx, id)
-	if err != nil {
-		return nil, err
+func (s *server) revertRun(c *gin.Context) error {
+	var req service.RevertInput
+	if err := readOptionalJSON(c, &req); err != nil {
+		return err
 	}
-	if run.Trigger == directory.TriggerRevert {
-		// A revert's retry reverts the same run again; a sync would put
-		// back what the revert is meant to undo.
-		return s.revert(ctx, run.RevertOf, RevertRequest{DryRun: run.DryRun})
-	}
-	p, err := s.store.GetProfile(ctx, run.ProfileID)
-	if errors.Is(err, directory.ErrNotFound) {
-		return nil, errNotFound("the profile of run %s no longer exists", run.ID)
-	} else if err != nil {
-		return nil, err
-	}
-	if !p.Enabled {
-		return nil, errInvalidField("enabled", "the profile is disabled; enable it to sync")
-	}
-	return s.startRun(ctx, p, TriggerRetry, run.DryRun)
+	return s.steerRun(c, func(ctx context.Context, id string) (*directory.Run, error) {
+		return s.svc.RevertRun(ctx, id, req)
+	})
 }
 
 func (s *server) listChanges(c *gin.Context) error {
@@ -154,5 +87,21 @@ func (s *server) listChanges(c *gin.Context) error {
 		return err
 	}
 	c.JSON(http.StatusOK, page)
+	return nil
+}
+
+func (s *server) getHealth(c *gin.Context) error {
+	n := service.DefaultHealthRuns
+	if v := c.Query("runs"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > service.MaxHealthRuns {
+			return errBadRequest("runs must be a whole number from 1 to %d", service.MaxHealthRuns)
+		}
+	}
+	h, err := s.svc.Health(c.Request.Context(), c.Param("id"), n)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, h)
 	return nil
 }

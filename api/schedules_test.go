@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/service"
 )
 
 // schedRunner is the fake Runner with schedules and reconciliation, as
@@ -147,7 +148,7 @@ func TestScheduleFailureUndoesTheSave(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before.Name, after.Name)
 	assert.JSONEq(t, string(before.Config), string(after.Config))
-	assert.Empty(t, e.audit(actionProfileUpdated), "nothing was updated")
+	assert.Empty(t, e.audit(service.ActionProfileUpdated), "nothing was updated")
 
 	sr.syncErr = nil
 	sr.deleteErr = errors.New("temporal: deadline exceeded")

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/csv"
+	"github.com/usersync/usersync/service"
 )
 
 // Regression tests of issue 13 (security) through the HTTP API, on both
@@ -79,7 +79,7 @@ func TestSecretDoesNotFollowAMovedEndpoint(t *testing.T) {
 				block, _, _ := strings.Cut(tc.endpoint, ".")
 				put := strings.Replace(tc.put, `"`+block+`":{`, `"`+block+`":{`+tc.resend, 1)
 				e.do(http.MethodPut, "/api/v1/profiles/"+id, put).status(http.StatusOK)
-				entries := e.audit(actionEndpointChanged)
+				entries := e.audit(service.ActionEndpointChanged)
 				require.NotEmpty(t, entries)
 				assert.Equal(t, id, entries[0].Subject)
 				assert.True(t, strings.HasPrefix(entries[0].Details, tc.endpoint+": "), entries[0].Details)
@@ -164,34 +164,6 @@ func TestWrongTokensAreThrottled(t *testing.T) {
 
 }
 
-// TestThrottleRecoversAndHasAGlobalLimit checks the throttle's arithmetic
-// with its own clock: attempts come back over time, and many clients
-// together run out of the global allowance.
-func TestThrottleRecoversAndHasAGlobalLimit(t *testing.T) {
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	th := NewSignInThrottle(nil)
-	th.now = func() time.Time { return now }
-	th.global.at = now
-	for range 10 {
-		ok, _ := th.Allow("a", ViaAPI)
-		require.True(t, ok)
-		th.Fail("a", ViaAPI)
-	}
-	ok, wait := th.Allow("a", ViaAPI)
-	assert.False(t, ok)
-	assert.Equal(t, 6*time.Second, wait)
-	now = now.Add(6 * time.Second)
-	ok, _ = th.Allow("a", ViaAPI)
-	assert.True(t, ok, "one attempt back after its period")
-
-	// 100 failures from 100 clients empty the global allowance.
-	for i := range 100 {
-		th.Fail(fmt.Sprint("c", i), ViaAPI)
-	}
-	ok, _ = th.Allow("fresh", ViaAPI)
-	assert.False(t, ok, "the global limit holds for a client never seen")
-}
-
 // TestPickerCursorIsOpaque is item 2: ?cursor= was handed to the provider
 // as it came, and Graph's provider fetched it as a URL (with the token
 // when the host looked like Graph's). Cursors are now sealed by the
@@ -219,7 +191,7 @@ func TestPickerCursorIsOpaque(t *testing.T) {
 		// Not for another profile, and not for ever.
 		e.do(http.MethodGet, "/api/v1/profiles/"+other+"/provider-groups?cursor="+url.QueryEscape(next), nil).
 			apiErr(http.StatusBadRequest, "bad_request")
-		e.srv.cursors.now = func() time.Time { return time.Now().Add(cursorTTL + time.Minute) }
+		e.srv.svc.SetNow(func() time.Time { return time.Now().Add(time.Hour + 2*time.Minute) }) // past the cursors' hour
 		er := e.do(http.MethodGet, base+"?cursor="+url.QueryEscape(next), nil).apiErr(http.StatusBadRequest, "bad_request")
 		assert.Contains(t, er["message"], "expired")
 		assert.Len(t, seen, 2)

@@ -15,6 +15,7 @@ import (
 	oktasim "github.com/usersync/usersync/idpsim/okta"
 	"github.com/usersync/usersync/internal/reqtable"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/service"
 )
 
 // Issue 14, item 6: Test connection's warnings (what works but not fully)
@@ -36,7 +37,7 @@ func TestTestConnectionWarnings(t *testing.T) {
 	assert.Equal(t, true, m["ok"])
 	assert.Equal(t, "connection works, with a warning", m["message"])
 	assert.Equal(t, []any{warnings[0]}, m["warnings"])
-	last, err := (&Service{s: e.srv}).LastTest(context.Background(), id)
+	last, err := e.srv.svc.LastTest(context.Background(), id)
 	require.NoError(t, err)
 	require.NotNil(t, last)
 	assert.Equal(t, warnings, last.Warnings)
@@ -61,7 +62,8 @@ func TestTestConnectionWarnsWithoutTheSystemLog(t *testing.T) {
 	t.Cleanup(org.Close)
 	eachDialect(t, func(t *testing.T, e *env) {
 		acts := activities.New(activities.Deps{Store: e.store, Box: e.box, AllowHTTPLoopback: true})
-		e.srv.tester = acts.TestConnection
+		e.srv = newServer(Options{Service: service.New(service.Options{Store: e.store, Runner: e.runner, Box: e.box,
+			Tester: acts.TestConnection}), Token: testToken})
 		e.h = e.srv.routes()
 		id := e.createProfile(`{"name":"Okta","provider":"okta","okta":{"orgUrl":"` + org.URL + `","apiToken":"no-logs-token-0123456789"}}`)
 		m := e.do(http.MethodPost, "/api/v1/profiles/"+id+"/test", nil).status(http.StatusOK)

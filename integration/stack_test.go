@@ -150,7 +150,8 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if opts.Admin, err = web.New(web.Options{Service: api.NewService(opts), Store: store, Token: token, SessionKey: key}); err != nil {
+		opts.Service = api.NewService(opts)
+		if opts.Admin, err = web.New(web.Options{Service: opts.Service, Store: store, Token: token, SessionKey: key}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/service"
 )
 
 // directoryName names directory keys after their profiles.
@@ -190,8 +190,8 @@ func (a *admin) userAction(q *request) error {
 	case userEnable:
 		notice = "userenabled"
 		if _, err = a.svc.SetUserStatus(ctx, id, directory.StatusActive); err != nil {
-			if pr := a.svc.Explain(ctx, err); pr.Code == api.CodeLicenceLimit {
-				return a.renderUser(q, pr.Status, "Not enabled: "+pr.Message+".")
+			if pr := a.svc.Explain(ctx, err); pr.Code == service.CodeLicenceLimit {
+				return a.renderUser(q, pr.Kind.HTTPStatus(), "Not enabled: "+pr.Message+".")
 			}
 		}
 	case userDelete:
@@ -314,7 +314,7 @@ func (a *admin) listAudit(q *request) error {
 	view := auditView{Category: v.Get("category"), Profile: v.Get("profile"), Action: strings.TrimSpace(v.Get("action")),
 		RunID: strings.TrimSpace(v.Get("runId")), Subject: strings.TrimSpace(v.Get("subject")), Since: v.Get("since"),
 		Categories: auditCategories}
-	f := directory.AuditFilter{Category: view.Category, Connection: view.Profile, ActionWord: api.AuditActionWord(view.Action),
+	f := directory.AuditFilter{Category: view.Category, Connection: view.Profile, ActionWord: service.AuditActionWord(view.Action),
 		RunID: view.RunID, Subject: view.Subject}
 	if view.Since != "" {
 		t, err := time.Parse(sinceLayout, view.Since)
@@ -383,7 +383,7 @@ func (a *admin) setLicence(q *request) error {
 		v.Error = "must be a whole number (0 = unlimited)"
 	} else {
 		pr := a.svc.Explain(ctx, err)
-		if pr.Status != http.StatusUnprocessableEntity {
+		if pr.Kind.HTTPStatus() != http.StatusUnprocessableEntity {
 			return err
 		}
 		v.Error = pr.Message
@@ -406,7 +406,7 @@ func (a *admin) documentsView(ctx context.Context, cursor string) (documentsView
 	if err != nil {
 		return documentsView{}, err
 	}
-	return documentsView{Documents: page.Items, Next: page.NextCursor, MaxSize: a.svc.MaxDocument()}, nil
+	return documentsView{Documents: page.Items, Next: page.NextCursor, MaxSize: a.svc.MaxDocumentSize()}, nil
 }
 
 func (a *admin) listDocuments(q *request) error {
@@ -431,7 +431,7 @@ func (a *admin) uploadDocument(q *request) error {
 		v.Error = msg
 		return q.render(status, "documents", "Documents", "documents", v)
 	}
-	q.r.Body = http.MaxBytesReader(q.w, q.r.Body, a.svc.MaxDocument()+maxFormBody)
+	q.r.Body = http.MaxBytesReader(q.w, q.r.Body, a.svc.MaxDocumentSize()+maxFormBody)
 	mr, err := q.r.MultipartReader()
 	if err != nil {
 		return fail(http.StatusBadRequest, "The upload was not a file form.")
@@ -468,10 +468,8 @@ func (a *admin) storeUpload(q *request, part *multipart.Part, fail func(int, str
 	}
 	d, err := a.svc.UploadDocument(q.ctx(), name, part.Header.Get("Content-Type"), part)
 	if err != nil {
-		pr := a.svc.Explain(q.ctx(), err)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) || pr.Status == http.StatusRequestEntityTooLarge {
-			return fail(http.StatusRequestEntityTooLarge, "The file is larger than "+humanBytes(a.svc.MaxDocument())+".")
+		if a.svc.Explain(q.ctx(), err).Kind == service.TooLarge {
+			return fail(http.StatusRequestEntityTooLarge, "The file is larger than "+humanBytes(a.svc.MaxDocumentSize())+".")
 		}
 		return err
 	}

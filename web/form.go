@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/service"
 )
 
 // The profile form uses the dotted JSON paths of profile.Config as input
@@ -48,10 +49,11 @@ type profileForm struct {
 // adds more on demand).
 const emptyRows = 3
 
-// formFromView makes the form of a profile as the API shows it (redacted).
-// Unknown keys of the view (id, lastRun, "passwordSet", …) are ignored by
-// the lenient decoding, and the view carries no secret to decode.
-func formFromView(view map[string]any) (*profileForm, error) {
+// formFromView makes the form of a profile as reads show it (redacted).
+// The view's "passwordSet" and the like are ignored by the lenient
+// decoding, and the view carries no secret to decode.
+func formFromView(pv *service.ProfileView) (*profileForm, error) {
+	view := pv.Config
 	raw, err := json.Marshal(view)
 	if err != nil {
 		return nil, fmt.Errorf("profile view: %w", err)
@@ -60,8 +62,7 @@ func formFromView(view map[string]any) (*profileForm, error) {
 	if err := json.Unmarshal(raw, &f.Cfg); err != nil {
 		return nil, fmt.Errorf("profile view: %w", err)
 	}
-	f.ID, _ = view["id"].(string)
-	f.DirectoryKey, _ = view["directoryKey"].(string)
+	f.ID, f.DirectoryKey, f.NextRunAt = pv.Profile.ID, pv.Profile.DirectoryKey, pv.NextRunAt
 	block, _ := view[f.Cfg.Provider].(map[string]any)
 	if prov, ok := profile.Lookup(f.Cfg.Provider); ok && block != nil {
 		for _, fd := range prov.Fields {
@@ -225,10 +226,10 @@ var formFields = func() map[string]bool {
 }()
 
 // postedProfile is a profile form as posted: the config to show again
-// (without secrets) and the JSON body for the service (with them).
+// (without secrets) and the profile for the service (with them).
 type postedProfile struct {
-	form *profileForm
-	body []byte
+	form  *profileForm
+	input *profile.Config
 }
 
 // readProfileForm overlays a posted form on base, the stored profile's
@@ -333,11 +334,7 @@ func readProfileForm(base *profileForm, v url.Values) (*postedProfile, profile.F
 	for _, p := range cleared {
 		f.Set[p] = false
 	}
-	body, err := profileBody(&cfg, secrets, cleared)
-	if err != nil {
-		errs = append(errs, profile.FieldError{Message: err.Error()})
-	}
-	return &postedProfile{form: &f, body: body}, errs
+	return &postedProfile{form: &f, input: profileInput(&cfg, secrets, cleared)}, errs
 }
 
 // isSecret reports whether a block field is a secret with an input of its
@@ -377,29 +374,17 @@ func readMap(v url.Values, name string, errs *profile.FieldErrors) (map[string]s
 	return m, rows
 }
 
-// profileBody is the JSON the API would receive for this form: the config,
-// the secrets typed (a secret left blank is omitted, so the stored one is
-// kept) and "" for each secret to clear.
-func profileBody(cfg *profile.Config, secrets map[string]string, cleared []string) ([]byte, error) {
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encode profile: %w", err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("encode profile: %w", err)
-	}
-	put := func(path, val string) {
-		block, field, _ := strings.Cut(path, ".")
-		if m, ok := doc[block].(map[string]any); ok {
-			m[field] = val
-		}
-	}
+// profileInput is the profile the service receives for this form: a copy
+// of the form's config (which never holds a secret) with the secrets
+// typed, and "" for each secret to clear; a secret left blank is not set,
+// so the stored one is kept.
+func profileInput(cfg *profile.Config, secrets map[string]string, cleared []string) *profile.Config {
+	in := cfg.Clone()
 	for p, s := range secrets {
-		put(p, s)
+		in.SetSecret(p, s)
 	}
 	for _, p := range cleared {
-		put(p, "")
+		in.SetSecret(p, "")
 	}
-	return json.Marshal(doc)
+	return in
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/schema"
 	"github.com/usersync/usersync/secret"
+
 	// The providers the admin page shows register themselves.
 	_ "github.com/usersync/usersync/sources"
 )
@@ -155,7 +156,8 @@ func newEnvOn(t *testing.T, dialect string) *env {
 		ProviderGroups: e.listGroups}
 	key, err := SessionKey(secret.GenerateKey(), testToken)
 	require.NoError(t, err)
-	admin, err := New(Options{Service: api.NewService(opts), Store: store, Token: testToken, SessionKey: key,
+	opts.Service = api.NewService(opts) // one service behind the API and the page, as cmd/usersync has it
+	admin, err := New(Options{Service: opts.Service, Store: store, Token: testToken, SessionKey: key,
 		Now: e.clock.now, Logger: opts.Logger})
 	require.NoError(t, err)
 	opts.Admin = admin

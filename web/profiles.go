@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/service"
 )
 
 // profileRow is one line of the profiles list.
@@ -22,7 +22,7 @@ type profileRow struct {
 	Enabled            bool
 	LastRun            *directory.Run
 	NextRunAt          *time.Time
-	LastTest           *api.TestRecord
+	LastTest           *service.TestRecord
 }
 
 type profilesView struct {
@@ -37,18 +37,25 @@ func (a *admin) listProfiles(q *request) error {
 		return err
 	}
 	v := profilesView{Next: page.NextCursor}
-	views, lasts, err := a.svc.ProfileViews(ctx, page.Items)
+	// A page of profiles costs the same few reads however long it is: the
+	// views read their last runs and schedules together, and the last
+	// tests come in one query.
+	views, err := a.svc.ProfileViews(ctx, page.Items)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(page.Items))
+	for i := range page.Items {
+		ids[i] = page.Items[i].ID
+	}
+	tests, err := a.svc.LastTests(ctx, ids)
 	if err != nil {
 		return err
 	}
 	for i := range page.Items {
 		p := &page.Items[i]
-		row := profileRow{ID: p.ID, Name: p.Name, Provider: p.Provider, Enabled: p.Enabled,
-			NextRunAt: nextRunAt(views[i]), LastRun: lasts[p.ID]}
-		if row.LastTest, err = a.svc.LastTest(ctx, p.ID); err != nil {
-			return err
-		}
-		v.Rows = append(v.Rows, row)
+		v.Rows = append(v.Rows, profileRow{ID: p.ID, Name: p.Name, Provider: p.Provider, Enabled: p.Enabled,
+			NextRunAt: views[i].NextRunAt, LastRun: views[i].LastRun, LastTest: tests[p.ID]})
 	}
 	return q.render(http.StatusOK, "profiles", "Profiles", "profiles", v)
 }
@@ -63,7 +70,7 @@ type editorView struct {
 	AttrHelp   string
 	CanTest    bool
 	CanGroups  bool
-	LastTest   *api.TestRecord
+	LastTest   *service.TestRecord
 	LastRun    *directory.Run
 	NextRunAt  *time.Time
 	Picker     *groupPicker
@@ -214,28 +221,7 @@ func (a *admin) storedForm(ctx context.Context, p *directory.Profile) (*profileF
 	if err != nil {
 		return nil, err
 	}
-	f, err := formFromView(view)
-	if err != nil {
-		return nil, err
-	}
-	f.NextRunAt = nextRunAt(view)
-	return f, nil
-}
-
-// nextRunAt reads the view's nextRunAt (a time, or null without a
-// schedule).
-func nextRunAt(view map[string]any) *time.Time {
-	switch t := view["nextRunAt"].(type) {
-	case time.Time:
-		return &t
-	case *time.Time:
-		return t
-	case string:
-		if p, err := time.Parse(time.RFC3339Nano, t); err == nil {
-			return &p
-		}
-	}
-	return nil
+	return formFromView(view)
 }
 
 // Buttons of the editor's form (name "action").
@@ -284,22 +270,22 @@ func (a *admin) submitProfile(q *request, base *profileForm) error {
 	var p *directory.Profile
 	var err error
 	if form.New {
-		p, err = a.svc.CreateProfile(ctx, posted.body)
+		p, err = a.svc.CreateProfile(ctx, posted.input)
 	} else {
-		p, err = a.svc.UpdateProfile(ctx, form.ID, posted.body)
+		p, err = a.svc.UpdateProfile(ctx, form.ID, posted.input)
 	}
 	if err != nil {
 		// Anything the API would answer with field details (422, or the
 		// 409 of a name taken) or a body it could not read goes back to
 		// the form; the rest is the error page.
 		pr := a.svc.Explain(ctx, err)
-		if len(pr.Fields) > 0 || pr.Status == http.StatusUnprocessableEntity || pr.Status == http.StatusBadRequest {
+		if len(pr.Fields) > 0 || pr.Kind.HTTPStatus() == http.StatusUnprocessableEntity || pr.Kind.HTTPStatus() == http.StatusBadRequest {
 			if len(pr.Fields) > 0 {
 				form.setErrors(pr.Fields)
 			} else {
 				form.Unplaced = append(form.Unplaced, profile.FieldError{Message: pr.Message})
 			}
-			return a.showEditor(q, pr.Status, form, nil)
+			return a.showEditor(q, pr.Kind.HTTPStatus(), form, nil)
 		}
 		return err
 	}
@@ -342,11 +328,7 @@ func (a *admin) setEnabled(q *request) error {
 	}
 	enabled := q.r.PostForm.Get("enabled") == "true"
 	form.Cfg.Enabled = &enabled
-	body, err := profileBody(&form.Cfg, nil, nil)
-	if err != nil {
-		return err
-	}
-	if _, err := a.svc.UpdateProfile(ctx, p.ID, body); err != nil {
+	if _, err := a.svc.UpdateProfile(ctx, p.ID, profileInput(&form.Cfg, nil, nil)); err != nil {
 		return err
 	}
 	notice := "disabled"
@@ -359,7 +341,7 @@ func (a *admin) setEnabled(q *request) error {
 // healthView is a profile's health page.
 type healthView struct {
 	Profile *directory.Profile
-	Health  *api.Health
+	Health  *service.Health
 	Runs    int // how many applied runs were asked for
 	// Lists are the health panel's lists, titled, in the page's order.
 	Lists []healthList
@@ -367,7 +349,7 @@ type healthView struct {
 
 type healthList struct {
 	ID, Title, Hint string
-	Entries         []api.HealthEntry
+	Entries         []service.HealthEntry
 	Total           int // the newest run's count
 }
 
@@ -379,10 +361,10 @@ func (a *admin) showHealth(q *request) error {
 	if err != nil {
 		return err
 	}
-	n := api.DefaultHealthRuns
+	n := service.DefaultHealthRuns
 	if v := q.r.URL.Query().Get("runs"); v != "" {
-		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > api.MaxHealthRuns {
-			return errBadForm("runs", "must be a whole number from 1 to %d", api.MaxHealthRuns)
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > service.MaxHealthRuns {
+			return errBadForm("runs", "must be a whole number from 1 to %d", service.MaxHealthRuns)
 		}
 	}
 	h, err := a.svc.Health(ctx, p.ID, n)
@@ -417,9 +399,9 @@ func (a *admin) resetLastRun(q *request) error {
 	to := "/profiles/" + escape(id)
 	if _, err := a.svc.ResetLastRun(ctx, id); err != nil {
 		switch pr := a.svc.Explain(ctx, err); {
-		case pr.Code == api.CodeNoSchedule:
+		case pr.Code == service.CodeNoSchedule:
 			return q.redirect(withNotice(to, "noschedule", "") + "#directory")
-		case pr.Status == http.StatusUnprocessableEntity:
+		case pr.Kind.HTTPStatus() == http.StatusUnprocessableEntity:
 			return q.redirect(withNotice(to, "resetdisabled", "") + "#directory")
 		}
 		return err

@@ -5,8 +5,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/service"
 )
 
 // Filters the runs and ledger pages offer.
@@ -119,7 +119,7 @@ func (a *admin) showRun(q *request) error {
 		return err
 	}
 	v := q.r.URL.Query()
-	view := runView{Run: run, TemporalURL: a.svc.TemporalURL(run), Counts: counts(run.Counts),
+	view := runView{Run: run, TemporalURL: a.svc.UIURL(run), Counts: counts(run.Counts),
 		Action: v.Get("action"), Actions: ledgerActions, Live: !directory.IsFinalRunStatus(run.Status)}
 	if view.Action != "" && !slices.Contains(ledgerActions, view.Action) {
 		return errBadForm("action", "unknown ledger action")
@@ -178,9 +178,9 @@ func (a *admin) steerRun(q *request) error {
 	case "preview":
 		// A dry run of the revert: its page lists what the revert would
 		// change and asks for the confirmation.
-		run, err = a.svc.RevertRun(ctx, id, api.RevertRequest{DryRun: true})
+		run, err = a.svc.RevertRun(ctx, id, service.RevertInput{DryRun: true})
 	case "revert":
-		run, err = a.svc.RevertRun(ctx, id, api.RevertRequest{PauseSchedule: q.r.PostFormValue("pauseSchedule") == "on"})
+		run, err = a.svc.RevertRun(ctx, id, service.RevertInput{PauseSchedule: q.r.PostFormValue("pauseSchedule") == "on"})
 	default:
 		return errBadForm("action", "unknown run action %q", action)
 	}

@@ -1,9 +1,11 @@
 // Package web is the admin page of usersync: server-rendered HTML on the
 // API's origin (mounted by api.Options.Admin at "/"), for people who would
 // rather not drive the JSON API with curl. It has no rules of its own:
-// profiles, runs, documents and the licence go through api.Service, the
-// very code behind /api/v1, and reads go straight to the directory.Store,
+// profiles, runs, the directory's hand-made changes, documents and the
+// licence go through package service, the very code behind /api/v1, with
+// inputs built from the forms; reads go straight to the directory.Store,
 // so the page and the API cannot disagree about what a save or a sync does.
+// It knows neither Gin nor the API's JSON.
 //
 // The page works without JavaScript; admin.js only adds conveniences (live
 // run counts, group search and the pattern check without a reload). The
@@ -27,10 +29,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/usersync/usersync/api"
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/rules"
+	"github.com/usersync/usersync/service"
 )
 
 //go:embed templates/*.html
@@ -41,7 +43,7 @@ var staticFS embed.FS
 
 // Options configures the admin page.
 type Options struct {
-	Service *api.Service
+	Service *service.Service
 	Store   directory.Store
 	// Token is the API token, which is also the admin's password.
 	Token string
@@ -59,7 +61,7 @@ type Options struct {
 const providerTimeout = 20 * time.Second
 
 type admin struct {
-	svc      *api.Service
+	svc      *service.Service
 	store    directory.Store
 	token    string
 	log      *slog.Logger
@@ -277,7 +279,7 @@ func (a *admin) json(h func(q *request) (any, error)) http.Handler {
 		v, err := h(q)
 		if err != nil {
 			p := a.svc.Explain(r.Context(), err)
-			writeJSON(w, p.Status, map[string]string{"error": p.Message})
+			writeJSON(w, p.Kind.HTTPStatus(), map[string]string{"error": p.Message})
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
@@ -287,7 +289,7 @@ func (a *admin) json(h func(q *request) (any, error)) http.Handler {
 // fail renders the error page of an error a handler returned.
 func (a *admin) fail(q *request, err error) {
 	p := a.svc.Explain(q.ctx(), err)
-	title := http.StatusText(p.Status)
+	title := http.StatusText(p.Kind.HTTPStatus())
 	if title == "" {
 		title = "Error"
 	}
@@ -298,7 +300,7 @@ func (a *admin) fail(q *request, err error) {
 			msg = f.Field + ": " + f.Message
 		}
 	}
-	a.render(q.w, q.r, q.se, p.Status, "error", title, "", errorView{Message: msg, RunID: p.RunID})
+	a.render(q.w, q.r, q.se, p.Kind.HTTPStatus(), "error", title, "", errorView{Message: msg, RunID: p.RunID})
 }
 
 type errorView struct {
@@ -338,8 +340,8 @@ func (a *admin) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	// Wrong tokens are throttled with the API's bearer tokens: it is the
 	// same secret, guessed through either door.
-	throttle, client := a.svc.SignInThrottle(), api.ClientOf(r)
-	if ok, wait := throttle.Allow(client, api.ViaAdmin); !ok {
+	throttle, client := a.svc.SignInThrottle(), service.ClientOf(r)
+	if ok, wait := throttle.Allow(client, service.ViaAdmin); !ok {
 		a.log.WarnContext(r.Context(), "admin sign-in throttled", "retryAfter", wait.String())
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		a.render(w, r, nil, http.StatusTooManyRequests, "signin", "Sign in", "", signinView{
@@ -348,7 +350,7 @@ func (a *admin) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.token == "" || !tokenEqual(strings.TrimSpace(r.PostForm.Get("token")), a.token) {
-		throttle.Fail(client, api.ViaAdmin)
+		throttle.Fail(client, service.ViaAdmin)
 		a.log.WarnContext(r.Context(), "admin sign-in refused: wrong token")
 		a.render(w, r, nil, http.StatusUnauthorized, "signin", "Sign in", "", signinView{
 			CSRF: st.CSRF, Next: next, Error: "That is not the API token."})

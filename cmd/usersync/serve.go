@@ -197,9 +197,10 @@ func serve(ctx context.Context, e *env, cfg *config.Config, s services) error {
 			// counts the same through either.
 			SignIns: api.NewSignInThrottle(obs.reg),
 		}
-		// The admin page (package web) at "/": same options, so it runs
-		// the API's own service layer.
-		if opts.Admin, err = newAdmin(cfg, opts, store, log); err != nil {
+		// The API and the admin page (package web, at "/") call one
+		// service.
+		opts.Service = api.NewService(opts)
+		if opts.Admin, err = newAdmin(cfg, opts.Service, store, log); err != nil {
 			return err
 		}
 		var handler http.Handler = api.New(opts)

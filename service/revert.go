@@ -1,13 +1,10 @@
-package api
+package service
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/usersync/usersync/directory"
 )
@@ -18,8 +15,8 @@ type Reverter interface {
 	StartRevert(ctx context.Context, p *directory.Profile, target *directory.Run, dryRun bool) (*directory.Run, error)
 }
 
-// RevertRequest is the body of POST /runs/{id}/revert.
-type RevertRequest struct {
+// RevertInput is how to revert a run (the body of POST /runs/{id}/revert).
+type RevertInput struct {
 	// DryRun plans the revert and lists, in the revert run's ledger,
 	// what it would change; nothing is changed.
 	DryRun bool `json:"dryRun"`
@@ -29,40 +26,23 @@ type RevertRequest struct {
 	PauseSchedule bool `json:"pauseSchedule"`
 }
 
-// RevertRun starts the revert of run id as POST /runs/{id}/revert: the
-// admin page's preview and its Revert button.
-func (v *Service) RevertRun(ctx context.Context, id string, req RevertRequest) (*directory.Run, error) {
-	return v.s.revert(ctx, id, req)
-}
-
-func (s *server) revertRun(c *gin.Context) error {
-	var req RevertRequest
-	if err := readOptionalJSON(c, &req); err != nil {
-		return err
-	}
-	run, err := s.revert(c.Request.Context(), c.Param("id"), req)
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusAccepted, s.runJSON(run))
-	return nil
-}
-
-func (s *server) revert(ctx context.Context, id string, req RevertRequest) (*directory.Run, error) {
+// RevertRun starts the revert of run id: a run of its own, under the
+// profile's workflow id, that puts back what the run changed.
+func (s *Service) RevertRun(ctx context.Context, id string, req RevertInput) (*directory.Run, error) {
 	target, err := s.store.GetRun(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	p, err := s.store.GetProfile(ctx, target.ProfileID)
 	if errors.Is(err, directory.ErrNotFound) {
-		return nil, &apiError{Status: http.StatusConflict, Code: "profile_deleted", Message: fmt.Sprintf(
+		return nil, &Error{Kind: Conflict, Code: "profile_deleted", Message: fmt.Sprintf(
 			"run %s cannot be reverted: its profile %q was deleted (its users stay as the run left them)", target.ID, target.ProfileName)}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if why := directory.RevertRefusal(target); why != "" {
-		return nil, &apiError{Status: http.StatusConflict, Code: "not_revertable", Message: why}
+		return nil, &Error{Kind: Conflict, Code: "not_revertable", Message: why}
 	}
 	rv, _ := s.runner.(Reverter)
 	if rv == nil {
@@ -71,13 +51,7 @@ func (s *server) revert(ctx context.Context, id string, req RevertRequest) (*dir
 	run, err := rv.StartRevert(ctx, p, target, req.DryRun)
 	var busy RunInProgress
 	if errors.As(err, &busy) {
-		e := &apiError{Status: http.StatusConflict, Code: "run_in_progress", RunID: busy.RunningRunID(),
-			Message: "a run of this profile is in progress; revert when it has ended"}
-		if r, gerr := s.store.GetRun(ctx, busy.RunningRunID()); gerr == nil {
-			j := s.runJSON(r)
-			e.run = &j
-		}
-		return nil, e
+		return nil, s.runInProgress(ctx, busy.RunningRunID(), "a run of this profile is in progress; revert when it has ended")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("revert run %s: %w", target.ID, err)
@@ -98,7 +72,7 @@ func (s *server) revert(ctx context.Context, id string, req RevertRequest) (*dir
 
 // pauseProfile disables the profile, which pauses its schedule: the next
 // sync would otherwise put the provider's state back over the revert.
-func (s *server) pauseProfile(ctx context.Context, p *directory.Profile, revertID string) error {
+func (s *Service) pauseProfile(ctx context.Context, p *directory.Profile, revertID string) error {
 	prev := *p
 	cfg := map[string]json.RawMessage{}
 	if len(p.Config) > 0 {
@@ -118,7 +92,7 @@ func (s *server) pauseProfile(ctx context.Context, p *directory.Profile, revertI
 	if err := s.scheduleSaved(ctx, p, &prev); err != nil {
 		return err
 	}
-	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: actionProfileUpdated, Connection: p.Name,
+	s.record(ctx, directory.AuditEntry{Category: directory.CategorySyncConfig, Action: ActionProfileUpdated, Connection: p.Name,
 		Subject: p.ID, Details: "changed: enabled (paused by the revert run " + revertID + "; enable the profile to resume its schedule)"})
 	return nil
 }

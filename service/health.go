@@ -1,14 +1,11 @@
-package api
+package service
 
 import (
 	"context"
 	"errors"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usersync/usersync/directory"
@@ -47,7 +44,7 @@ type Health struct {
 	ProfileID string `json:"profileId"`
 	// Runs are the applied runs read (succeeded or partial, not dry runs),
 	// newest first; the lists are what they left (healthList).
-	Runs []runSummary `json:"runs"`
+	Runs []RunSummary `json:"runs"`
 	// Counts are the newest run's counts: the totals of the lists.
 	Counts *directory.RunCounts `json:"counts"`
 	// StaleUsers were skipped by the newest run: a user still in the
@@ -111,30 +108,14 @@ type Credentials struct {
 	Warnings []string `json:"warnings"`
 }
 
-func (s *server) getHealth(c *gin.Context) error {
-	n := DefaultHealthRuns
-	if v := c.Query("runs"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > MaxHealthRuns {
-			return errBadRequest("runs must be a whole number from 1 to %d", MaxHealthRuns)
-		}
-	}
-	h, err := s.health(c.Request.Context(), c.Param("id"), n)
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, h)
-	return nil
-}
-
 // health reads the health panel of profile id from its last n applied
 // runs.
-func (s *server) health(ctx context.Context, id string, n int) (*Health, error) {
+func (s *Service) health(ctx context.Context, id string, n int) (*Health, error) {
 	p, err := s.store.GetProfile(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	h := &Health{ProfileID: p.ID, Runs: []runSummary{}, StaleUsers: []HealthEntry{}, Conflicts: []HealthEntry{},
+	h := &Health{ProfileID: p.ID, Runs: []RunSummary{}, StaleUsers: []HealthEntry{}, Conflicts: []HealthEntry{},
 		UnresolvedManagers: []HealthEntry{}, DuplicateEmails: []HealthEntry{}, LicenceRefused: []HealthEntry{}}
 	applied, lastRun, err := s.recentRuns(ctx, p.ID, n)
 	if err != nil {
@@ -147,7 +128,7 @@ func (s *server) health(ctx context.Context, id string, n int) (*Health, error) 
 		return h, nil
 	}
 	for _, r := range applied {
-		h.Runs = append(h.Runs, summaryOf(&r))
+		h.Runs = append(h.Runs, SummaryOf(&r))
 	}
 	counts := applied[0].Counts
 	h.Counts = &counts
@@ -173,7 +154,7 @@ func (s *server) health(ctx context.Context, id string, n int) (*Health, error) 
 
 // recentRuns are the profile's last n applied runs, newest first, and its
 // newest run that ended other than skipped (for the credentials).
-func (s *server) recentRuns(ctx context.Context, profileID string, n int) ([]directory.Run, *directory.Run, error) {
+func (s *Service) recentRuns(ctx context.Context, profileID string, n int) ([]directory.Run, *directory.Run, error) {
 	var applied []directory.Run
 	var last *directory.Run
 	opt := directory.ListOptions{Limit: 50}
@@ -205,8 +186,18 @@ func (s *server) recentRuns(ctx context.Context, profileID string, n int) ([]dir
 	return applied, last, nil
 }
 
-func summaryOf(r *directory.Run) runSummary {
-	sum := runSummary{ID: r.ID, Status: r.Status, StartedAt: r.StartedAt.UTC()}
+// RunSummary is a run in a few fields: a profile's last run, a run the
+// health panel read.
+type RunSummary struct {
+	ID         string     `json:"id"`
+	Status     string     `json:"status"`
+	StartedAt  time.Time  `json:"startedAt"`
+	FinishedAt *time.Time `json:"finishedAt"`
+}
+
+// SummaryOf is the summary of a run.
+func SummaryOf(r *directory.Run) RunSummary {
+	sum := RunSummary{ID: r.ID, Status: r.Status, StartedAt: r.StartedAt.UTC()}
 	if r.FinishedAt != nil {
 		f := r.FinishedAt.UTC()
 		sum.FinishedAt = &f
@@ -237,7 +228,7 @@ type runLedger struct {
 // of them judged that user otherwise; the entries of the newest full run
 // and of the delta runs since are the list. (Shared e-mail addresses are
 // looked for in the whole directory by every run, as a full run would.)
-func (s *server) healthList(ctx context.Context, runs []directory.Run, action string) ([]HealthEntry, error) {
+func (s *Service) healthList(ctx context.Context, runs []directory.Run, action string) ([]HealthEntry, error) {
 	ledgers := make([]runLedger, len(runs))
 	for i := range runs {
 		l, err := s.runLedger(ctx, &runs[i], action)
@@ -298,7 +289,7 @@ func judgedSince(newer []runLedger, subj string) bool {
 
 // runLedger reads what a run's ledger says for the list of action (at
 // most healthHistory entries of each kind).
-func (s *server) runLedger(ctx context.Context, run *directory.Run, action string) (runLedger, error) {
+func (s *Service) runLedger(ctx context.Context, run *directory.Run, action string) (runLedger, error) {
 	l := runLedger{entries: map[string]directory.Change{}, judged: map[string]bool{}}
 	l.delta = run.Mode == directory.ModeDelta && action != directory.LedgerDuplicateEmail
 	err := s.eachChange(ctx, run.ID, action, func(ch directory.Change) {
@@ -323,7 +314,7 @@ func (s *server) runLedger(ctx context.Context, run *directory.Run, action strin
 
 // eachChange calls f with a run's ledger entries of action, at most
 // healthHistory of them.
-func (s *server) eachChange(ctx context.Context, runID, action string, f func(directory.Change)) error {
+func (s *Service) eachChange(ctx context.Context, runID, action string, f func(directory.Change)) error {
 	opt := directory.ListOptions{Limit: 1000}
 	for n := 0; n < healthHistory; {
 		page, err := s.store.ListChanges(ctx, runID, action, opt)
@@ -344,9 +335,9 @@ func (s *server) eachChange(ctx context.Context, runID, action string, f func(di
 
 // credentials is what the newest of the last Test connection and the last
 // ended run says about the profile's credentials.
-func (s *server) credentials(ctx context.Context, profileID string, lastRun *directory.Run) (Credentials, error) {
+func (s *Service) credentials(ctx context.Context, profileID string, lastRun *directory.Run) (Credentials, error) {
 	c := Credentials{Status: CredentialsUnknown, Warnings: []string{}}
-	test, err := s.lastTest(ctx, profileID)
+	test, err := s.LastTest(ctx, profileID)
 	if err != nil {
 		return c, err
 	}
@@ -380,12 +371,6 @@ func credentialStatus(msg string) string {
 	return CredentialsOK
 }
 
-// lastTest is the newest recorded Test connection of the profile, nil when
-// it was never tested.
-func (s *server) lastTest(ctx context.Context, profileID string) (*TestRecord, error) {
-	return (&Service{s: s}).LastTest(ctx, profileID)
-}
-
 // credentialCollector is the metric of the profiles' credentials, read
 // from the store at each scrape so that every API replica reports the
 // same: usersync_profile_credentials_problem{profile,provider,problem} is
@@ -395,11 +380,11 @@ func (s *server) lastTest(ctx context.Context, profileID string) (*TestRecord, e
 // refusal they give is the warning, and an alert on this metric turns it
 // into one before the next scheduled run fails too.
 type credentialCollector struct {
-	s    *server
+	s    *Service
 	desc *prometheus.Desc
 }
 
-func newCredentialCollector(s *server) *credentialCollector {
+func newCredentialCollector(s *Service) *credentialCollector {
 	return &credentialCollector{s: s, desc: prometheus.NewDesc(metrics.Namespace+"_profile_credentials_problem",
 		"1 when a profile's credentials have this problem now (expired: renew them; refused: wrong or revoked; "+
 			"permission: a consent, scope or role is missing), from its last Test connection or run, whichever is newer.",
@@ -446,4 +431,19 @@ func (c *credentialCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		opt.Cursor = page.NextCursor
 	}
+}
+
+// Health is the profile's health panel from its last runs applied runs
+// (0 means DefaultHealthRuns; more than MaxHealthRuns reads that many).
+func (s *Service) Health(ctx context.Context, profileID string, runs int) (*Health, error) {
+	if runs <= 0 {
+		runs = DefaultHealthRuns
+	}
+	return s.health(ctx, profileID, min(runs, MaxHealthRuns))
+}
+
+// registerCredentialMetric puts the credential metric on reg; a second
+// service of the same registry finds it there.
+func registerCredentialMetric(reg *prometheus.Registry, s *Service) {
+	metrics.Register(reg, newCredentialCollector(s))
 }

@@ -1,14 +1,11 @@
-package api
+package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
@@ -42,25 +39,25 @@ type Reconciler interface {
 // must answer even when Temporal is slow.
 const temporalTimeout = 5 * time.Second
 
-func (s *server) scheduler() Scheduler {
+func (s *Service) scheduler() Scheduler {
 	sch, _ := s.runner.(Scheduler)
 	return sch
 }
 
-// errTemporal is the 502 of a change Temporal did not accept: nothing was
-// changed, so the caller may simply try again.
-func errTemporal(format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadGateway, Code: "temporal_unavailable", Message: fmt.Sprintf(format, args...)}
+// errTemporal is the Upstream error of a change Temporal did not accept:
+// nothing was changed, so the caller may simply try again.
+func errTemporal(format string, args ...any) *Error {
+	return &Error{Kind: Upstream, Code: "temporal_unavailable", Message: fmt.Sprintf(format, args...)}
 }
 
 // A save and its schedule must not drift apart silently: when Temporal
 // refuses the schedule, the store change is undone and the request fails
-// with 502, so the admin sees it and saves again. (At start, the API also
+// with an Upstream error, so the admin sees it and saves again. (At start, the API also
 // brings every schedule in line with the store: see SyncAllSchedules.)
 
 // scheduleCreated gives a profile just created its schedule, or deletes
 // the profile again.
-func (s *server) scheduleCreated(ctx context.Context, p *directory.Profile) error {
+func (s *Service) scheduleCreated(ctx context.Context, p *directory.Profile) error {
 	sch := s.scheduler()
 	if sch == nil {
 		return nil
@@ -77,7 +74,7 @@ func (s *server) scheduleCreated(ctx context.Context, p *directory.Profile) erro
 
 // scheduleSaved brings the schedule of a profile just updated in line, or
 // puts the profile back as it was (prev).
-func (s *server) scheduleSaved(ctx context.Context, p, prev *directory.Profile) error {
+func (s *Service) scheduleSaved(ctx context.Context, p, prev *directory.Profile) error {
 	sch := s.scheduler()
 	if sch == nil {
 		return nil
@@ -94,7 +91,7 @@ func (s *server) scheduleSaved(ctx context.Context, p, prev *directory.Profile) 
 
 // unschedule removes the schedule of a profile about to be deleted; the
 // profile stays when it cannot.
-func (s *server) unschedule(ctx context.Context, p *directory.Profile) error {
+func (s *Service) unschedule(ctx context.Context, p *directory.Profile) error {
 	sch := s.scheduler()
 	if sch == nil {
 		return nil
@@ -108,7 +105,7 @@ func (s *server) unschedule(ctx context.Context, p *directory.Profile) error {
 // reschedule puts back the schedule of a profile whose deletion failed
 // after its schedule was removed. The deletion's error is what the caller
 // answers; this one can only be logged.
-func (s *server) reschedule(ctx context.Context, p *directory.Profile) {
+func (s *Service) reschedule(ctx context.Context, p *directory.Profile) {
 	if sch := s.scheduler(); sch != nil {
 		if err := sch.SyncSchedule(ctx, p); err != nil {
 			s.log.ErrorContext(ctx, "restore the schedule of a profile that was not deleted; it is restored at the next start",
@@ -122,7 +119,7 @@ func (s *server) reschedule(ctx context.Context, p *directory.Profile) {
 // cause is logged.
 // nextRunTimes is nextRunAt for several profiles, at most
 // nextRunLookups at a time, all within one temporalTimeout.
-func (s *server) nextRunTimes(ctx context.Context, ps []directory.Profile, cfgs []*profile.Config) []*time.Time {
+func (s *Service) nextRunTimes(ctx context.Context, ps []directory.Profile, cfgs []*profile.Config) []*time.Time {
 	out := make([]*time.Time, len(ps))
 	ctx, cancel := context.WithTimeout(ctx, temporalTimeout)
 	defer cancel()
@@ -145,7 +142,7 @@ func (s *server) nextRunTimes(ctx context.Context, ps []directory.Profile, cfgs 
 // Temporal at once.
 const nextRunLookups = 8
 
-func (s *server) nextRunAt(ctx context.Context, p *directory.Profile, cfg *profile.Config) *time.Time {
+func (s *Service) nextRunAt(ctx context.Context, p *directory.Profile, cfg *profile.Config) *time.Time {
 	sch := s.scheduler()
 	if sch == nil || !p.Enabled || cfg.Schedule.Frequency == profile.ScheduleOff || cfg.Schedule.Frequency == "" {
 		return nil
@@ -160,33 +157,12 @@ func (s *server) nextRunAt(ctx context.Context, p *directory.Profile, cfg *profi
 	return next
 }
 
-// resetLastRun is POST /profiles/{id}/reset-last-run: the daily rule then
-// ignores every manual run so far, and the schedule acts at once (the same
-// tick a slot starts, so a run already going still means a skipped run).
-// A profile without a schedule answers 409 no_schedule, and a disabled
-// one 422, as its sync would.
-func (s *server) resetLastRun(c *gin.Context) error {
-	ctx := c.Request.Context()
-	p, err := s.resetLast(ctx, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	v, err := s.profileView(ctx, p)
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusAccepted, v)
-	return nil
-}
-
-// CodeNoSchedule is the code of a reset-last-run of a profile without a
-// schedule, which the admin page explains rather than shows as an error.
-const CodeNoSchedule = "no_schedule"
-
-// resetLast records the reset and triggers the schedule: POST
-// /profiles/{id}/reset-last-run and the admin page's button
-// (Service.ResetLastRun).
-func (s *server) resetLast(ctx context.Context, id string) (*directory.Profile, error) {
+// ResetLastRun records the reset and triggers the schedule: the daily
+// rule then ignores every manual run so far, and the schedule acts at once
+// (the same tick a slot starts, so a run already going still means a
+// skipped run). A profile without a schedule is a Conflict whose Code is
+// CodeNoSchedule; a disabled one is Invalid, as its sync would be.
+func (s *Service) ResetLastRun(ctx context.Context, id string) (*directory.Profile, error) {
 	p, err := s.store.GetProfile(ctx, id)
 	if err != nil {
 		return nil, err
@@ -196,7 +172,7 @@ func (s *server) resetLast(ctx context.Context, id string) (*directory.Profile, 
 		return nil, err
 	}
 	if cfg.Schedule.Frequency == profile.ScheduleOff || cfg.Schedule.Frequency == "" {
-		return nil, &apiError{Status: http.StatusConflict, Code: CodeNoSchedule,
+		return nil, &Error{Kind: Conflict, Code: CodeNoSchedule,
 			Message: "the profile has no schedule (schedule.frequency is off), so there is no last run time to reset; " +
 				"POST /profiles/{id}/sync starts a run now"}
 	}
@@ -224,7 +200,7 @@ func (s *server) resetLast(ctx context.Context, id string) (*directory.Profile, 
 // usersync's hands (terminated, timed out) is accounted for. Only a run
 // not yet final costs a call to Temporal; when Temporal cannot be asked,
 // the stored row is shown and the cause logged.
-func (s *server) reconciled(ctx context.Context, run *directory.Run) *directory.Run {
+func (s *Service) reconciled(ctx context.Context, run *directory.Run) *directory.Run {
 	rec, ok := s.runner.(Reconciler)
 	if !ok || directory.IsFinalRunStatus(run.Status) {
 		return run

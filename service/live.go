@@ -1,4 +1,4 @@
-package api
+package service
 
 import (
 	"context"
@@ -25,8 +25,8 @@ const maxProgressQueries = 4
 var phaseOrder = map[string]int{directory.PhaseFetch: 1, directory.PhasePlan: 2, directory.PhaseApply: 3, directory.PhaseDone: 4}
 
 // withProgress merges the live progress into each running run.
-func (s *server) withProgress(ctx context.Context, runs ...*directory.Run) {
-	if s.extras.progress == nil {
+func (s *Service) withProgress(ctx context.Context, runs ...*directory.Run) {
+	if s.progress == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, progressTimeout)
@@ -42,7 +42,7 @@ func (s *server) withProgress(ctx context.Context, runs ...*directory.Run) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			p, err := s.extras.progress(ctx, r)
+			p, err := s.progress(ctx, r)
 			if err != nil {
 				s.log.DebugContext(ctx, "live progress of a run; showing the stored counts", "runId", r.ID, "error", err)
 				return
@@ -57,7 +57,7 @@ func (s *server) withProgress(ctx context.Context, runs ...*directory.Run) {
 }
 
 // withProgressPage is withProgress for the items of a listing.
-func (s *server) withProgressPage(ctx context.Context, items []directory.Run) {
+func (s *Service) withProgressPage(ctx context.Context, items []directory.Run) {
 	ptrs := make([]*directory.Run, len(items))
 	for i := range items {
 		ptrs[i] = &items[i]
