@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,57 +11,49 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/directory/storetest"
+	"github.com/usersync/usersync/profile"
 )
 
-// countingStore counts the per-profile reads a listing must not make.
-type countingStore struct {
-	directory.Store
-	lastRun, lastRuns atomic.Int32
-}
-
-func (c *countingStore) LastRun(ctx context.Context, id string) (*directory.Run, error) {
-	c.lastRun.Add(1)
-	return c.Store.LastRun(ctx, id)
-}
-
-func (c *countingStore) LastRuns(ctx context.Context, ids []string) (map[string]*directory.Run, error) {
-	c.lastRuns.Add(1)
-	return c.Store.LastRuns(ctx, ids)
-}
-
-// A page of profiles reads their last runs in one query, and each
-// profile's last run is its own.
-func TestListingProfilesReadsLastRunsOnce(t *testing.T) {
-	base := newEnv(t)
-	counted := &countingStore{Store: base.store}
-	e := newEnv(t, func(o *Options) { o.Store = counted })
-	ids := map[string]string{}
-	for i := range 3 {
-		name := fmt.Sprintf("People %d", i)
-		id := e.createProfile(`{"name":"` + name + `","provider":"csv","csv":{"url":"https://files.example.com/p.csv"}}`)
-		ids[id] = name
-		if i < 2 {
-			require.NoError(t, base.store.CreateRun(context.Background(), &directory.Run{ID: "run-" + id, ProfileID: id,
-				ProfileName: name, Provider: "csv", Trigger: "manual", StartedAt: time.Now().Add(time.Duration(i) * time.Minute)}))
+// A page of profiles costs the same store calls whether it shows two
+// profiles or six: their last runs come in one query, and nothing is read
+// per profile. Each profile still shows its own last run.
+func TestListingProfilesReadsTheSameForAnyPageSize(t *testing.T) {
+	calls := map[int]map[string]int{}
+	for _, n := range []int{2, 6} {
+		base := newEnv(t)
+		counted := storetest.NewCounting(base.store)
+		e := newEnv(t, func(o *Options) {
+			o.Store = counted
+			o.Tester = func(context.Context, *directory.Profile, *profile.Config) ([]string, error) { return nil, nil }
+		})
+		withRuns := map[string]bool{}
+		for i := range n {
+			name := fmt.Sprintf("People %d", i)
+			id := e.createProfile(`{"name":"` + name + `","provider":"csv","csv":{"url":"https://files.example.com/p.csv"}}`)
+			if i%2 == 0 {
+				withRuns[id] = true
+				require.NoError(t, base.store.CreateRun(context.Background(), &directory.Run{ID: "run-" + id, ProfileID: id,
+					ProfileName: name, Provider: "csv", Trigger: "manual", StartedAt: time.Now().Add(time.Duration(i) * time.Minute)}))
+				e.do(http.MethodPost, "/api/v1/profiles/"+id+"/test", nil).status(http.StatusOK)
+			}
 		}
-	}
-	counted.lastRun.Store(0)
-	counted.lastRuns.Store(0)
+		counted.Reset()
 
-	list := e.do(http.MethodGet, "/api/v1/profiles", nil).status(http.StatusOK)
-	items := list["items"].([]any)
-	require.Len(t, items, 3)
-	withRun := 0
-	for _, it := range items {
-		m := it.(map[string]any)
-		if last, ok := m["lastRun"].(map[string]any); ok {
-			withRun++
-			assert.Equal(t, "run-"+m["id"].(string), last["id"], "each profile shows its own last run")
-		} else {
-			assert.Nil(t, m["lastRun"])
+		list := e.do(http.MethodGet, "/api/v1/profiles", nil).status(http.StatusOK)
+		items := list["items"].([]any)
+		require.Len(t, items, n)
+		for _, it := range items {
+			m := it.(map[string]any)
+			if withRuns[m["id"].(string)] {
+				assert.Equal(t, "run-"+m["id"].(string), m["lastRun"].(map[string]any)["id"], "each profile shows its own last run")
+			} else {
+				assert.Nil(t, m["lastRun"])
+			}
 		}
+		calls[n] = counted.Calls()
 	}
-	assert.Equal(t, 2, withRun)
-	assert.Zero(t, counted.lastRun.Load(), "no query per profile")
-	assert.Equal(t, int32(1), counted.lastRuns.Load())
+	assert.Equal(t, calls[2], calls[6], "the store calls of a page grow with its profiles")
+	assert.Equal(t, 1, calls[6]["LastRuns"])
+	assert.Zero(t, calls[6]["LastRun"], "no query per profile")
 }

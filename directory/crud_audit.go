@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // AddAudit appends an entry; At defaults to now. e.ID is set.
@@ -56,6 +58,31 @@ func (s *SQLStore) ListAudit(ctx context.Context, f AuditFilter, opt ListOptions
 		es[i].At = utc(es[i].At)
 	}
 	return finishPage(es, limit, func(e *AuditEntry) cursor { return cursor{T: e.At, N: e.ID} }), nil
+}
+
+// LastAudit implements Store: the newest entry is the one no other entry
+// of the subject, category and action follows (at, then id).
+func (s *SQLStore) LastAudit(ctx context.Context, category, action string, subjects []string) (map[string]*AuditEntry, error) {
+	out := map[string]*AuditEntry{}
+	if len(subjects) == 0 {
+		return out, nil
+	}
+	q, args, err := sqlx.In(`SELECT id, at, category, action, connection, run_id, subject, details
+FROM audit_log a WHERE a.category = ? AND a.action = ? AND a.subject IN (?)
+  AND NOT EXISTS (SELECT 1 FROM audit_log o WHERE o.category = a.category AND o.action = a.action
+                  AND o.subject = a.subject AND (o.at > a.at OR (o.at = a.at AND o.id > a.id)))`, category, action, subjects)
+	if err != nil {
+		return nil, fmt.Errorf("last audit entries: %w", err)
+	}
+	var es []AuditEntry
+	if err := s.sel(ctx, s.db, &es, q, args...); err != nil {
+		return nil, fmt.Errorf("last audit entries: %w", err)
+	}
+	for i := range es {
+		es[i].At = utc(es[i].At)
+		out[es[i].Subject] = &es[i]
+	}
+	return out, nil
 }
 
 const licenceLimitKey = "licence_limit"

@@ -62,6 +62,10 @@ type Store interface {
 	// Audit log.
 	AddAudit(ctx context.Context, e *AuditEntry) error
 	ListAudit(ctx context.Context, f AuditFilter, opt ListOptions) (Page[AuditEntry], error)
+	// LastAudit is, for each subject, its newest entry of the category and
+	// action, in one query, by subject; a subject without one is not in
+	// the map (a page of profiles reads each one's last Test connection).
+	LastAudit(ctx context.Context, category, action string, subjects []string) (map[string]*AuditEntry, error)
 
 	// Admin sessions: a signed-out session is revoked on every replica
 	// (crud_sessions.go).

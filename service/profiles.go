@@ -425,17 +425,12 @@ func (s *Service) LastTest(ctx context.Context, profileID string) (*TestRecord, 
 // LastTests is LastTest for a page of profiles, in one query, by profile
 // id; a profile never tested has no entry.
 func (s *Service) LastTests(ctx context.Context, profileIDs []string) (map[string]*TestRecord, error) {
+	entries, err := s.store.LastAudit(ctx, directory.CategorySyncConfig, ActionConnectionTested, profileIDs)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]*TestRecord{}
-	for _, id := range profileIDs {
-		page, err := s.store.ListAudit(ctx, directory.AuditFilter{Category: directory.CategorySyncConfig,
-			Action: ActionConnectionTested, Subject: id}, directory.ListOptions{Limit: 1})
-		if err != nil {
-			return nil, err
-		}
-		if len(page.Items) == 0 {
-			continue
-		}
-		e := page.Items[0]
+	for id, e := range entries {
 		rec := &TestRecord{At: e.At}
 		// The entry is ours; unreadable means it was written by a version
 		// with another shape, which is no reason to fail a page.

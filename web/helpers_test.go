@@ -143,13 +143,24 @@ func eachDialect(t *testing.T, f func(t *testing.T, e *env)) {
 // newEnvOn is newEnv on a database of the dialect.
 func newEnvOn(t *testing.T, dialect string) *env {
 	t.Helper()
+	return newEnvWrapped(t, dialect, nil)
+}
+
+// newEnvWrapped is newEnvOn with the API and the page given wrap's store
+// (a counting one) instead of the env's; nil gives them the env's.
+func newEnvWrapped(t *testing.T, dialect string, wrap func(directory.Store) directory.Store) *env {
+	t.Helper()
 	db := dbtest.Open(t, dialect)
 	box, err := secret.NewBox(secret.GenerateKey())
 	require.NoError(t, err)
 	store := directory.NewSQLStore(db)
 	e := &env{t: t, db: db, store: store, box: box, runner: &fakeRunner{store: store},
 		clock: &clock{t: time.Date(2030, 1, 2, 9, 0, 0, 0, time.UTC)}}
-	opts := api.Options{Store: store, Runner: e.runner, Box: box, Token: testToken, Logger: e.logger(),
+	var served directory.Store = store
+	if wrap != nil {
+		served = wrap(store)
+	}
+	opts := api.Options{Store: served, Runner: e.runner, Box: box, Token: testToken, Logger: e.logger(),
 		Tester: func(context.Context, *directory.Profile, *profile.Config) ([]string, error) {
 			return e.testWarnings, e.testErr
 		},
@@ -157,7 +168,7 @@ func newEnvOn(t *testing.T, dialect string) *env {
 	key, err := SessionKey(secret.GenerateKey(), testToken)
 	require.NoError(t, err)
 	opts.Service = api.NewService(opts) // one service behind the API and the page, as cmd/usersync has it
-	admin, err := New(Options{Service: opts.Service, Store: store, Token: testToken, SessionKey: key,
+	admin, err := New(Options{Service: opts.Service, Store: served, Token: testToken, SessionKey: key,
 		Now: e.clock.now, Logger: opts.Logger})
 	require.NoError(t, err)
 	opts.Admin = admin

@@ -15,11 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/usersync/usersync/directory"
+	"github.com/usersync/usersync/directory/storetest"
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/azure"
 	"github.com/usersync/usersync/provider/csv"
 	"github.com/usersync/usersync/provider/okta"
+	"github.com/usersync/usersync/schema"
 )
 
 const (
@@ -319,6 +321,55 @@ func TestCSRFRefusedOnEveryForm(t *testing.T) {
 	// And the session still works with the right token.
 	b.csrf = good
 	assert.Equal(t, http.StatusSeeOther, b.post("/licence", url.Values{"limit": {"7"}}).status)
+}
+
+// The profiles page costs the same store calls whether it lists two
+// profiles or six: their last runs and last Test connections come in one
+// query each, and nothing is read per profile. Each row still shows its
+// own run and light.
+func TestProfilesPageReadsTheSameForAnyPageSize(t *testing.T) {
+	calls := map[int]map[string]int{}
+	for _, n := range []int{2, 6} {
+		var counted *storetest.Counting
+		e := newEnvWrapped(t, schema.SQLite, func(s directory.Store) directory.Store {
+			counted = storetest.NewCounting(s)
+			return counted
+		})
+		b := e.browser()
+		b.signIn()
+		ctx := context.Background()
+		for i := range n {
+			id, doc := b.createCSVProfile(fmt.Sprintf("People %d", i))
+			if i%2 == 0 {
+				require.NoError(t, e.store.CreateRun(ctx, &directory.Run{ID: "run-" + id, ProfileID: id,
+					ProfileName: "P", Provider: "csv", Trigger: "manual", Status: directory.RunSucceeded}))
+				e.testErr = errors.New("csv: the header has no column username " + id)
+				b.post("/profiles/"+id, func() url.Values {
+					f := csvForm(fmt.Sprintf("People %d", i), doc)
+					f.Set("action", "test")
+					return f
+				}())
+			}
+		}
+		page := b.get("/profiles")
+		require.Equal(t, http.StatusOK, page.status, page.body)
+		counted.Reset()
+		page = b.get("/profiles")
+		require.Equal(t, http.StatusOK, page.status, page.body)
+		all, err := e.store.ListProfiles(ctx, directory.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, all.Items, n)
+		for i, p := range all.Items {
+			if strings.Contains(page.body, `href="/runs/run-`+p.ID+`"`) != strings.Contains(page.body, "no column username "+p.ID) {
+				t.Errorf("profile %d: its run and its failed test are not shown together", i)
+			}
+		}
+		assert.Equal(t, n/2+n%2, strings.Count(page.body, "no column username"), "each tested profile shows its own test")
+		calls[n] = counted.Calls()
+	}
+	assert.Equal(t, calls[2], calls[6], "the store calls of the page grow with its profiles")
+	assert.Equal(t, 1, calls[6]["LastAudit"])
+	assert.Zero(t, calls[6]["ListAudit"]+calls[6]["LastRun"], "no query per profile")
 }
 
 func TestProfilesListEnableDisableDelete(t *testing.T) {

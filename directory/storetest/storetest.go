@@ -707,6 +707,30 @@ func testAudit(t *testing.T, s directory.Store) {
 	assert.Equal(t, 50, count(directory.AuditFilter{Since: base.Add(20 * time.Second), Category: directory.CategorySync}))
 	assert.Equal(t, 25, count(directory.AuditFilter{Since: base.Add(20 * time.Second), Category: directory.CategorySync,
 		Action: "user_disabled"}))
+
+	// The newest entry of an action per subject, in one query: ties on
+	// the time go to the later entry, other actions and categories are
+	// not looked at, and a subject without one is left out.
+	for i, e := range []directory.AuditEntry{
+		{At: base, Category: directory.CategorySyncConfig, Action: "connection_tested", Subject: "p1", Details: "old"},
+		{At: base.Add(time.Hour), Category: directory.CategorySyncConfig, Action: "connection_tested", Subject: "p1", Details: "tie 1"},
+		{At: base.Add(time.Hour), Category: directory.CategorySyncConfig, Action: "connection_tested", Subject: "p1", Details: "tie 2"},
+		{At: base.Add(2 * time.Hour), Category: directory.CategorySyncConfig, Action: "profile_updated", Subject: "p1", Details: "other action"},
+		{At: base.Add(2 * time.Hour), Category: directory.CategorySync, Action: "connection_tested", Subject: "p1", Details: "other category"},
+		{At: base, Category: directory.CategorySyncConfig, Action: "connection_tested", Subject: "p2", Details: "p2"},
+	} {
+		require.NoError(t, s.AddAudit(ctx, &e), i)
+	}
+	lasts, err := s.LastAudit(ctx, directory.CategorySyncConfig, "connection_tested", []string{"p1", "p2", "p3"})
+	require.NoError(t, err)
+	require.Len(t, lasts, 2, "a subject never tested is left out")
+	assert.Equal(t, "tie 2", lasts["p1"].Details)
+	assert.Equal(t, "p2", lasts["p2"].Details)
+	sameTime(t, base.Add(time.Hour), lasts["p1"].At, "at")
+	assert.Equal(t, time.UTC, lasts["p1"].At.Location())
+	none, err := s.LastAudit(ctx, directory.CategorySyncConfig, "connection_tested", nil)
+	require.NoError(t, err)
+	assert.Empty(t, none)
 }
 
 func testLicence(t *testing.T, s directory.Store) {
