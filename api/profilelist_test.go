@@ -13,6 +13,7 @@ import (
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/directory/storetest"
 	"github.com/usersync/usersync/profile"
+	"github.com/usersync/usersync/secret"
 )
 
 // A page of profiles costs the same store calls whether it shows two
@@ -56,4 +57,22 @@ func TestListingProfilesReadsTheSameForAnyPageSize(t *testing.T) {
 	assert.Equal(t, calls[2], calls[6], "the store calls of a page grow with its profiles")
 	assert.Equal(t, 1, calls[6]["LastRuns"])
 	assert.Zero(t, calls[6]["LastRun"], "no query per profile")
+}
+
+// A listing decrypts no profile: it shows of each secret only whether it
+// is set, which the stored profile says without the key, so a server
+// holding another key lists the same page.
+func TestListingProfilesDecryptsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.createProfile(csvProfile)
+	want := e.do(http.MethodGet, "/api/v1/profiles", nil).status(http.StatusOK)
+	csvBlock := want["items"].([]any)[0].(map[string]any)["csv"].(map[string]any)
+	require.Equal(t, true, csvBlock["passwordSet"])
+	require.Equal(t, true, csvBlock["defaultPasswordSet"])
+
+	otherKey, err := secret.NewBox(secret.GenerateKey())
+	require.NoError(t, err)
+	other := newServer(Options{Store: e.store, Runner: e.runner, Box: otherKey, Token: testToken})
+	e.h = other.routes()
+	assert.Equal(t, want, e.do(http.MethodGet, "/api/v1/profiles", nil).status(http.StatusOK))
 }

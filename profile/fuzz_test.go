@@ -156,8 +156,40 @@ func FuzzProfile(f *testing.F) {
 				v.SetString("")
 			}
 		})
-		if got, want := string(clear), mustJSON(t, withoutSecrets); got != want {
-			t.Fatalf("the clear part stores secrets:\n got %s\nwant %s", got, want)
+		// Beside the settings, the clear part lists which secrets are set,
+		// by path, never by value (profile.OpenRedacted reads it).
+		listed, _ := stored["sealedSecrets"].([]any)
+		delete(stored, "sealedSecrets")
+		var want map[string]any
+		if err := json.Unmarshal([]byte(mustJSON(t, withoutSecrets)), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(stored, want) {
+			t.Fatalf("the clear part stores secrets:\n got %s\nwant %s", clear, mustJSON(t, withoutSecrets))
+		}
+		paths := map[string]bool{}
+		profile.EachSecret(cfg, func(path, kind string, v reflect.Value) {
+			if kind == "query" {
+				if _, q, _ := profile.SplitQuery(v.String()); q != "" {
+					paths[path+"Query"] = true
+				}
+			} else if v.String() != "" {
+				paths[path] = true
+			}
+		})
+		got := map[string]bool{}
+		for _, p := range listed {
+			got[p.(string)] = true
+		}
+		if !reflect.DeepEqual(got, paths) {
+			t.Fatalf("the clear part lists %v as the secrets set, not %v", got, paths)
+		}
+		_, view, err := profile.OpenRedacted(nil, clear, sealed)
+		if err != nil {
+			t.Fatalf("open redacted without the key: %v", err)
+		}
+		if a, b := mustJSON(t, view), mustJSON(t, cfg.Redacted()); a != b {
+			t.Fatalf("the view read without the key differs:\n%s\n%s", a, b)
 		}
 	})
 }

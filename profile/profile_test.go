@@ -254,8 +254,20 @@ func TestSealAndOpen(t *testing.T) {
 			assert.NotContains(t, string(clear), s)
 			assert.NotContains(t, sealed, s)
 		}
-		for _, name := range []string{"clientSecret", "apiToken", "privateKey", `"password"`, "defaultPassword"} {
-			assert.NotContains(t, string(clear), name)
+		// No secret field is stored in the clear part; it only lists, by
+		// path, which secrets are set (for reads that show just that).
+		var doc map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(clear, &doc))
+		var block map[string]any
+		require.NoError(t, json.Unmarshal(doc[c.Provider], &block))
+		for _, name := range []string{"clientSecret", "apiToken", "privateKey", "password", "defaultPassword"} {
+			assert.NotContains(t, block, name)
+		}
+		var listed []string
+		require.NoError(t, json.Unmarshal(doc["sealedSecrets"], &listed))
+		assert.NotEmpty(t, listed)
+		for _, p := range listed {
+			assert.Contains(t, profile.SecretPaths(), p)
 		}
 		back, err := profile.Open(box, clear, sealed)
 		require.NoError(t, err)
@@ -264,6 +276,38 @@ func TestSealAndOpen(t *testing.T) {
 
 		_, err = profile.Open(newBox(t), clear, sealed)
 		assert.ErrorContains(t, err, "cannot decrypt")
+	}
+}
+
+// A read that shows a profile needs no key for a profile Seal listed the
+// secrets of, and shows the same as one opened with it; a profile stored
+// without the list (by an earlier version) is opened.
+func TestOpenRedacted(t *testing.T) {
+	box := newBox(t)
+	for _, body := range []string{azureBody, oktaBody, csvBody} {
+		c := decode(t, body)
+		clear, sealed, err := profile.Seal(box, c)
+		require.NoError(t, err)
+		opened, err := profile.Open(box, clear, sealed)
+		require.NoError(t, err)
+		cfg, view, err := profile.OpenRedacted(nil, clear, sealed)
+		require.NoError(t, err, "no key needed")
+		assert.Equal(t, opened.Redacted(), view)
+		for _, v := range profile.SecretValues(cfg) {
+			assert.Empty(t, v, "the settings come without their secrets")
+		}
+		assert.Equal(t, opened.Schedule, cfg.Schedule)
+
+		var doc map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(clear, &doc))
+		delete(doc, "sealedSecrets")
+		old, err := json.Marshal(doc)
+		require.NoError(t, err)
+		_, _, err = profile.OpenRedacted(nil, old, sealed)
+		assert.ErrorContains(t, err, "no secret box", "without the list, the secrets are opened")
+		_, view, err = profile.OpenRedacted(box, old, sealed)
+		require.NoError(t, err)
+		assert.Equal(t, opened.Redacted(), view)
 	}
 }
 

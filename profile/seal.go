@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/usersync/usersync/secret"
@@ -115,6 +116,9 @@ func Seal(box *secret.Box, c *Config) (clear json.RawMessage, sealed string, err
 	if len(secrets) == 0 {
 		return clear, "", nil
 	}
+	if clear, err = withSealedList(clear, secrets); err != nil {
+		return nil, "", err
+	}
 	if box == nil {
 		return nil, "", errors.New("seal profile secrets: no secret box configured")
 	}
@@ -127,6 +131,88 @@ func Seal(box *secret.Box, c *Config) (clear json.RawMessage, sealed string, err
 		return nil, "", fmt.Errorf("seal profile secrets: %w", err)
 	}
 	return clear, sealed, nil
+}
+
+// sealedListKey is the top-level key of the stored clear JSON under which
+// Seal lists the secrets that are set (their paths, a URL's query as
+// "<path>Query"; never a value), so that a read that only shows whether
+// each is set (OpenRedacted) needs no key. Reading the clear JSON into a
+// Config ignores it, as it ignores any field it does not know.
+const sealedListKey = "sealedSecrets"
+
+// withSealedList adds to clear the list of the secrets a read shows as
+// set: those with a value (a URL's query only when it is not empty).
+func withSealedList(clear json.RawMessage, secrets map[string]string) (json.RawMessage, error) {
+	list := []string{}
+	for path, v := range secrets {
+		if v != "" {
+			list = append(list, path)
+		}
+	}
+	slices.Sort(list)
+	raw, err := json.Marshal(list)
+	if err != nil {
+		return nil, fmt.Errorf("marshal profile: %w", err)
+	}
+	// clear is a Config's JSON object: the list goes last, before its
+	// closing brace, so the settings keep their order.
+	trimmed := bytes.TrimRight(clear, " \n")
+	if len(trimmed) < 2 || trimmed[len(trimmed)-1] != '}' {
+		return nil, errors.New("marshal profile: not a JSON object")
+	}
+	out := append(append([]byte(nil), trimmed[:len(trimmed)-1]...), []byte(`,"`+sealedListKey+`":`)...)
+	out = append(append(out, raw...), '}')
+	return out, nil
+}
+
+// OpenRedacted is Open for a read that shows the profile (Redacted): the
+// settings without their secrets, and the view. The secrets are not
+// opened when the stored profile lists which are set, as Seal writes it,
+// so a page of profiles decrypts nothing; a profile stored before Seal
+// wrote the list (or by a version that drops it) is opened with box.
+func OpenRedacted(box *secret.Box, clear json.RawMessage, sealed string) (*Config, map[string]any, error) {
+	var c Config
+	if err := json.Unmarshal(clear, &c); err != nil {
+		return nil, nil, fmt.Errorf("read stored profile: %w", err)
+	}
+	if c.Block != nil {
+		c.Block.Normalize(&c)
+	}
+	var stored struct {
+		Sealed *[]string `json:"sealedSecrets"`
+	}
+	if err := json.Unmarshal(clear, &stored); err != nil {
+		return nil, nil, fmt.Errorf("read stored profile: %w", err)
+	}
+	if sealed == "" {
+		return &c, c.Redacted(), nil
+	}
+	if stored.Sealed == nil {
+		full, err := Open(box, clear, sealed)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &c, full.Redacted(), nil
+	}
+	// Redacted shows of a secret only whether it is set: a stand-in value
+	// shows the same.
+	const standIn = "set"
+	set := map[string]bool{}
+	for _, p := range *stored.Sealed {
+		set[p] = true
+	}
+	shown := c.clone()
+	secretFields(shown, func(path string, v reflect.Value) {
+		if set[path] {
+			v.SetString(standIn)
+		}
+	})
+	queryFields(shown, func(path string, v reflect.Value) {
+		if set[path+"Query"] {
+			v.SetString(v.String() + "?" + standIn)
+		}
+	})
+	return &c, shown.Redacted(), nil
 }
 
 // Open is the inverse of Seal: the stored clear JSON with its secrets put

@@ -104,18 +104,22 @@ func (s *Service) ProfileView(ctx context.Context, p *directory.Profile) (*Profi
 }
 
 // ProfileViews is ProfileView for a page of profiles without a round trip
-// per profile: their last runs come in one query, and their schedules'
-// next run times are read side by side under one deadline, so a page of
-// fifty profiles waits for Temporal once, not fifty times in a row.
+// per profile: their last runs come in one query, their secrets are not
+// decrypted, and their schedules' next run times are read side by side
+// under one deadline, so a page of fifty profiles waits for Temporal
+// once, not fifty times in a row.
 func (s *Service) ProfileViews(ctx context.Context, ps []directory.Profile) ([]ProfileView, error) {
 	cfgs := make([]*profile.Config, len(ps))
+	shown := make([]map[string]any, len(ps))
 	ids := make([]string, len(ps))
 	for i := range ps {
-		cfg, err := s.openProfile(&ps[i])
+		// A view shows of each secret only whether it is set, which the
+		// stored profile says without its key: nothing is decrypted.
+		cfg, view, err := profile.OpenRedacted(s.box, ps[i].Config, ps[i].Secrets)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("profile %s: %w", ps[i].ID, err)
 		}
-		cfgs[i], ids[i] = cfg, ps[i].ID
+		cfgs[i], shown[i], ids[i] = cfg, view, ps[i].ID
 	}
 	lasts, err := s.store.LastRuns(ctx, ids)
 	if err != nil {
@@ -124,7 +128,7 @@ func (s *Service) ProfileViews(ctx context.Context, ps []directory.Profile) ([]P
 	nexts := s.nextRunTimes(ctx, ps, cfgs)
 	out := make([]ProfileView, len(ps))
 	for i := range ps {
-		out[i] = ProfileView{Profile: &ps[i], Config: cfgs[i].Redacted(), LastRun: lasts[ps[i].ID], NextRunAt: nexts[i]}
+		out[i] = ProfileView{Profile: &ps[i], Config: shown[i], LastRun: lasts[ps[i].ID], NextRunAt: nexts[i]}
 	}
 	return out, nil
 }
