@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,7 @@ import (
 
 	"github.com/usersync/usersync/directory"
 	"github.com/usersync/usersync/profile"
-	"github.com/usersync/usersync/provider/csv"
+	"github.com/usersync/usersync/sources"
 )
 
 // StartRun records the run (the API may have recorded it already), decides
@@ -43,14 +42,18 @@ func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunRe
 	if res.Skip != "" {
 		return res, nil
 	}
-	if c, ok := rc.cfg.Block.(*csv.Profile); ok && rc.run.SourceDocumentID == "" {
+	if snap := sources.SnapshotterOf(p.Provider); snap != nil && rc.run.SourceDocumentID == "" {
 		var doc string
 		// A remote file of up to csv.DefaultMaxSize may download for
 		// longer than a heartbeat timeout.
 		err := keepAlive(ctx, func() (err error) {
-			doc, err = a.snapshotCSV(ctx, rc, c)
+			doc, err = snap(ctx, a.sourceEnv(), sources.Target{Profile: rc.profile, Config: rc.cfg}, rc.run.ID)
+			var pe *sources.ProviderError
+			if errors.As(err, &pe) {
+				err = providerError{err}
+			}
 			return err
-		}, "copying the csv")
+		}, "copying the source")
 		if err != nil {
 			return res, giveUp(ctx, a.now(), in.ProviderRetryBudget, classify(err))
 		}
@@ -62,28 +65,6 @@ func (a *Activities) StartRun(ctx context.Context, in StartRunInput) (StartRunRe
 		return res, err
 	}
 	return res, nil
-}
-
-// snapshotCSV returns the document a CSV run reads: the profile's uploaded
-// document, or a fresh copy of the remote file.
-func (a *Activities) snapshotCSV(ctx context.Context, rc *runContext, c *csv.Profile) (string, error) {
-	if c.Source == csv.SourceDocument {
-		if _, err := a.Store.GetDocument(ctx, c.DocumentID); err != nil {
-			return "", fmt.Errorf("csv document %s of profile %q: %w", c.DocumentID, rc.profile.Name, err)
-		}
-		return c.DocumentID, nil
-	}
-	var buf bytes.Buffer
-	remote := csv.Remote{URL: c.URL, Username: c.Username, Password: c.Password, Client: a.HTTPClient,
-		AllowHTTPLoopback: a.AllowHTTPLoopback}
-	if _, err := remote.Download(ctx, &buf); err != nil {
-		return "", providerError{fmt.Errorf("download csv: %w", err)}
-	}
-	doc, err := a.Store.CreateDocument(ctx, "run-"+rc.run.ID+".csv", "text/csv", &buf, csv.DefaultMaxSize)
-	if err != nil {
-		return "", fmt.Errorf("store csv copy: %w", err)
-	}
-	return doc.ID, nil
 }
 
 // readsWholeSource says a provider's profiles read everything its source
@@ -154,7 +135,7 @@ func (a *Activities) FinishRun(ctx context.Context, in FinishInput) error {
 	}
 	if rc.cfg.RunsReadACopy() && rc.run.SourceDocumentID != "" {
 		if err := a.Store.DeleteDocument(ctx, rc.run.SourceDocumentID); err != nil && !errors.Is(err, directory.ErrNotFound) {
-			return fmt.Errorf("remove csv copy: %w", err)
+			return fmt.Errorf("remove the run's copy of the source: %w", err)
 		}
 	}
 	run, err := a.Store.GetRun(ctx, in.RunID)

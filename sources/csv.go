@@ -4,13 +4,44 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/usersync/usersync/profile"
 	"github.com/usersync/usersync/provider/csv"
 )
 
-func init() { Register(csv.Name, openCSV) }
+func init() {
+	Register(csv.Name, openCSV)
+	RegisterSnapshot(csv.Name, snapshotCSV)
+}
+
+// snapshotCSV is the document a CSV run reads: the profile's uploaded
+// document, or a copy of the remote file stored for the run (removed when
+// it ends).
+func snapshotCSV(ctx context.Context, env Env, t Target, runID string) (string, error) {
+	c, ok := t.Config.Block.(*csv.Profile)
+	if !ok {
+		return "", errors.New("the profile has no csv block")
+	}
+	if c.Source == csv.SourceDocument {
+		if _, err := env.Store.GetDocument(ctx, c.DocumentID); err != nil {
+			return "", fmt.Errorf("csv document %s of profile %q: %w", c.DocumentID, t.Profile.Name, err)
+		}
+		return c.DocumentID, nil
+	}
+	var buf bytes.Buffer
+	remote := csv.Remote{URL: c.URL, Username: c.Username, Password: c.Password, Client: env.HTTPClient,
+		AllowHTTPLoopback: env.AllowHTTPLoopback}
+	if _, err := remote.Download(ctx, &buf); err != nil {
+		return "", &ProviderError{fmt.Errorf("download csv: %w", err)}
+	}
+	doc, err := env.Store.CreateDocument(ctx, "run-"+runID+".csv", "text/csv", &buf, csv.DefaultMaxSize)
+	if err != nil {
+		return "", fmt.Errorf("store csv copy: %w", err)
+	}
+	return doc.ID, nil
+}
 
 // csvConfig is the CSV source's configuration for a profile. A CSV's
 // provider attributes are its columns, so the profile's attributeMap adds to

@@ -83,3 +83,26 @@ func Open(ctx context.Context, env Env, t Target) (*Opened, error) {
 	}
 	return o(ctx, env, t)
 }
+
+// Snapshotter makes the copy of a profile's source that one run reads
+// (profile.CopiedBlock: a resumed run reads the same bytes) and returns its
+// document id. A failure of the provider itself (a download) is a
+// *ProviderError, which a run retries under its provider budget.
+type Snapshotter func(ctx context.Context, env Env, t Target, runID string) (string, error)
+
+var snapshotters = map[string]Snapshotter{}
+
+// RegisterSnapshot adds the snapshotter of a provider whose runs read a
+// copy of their own.
+func RegisterSnapshot(name string, s Snapshotter) { snapshotters[name] = s }
+
+// SnapshotterOf is the provider's snapshotter, or nil when its runs read
+// the provider itself.
+func SnapshotterOf(name string) Snapshotter { return snapshotters[name] }
+
+// ProviderError is a failure of the provider rather than of usersync's own
+// store or of the profile.
+type ProviderError struct{ Err error }
+
+func (e *ProviderError) Error() string { return e.Err.Error() }
+func (e *ProviderError) Unwrap() error { return e.Err }
