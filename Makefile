@@ -24,7 +24,7 @@ all: build
 help:
 	@echo "make run    build and start Temporal dev server + usersync dev (API on :8080, UI on :8233)"
 	@echo "make test   run all tests (needs Postgres on 127.0.0.1:5432 and bin/temporal)"
-	@echo "make bench  end-to-end benchmark (SIZES=10000,100000 by default) into bench/results"
+	@echo "make bench  end-to-end benchmark (SIZES=10000,100000 and LDAP_SIZES=100000 by default) into bench/results"
 	@echo "make fuzz   run each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make build  build bin/usersync"
 	@echo "make release  build bin/release/usersync as shipped: static, stripped, -trimpath"
@@ -92,11 +92,14 @@ test: tools
 ## incremental syncs of simulated Entra ID tenants of SIZES users through
 ## Temporal into PostgreSQL (DATABASE_URL, else the local server: a
 ## throwaway database), with bin/usersync's worker, beside a raw baseline;
-## the report goes to bench/results/<date>.md and .png.
+## then of OpenLDAP directories of LDAP_SIZES users (Debian's slapd and
+## slapadd; LDAP_SIZES=0 skips them); the report goes to
+## bench/results/<date>.md and .png.
 SIZES ?= 10000,100000
+LDAP_SIZES ?= 100000
 bench: build tools
 	$(GO) build -o $(BIN)/usersync-bench ./cmd/usersync-bench
-	$(BIN)/usersync-bench --sizes $(SIZES) --temporal-cli $(BIN)/temporal --usersync $(BIN)/usersync
+	$(BIN)/usersync-bench --sizes $(SIZES) --ldap-sizes $(LDAP_SIZES) --temporal-cli $(BIN)/temporal --usersync $(BIN)/usersync
 
 ## fuzz: each fuzz target in turn (go test -fuzz takes one target and one
 ## package at a time). Their seed corpora (testdata/fuzz) run in `make test`;

@@ -47,6 +47,9 @@ import (
 type Options struct {
 	// Sizes are the tenant sizes, in users.
 	Sizes []int
+	// LDAPSizes are the sizes, in users, of OpenLDAP directories measured
+	// after the tenants (ldap.go); they need slapd and slapadd.
+	LDAPSizes []int
 	// AdminURL is a Postgres server to create a throwaway database on
 	// (dropped at the end), as postgres://user@host:port/db.
 	AdminURL string
@@ -93,6 +96,8 @@ type Result struct {
 	// Server is the PostgreSQL server's version and the settings that
 	// bound bulk writes, for the report.
 	Server string
+	// LDAP is set for an LDAP directory's size, which has no baseline.
+	LDAP *LDAPRun
 }
 
 // Ratio is the pipeline's full-sync users/s over the baseline's.
@@ -175,6 +180,14 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		r.Server = server
 		if err != nil {
 			return out, fmt.Errorf("bench: %d users: %w", n, err)
+		}
+		out = append(out, r)
+	}
+	for _, n := range o.LDAPSizes {
+		r, err := e.ldapSize(ctx, n)
+		r.Server = server
+		if err != nil {
+			return out, fmt.Errorf("bench: ldap, %d users: %w", n, err)
 		}
 		out = append(out, r)
 	}

@@ -35,6 +35,7 @@ func thousands(n int) string {
 
 // WriteMarkdown writes the results as the tables of bench/results/<date>.md.
 func WriteMarkdown(w io.Writer, rs []Result, when time.Time, machine string) {
+	rs, ldapRs := splitLDAP(rs)
 	fmt.Fprintf(w, "# usersync benchmark, %s\n\n", when.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "Machine: %s (%d CPUs, %s/%s, %s). Simulated Entra ID tenant (idpsim/graph over TLS, in the bench process), "+
 		"Temporal dev server, one `usersync worker` process, PostgreSQL. Scope: the \"All Staff\" tree (99%% of the users); "+
@@ -65,18 +66,20 @@ func WriteMarkdown(w io.Writer, rs []Result, when time.Time, machine string) {
 			mb(max(r.NoChange.PeakRSS, r.FullNoChange.PeakRSS, r.Incremental.PeakRSS)))
 	}
 	fmt.Fprintln(w)
-	writePhases(w, rs)
+	writePhases(w, "##", rs)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "\"Rows written\" is what PostgreSQL counted inserted, updated and deleted in every table (staging, plan, ledger and audit included); "+
 		"\"user rows written\" counts the users the run created or updated. The nothing-changed re-sync is the run the product makes "+
 		"(a delta run on Graph's delta links); the forced one drops the sync state first and reads the whole tenant again.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, strings.ReplaceAll(Targets, "\n", " "))
+	writeLDAP(w, ldapRs)
 }
 
-// writePhases writes where each run's time went, by activity.
-func writePhases(w io.Writer, rs []Result) {
-	fmt.Fprintln(w, "## Where the time went")
+// writePhases writes where each run's time went, by activity, under a
+// heading of the given level.
+func writePhases(w io.Writer, level string, rs []Result) {
+	fmt.Fprintln(w, level+" Where the time went")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Seconds spent in each activity of the run, from its scheduling to its close (every attempt, from Temporal's history); \"other\" is the rest of the wall time: the workflow's own tasks.")
 	fmt.Fprintln(w)
@@ -101,6 +104,7 @@ func writePhases(w io.Writer, rs []Result) {
 
 // WritePlot draws the wall times against the tenant size as a PNG.
 func WritePlot(path string, rs []Result) error {
+	rs, ldapRs := splitLDAP(rs)
 	p := plot.New()
 	p.Title.Text = "usersync: time against tenant size"
 	p.X.Label.Text = "users"
@@ -127,6 +131,7 @@ func WritePlot(path string, rs []Result) error {
 		}
 		args = append(args, s.name, pts)
 	}
+	args = append(args, ldapSeries(ldapRs)...)
 	if err := plotutil.AddLinePoints(p, args...); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}

@@ -57,6 +57,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("usersync-bench", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	sizes := fs.String("sizes", "10000,100000", "tenant sizes in users, comma-separated (10k, 1m accepted)")
+	ldapSizes := fs.String("ldap-sizes", "100000", "OpenLDAP directory sizes in users (needs slapd and slapadd), comma-separated; 0 or empty: none")
 	dbURL := fs.String("database-url", "", "PostgreSQL server to create a throwaway database on (default DATABASE_URL, else "+defaultBenchDatabase+")")
 	tcli := fs.String("temporal-cli", filepath.Join("bin", "temporal"), "the Temporal CLI whose dev server the runs use")
 	out := fs.String("out", filepath.Join("bench", "results"), "folder of the report (<date>.md and <date>.png); empty: print only")
@@ -65,7 +66,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	usersync := fs.String("usersync", filepath.Join("bin", "usersync"), "the usersync binary whose worker subcommand the runs measure")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(e.stderr, "\nMeasures full, unchanged and incremental syncs of simulated Entra ID tenants through Temporal into PostgreSQL, beside a raw baseline.")
+			fmt.Fprintln(e.stderr, "\nMeasures full, unchanged and incremental syncs of simulated Entra ID tenants through Temporal into PostgreSQL, beside a raw baseline,")
+			fmt.Fprintln(e.stderr, "and of OpenLDAP directories (Debian's slapd) of --ldap-sizes users.")
 			return err
 		}
 		return errUsage
@@ -77,6 +79,12 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	ns, err := bench.ParseSizes(*sizes)
 	if err != nil {
 		return fmt.Errorf("--sizes: %w", err)
+	}
+	var ls []int
+	if v := strings.TrimSpace(*ldapSizes); v != "" && v != "0" {
+		if ls, err = bench.ParseSizes(v); err != nil {
+			return fmt.Errorf("--ldap-sizes: %w", err)
+		}
 	}
 	admin := *dbURL
 	if admin == "" {
@@ -92,7 +100,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if _, err := os.Stat(worker); err != nil {
 		return fmt.Errorf("--usersync: the usersync binary (make build): %w", err)
 	}
-	o := bench.Options{Sizes: ns, AdminURL: admin, TemporalCLI: *tcli, Worker: worker, ChangeShare: *share, Log: e.stderr}
+	o := bench.Options{Sizes: ns, LDAPSizes: ls, AdminURL: admin, TemporalCLI: *tcli, Worker: worker, ChangeShare: *share, Log: e.stderr}
 	if *quiet {
 		o.Log = nil
 	}
