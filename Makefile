@@ -97,9 +97,11 @@ test: tools
 ## bench/results/<date>.md and .png.
 SIZES ?= 10000,100000
 LDAP_SIZES ?= 100000
+# LATENCY delays every request to the simulated Graph tenant (e.g. 300ms).
+LATENCY ?= 0s
 bench: build tools
 	$(GO) build -o $(BIN)/usersync-bench ./cmd/usersync-bench
-	$(BIN)/usersync-bench --sizes $(SIZES) --ldap-sizes $(LDAP_SIZES) --temporal-cli $(BIN)/temporal --usersync $(BIN)/usersync
+	$(BIN)/usersync-bench --sizes $(SIZES) --ldap-sizes $(LDAP_SIZES) --latency $(LATENCY) --temporal-cli $(BIN)/temporal --usersync $(BIN)/usersync
 
 ## fuzz: each fuzz target in turn (go test -fuzz takes one target and one
 ## package at a time). Their seed corpora (testdata/fuzz) run in `make test`;

@@ -62,6 +62,10 @@ type Options struct {
 	ChangeShare float64
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// Latency delays every request to the simulated Graph tenant, the
+	// page reads of the baseline included: real tenants answer a page in
+	// hundreds of milliseconds, the simulator in a few.
+	Latency time.Duration
 }
 
 // Measure is one timed sync.
@@ -96,6 +100,8 @@ type Result struct {
 	// Server is the PostgreSQL server's version and the settings that
 	// bound bulk writes, for the report.
 	Server string
+	// Latency is Options.Latency, for the report (Entra sizes).
+	Latency time.Duration
 	// LDAP is set for an LDAP directory's size, which has no baseline.
 	LDAP *LDAPRun
 }
@@ -177,7 +183,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	var out []Result
 	for _, n := range o.Sizes {
 		r, err := e.size(ctx, n)
-		r.Server = server
+		r.Server, r.Latency = server, o.Latency
 		if err != nil {
 			return out, fmt.Errorf("bench: %d users: %w", n, err)
 		}
@@ -286,6 +292,7 @@ func (e *env) startTemporal(ctx context.Context) (func(), error) {
 // as in production, with no loopback allowance.
 func (e *env) startSimulator() error {
 	e.sim = graph.New(graph.Options{Seed: 1})
+	e.sim.SetFaults(graph.Faults{Latency: e.o.Latency})
 	e.simSrv = httptest.NewTLSServer(e.sim)
 	cert := e.simSrv.Certificate()
 	e.caFile = filepath.Join(e.dir, "simulator-ca.pem")

@@ -24,7 +24,9 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	dbtest.RequirePostgres(t)
 	o := bench.Options{Sizes: []int{10000}, AdminURL: dbtest.AdminURL(),
-		TemporalCLI: testenv.TemporalCLI(t), Worker: testenv.Binary(t), Log: testWriter{t}}
+		TemporalCLI: testenv.TemporalCLI(t), Worker: testenv.Binary(t), Log: testWriter{t},
+		// The knob's path, at a delay too small to slow the test.
+		Latency: 2 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	rs, err := bench.Run(ctx, o)
@@ -43,7 +45,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	var md bytes.Buffer
 	bench.WriteMarkdown(&md, rs, time.Now(), "ci")
-	if !strings.Contains(md.String(), "| 10,000 |") {
+	if !strings.Contains(md.String(), "| 10,000 |") || !strings.Contains(md.String(), "answered after 2ms") {
 		t.Fatalf("report:\n%s", md.String())
 	}
 	if err := bench.WritePlot(filepath.Join(t.TempDir(), "plot.png"), rs); err != nil {

@@ -44,6 +44,10 @@ func WriteMarkdown(w io.Writer, rs []Result, when time.Time, machine string) {
 	if len(rs) > 0 && rs[0].Server != "" {
 		fmt.Fprintf(w, "Database: %s.\n\n", rs[0].Server)
 	}
+	if len(rs) > 0 && rs[0].Latency > 0 {
+		fmt.Fprintf(w, "Graph latency: every request to the simulated tenant (a page, a `$batch`, the baseline's reads too) "+
+			"is answered after %s, as a real tenant answers in hundreds of milliseconds (`--latency`).\n\n", rs[0].Latency)
+	}
 	fmt.Fprintln(w, "## Full first sync, and the raw baseline")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| users | wall (s) | users/s | worker peak RSS (MB) | rows written | baseline (s) | baseline users/s | pipeline ÷ baseline |")

@@ -62,6 +62,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	tcli := fs.String("temporal-cli", filepath.Join("bin", "temporal"), "the Temporal CLI whose dev server the runs use")
 	out := fs.String("out", filepath.Join("bench", "results"), "folder of the report (<date>.md and <date>.png); empty: print only")
 	share := fs.Float64("changes", 0.01, "share of users changed before the incremental sync")
+	latency := fs.Duration("latency", 0, "delay before the simulated Graph tenant answers each request (e.g. 300ms, as real tenants answer a page)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	usersync := fs.String("usersync", filepath.Join("bin", "usersync"), "the usersync binary whose worker subcommand the runs measure")
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +87,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("--ldap-sizes: %w", err)
 		}
 	}
+	if *latency < 0 {
+		return fmt.Errorf("--latency: %s is negative", *latency)
+	}
 	admin := *dbURL
 	if admin == "" {
 		admin = e.getenv("DATABASE_URL")
@@ -100,7 +104,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if _, err := os.Stat(worker); err != nil {
 		return fmt.Errorf("--usersync: the usersync binary (make build): %w", err)
 	}
-	o := bench.Options{Sizes: ns, LDAPSizes: ls, AdminURL: admin, TemporalCLI: *tcli, Worker: worker, ChangeShare: *share, Log: e.stderr}
+	o := bench.Options{Sizes: ns, LDAPSizes: ls, AdminURL: admin, TemporalCLI: *tcli, Worker: worker, ChangeShare: *share, Log: e.stderr, Latency: *latency}
 	if *quiet {
 		o.Log = nil
 	}

@@ -18,3 +18,13 @@ func TestLDAPSizesFlag(t *testing.T) {
 		}
 	}
 }
+
+// A negative --latency is refused before anything starts.
+func TestLatencyFlag(t *testing.T) {
+	var out bytes.Buffer
+	e := &env{getenv: func(string) string { return "" }, stdout: &out, stderr: &out}
+	err := runBench(context.Background(), e, []string{"--sizes", "1000", "--latency", "-1s"})
+	if err == nil || !strings.Contains(err.Error(), "--latency") {
+		t.Errorf("--latency -1s: %v", err)
+	}
+}
