@@ -200,28 +200,7 @@ func (e *env) ldapSize(ctx context.Context, n int) (Result, error) {
 	if err != nil {
 		return r, err
 	}
-	w, err := e.startWorker(ctx, n)
-	if err != nil {
-		return r, err
-	}
-	defer w.stop()
-
-	if r.Full, err = e.measure(ctx, w, p, "ldap: full sync"); err != nil {
-		return r, err
-	}
-	if r.NoChange, err = e.measure(ctx, w, p, "ldap: re-sync, nothing changed"); err != nil {
-		return r, err
-	}
-	if err := e.store.ForgetSyncState(ctx, p.DirectoryKey); err != nil {
-		return r, err
-	}
-	if r.FullNoChange, err = e.measure(ctx, w, p, "ldap: forced full re-sync, nothing changed"); err != nil {
-		return r, err
-	}
-	if r.Changes, err = l.change(s, e.o.ChangeShare, &info.Want); err != nil {
-		return r, err
-	}
-	if r.Incremental, err = e.measure(ctx, w, p, fmt.Sprintf("ldap: incremental sync, %d changes", r.Changes)); err != nil {
+	if err := e.runs(ctx, &r, p, "ldap: ", func() (int, error) { return l.change(s, e.o.ChangeShare, &info.Want) }); err != nil {
 		return r, err
 	}
 	r.LDAP = &info

@@ -41,28 +41,7 @@ func (e *env) size(ctx context.Context, n int) (Result, error) {
 	if err != nil {
 		return r, err
 	}
-	w, err := e.startWorker(ctx, n)
-	if err != nil {
-		return r, err
-	}
-	defer w.stop()
-
-	if r.Full, err = e.measure(ctx, w, p, "full sync"); err != nil {
-		return r, err
-	}
-	if r.NoChange, err = e.measure(ctx, w, p, "re-sync, nothing changed"); err != nil {
-		return r, err
-	}
-	if err := e.store.ForgetSyncState(ctx, p.DirectoryKey); err != nil {
-		return r, err
-	}
-	if r.FullNoChange, err = e.measure(ctx, w, p, "forced full re-sync, nothing changed"); err != nil {
-		return r, err
-	}
-	if r.Changes, err = change(ten, e.o.ChangeShare); err != nil {
-		return r, err
-	}
-	if r.Incremental, err = e.measure(ctx, w, p, fmt.Sprintf("incremental sync, %d changes", r.Changes)); err != nil {
+	if err := e.runs(ctx, &r, p, "", func() (int, error) { return change(ten, e.o.ChangeShare) }); err != nil {
 		return r, err
 	}
 	if r.Baseline, err = e.baseline(ctx, ten); err != nil {
@@ -71,6 +50,34 @@ func (e *env) size(ctx context.Context, n int) (Result, error) {
 	e.log.Info("baseline", "users", r.Baseline.Users, "took", r.Baseline.Wall.Round(time.Millisecond),
 		"usersPerSecond", int(r.Baseline.UsersPerSecond()), "ratio", fmt.Sprintf("%.2f", r.Ratio()))
 	return r, nil
+}
+
+// runs measures the four runs of a size on a worker of its own: a full
+// sync, a re-sync with nothing changed (delta, then forced full), and an
+// incremental one after change; label prefixes their progress lines.
+func (e *env) runs(ctx context.Context, r *Result, p *directory.Profile, label string, change func() (int, error)) error {
+	w, err := e.startWorker(ctx, r.Size)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	if r.Full, err = e.measure(ctx, w, p, label+"full sync"); err != nil {
+		return err
+	}
+	if r.NoChange, err = e.measure(ctx, w, p, label+"re-sync, nothing changed"); err != nil {
+		return err
+	}
+	if err := e.store.ForgetSyncState(ctx, p.DirectoryKey); err != nil {
+		return err
+	}
+	if r.FullNoChange, err = e.measure(ctx, w, p, label+"forced full re-sync, nothing changed"); err != nil {
+		return err
+	}
+	if r.Changes, err = change(); err != nil {
+		return err
+	}
+	r.Incremental, err = e.measure(ctx, w, p, fmt.Sprintf("%sincremental sync, %d changes", label, r.Changes))
+	return err
 }
 
 // createProfile stores the profile of a tenant: the whole "All Staff"
