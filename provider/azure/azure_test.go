@@ -336,12 +336,7 @@ func TestThrottlingStorm(t *testing.T) {
 	root := group(t, f.ten, "All Staff")
 	got := byID(readUsers(t, src, f.ten, root))
 	sameUsers(t, got, wantUsers(f.ten, root))
-	for id, u := range got {
-		gu, _ := f.ten.User(id)
-		if u.Attributes["skills"] != strings.Join(gu.Props["skills"].([]string), ";") {
-			t.Fatalf("user %s skills %q", id, u.Attributes["skills"])
-		}
-	}
+	sameSkills(t, f.ten, got)
 	ctx := context.Background()
 	groups, _ := pages(t, func(c provider.Cursor) (provider.Page[provider.Group], error) {
 		return src.Groups(ctx, provider.GroupQuery{ForSync: true}, c)
@@ -916,17 +911,24 @@ func TestPerUserBatchesOverlapWithinTheirLimit(t *testing.T) {
 	root := group(t, f.ten, "All Staff")
 	got := byID(readUsers(t, src, f.ten, root))
 	sameUsers(t, got, wantUsers(f.ten, root))
-	for id, u := range got {
-		gu, _ := f.ten.User(id)
-		if u.Attributes["skills"] != strings.Join(gu.Props["skills"].([]string), ";") {
-			t.Fatalf("user %s skills %q", id, u.Attributes["skills"])
-		}
-	}
+	sameSkills(t, f.ten, got)
 	st := f.sim.Stats()
 	if st.Batches < 300/maxBatch {
 		t.Fatalf("%d $batch requests for 300 users", st.Batches)
 	}
 	if st.MostInFlight < 2 || st.MostInFlight > perUserBatches {
 		t.Fatalf("at most %d requests in flight, want 2..%d", st.MostInFlight, perUserBatches)
+	}
+}
+
+// sameSkills checks each user's skills, a per-user property, against the
+// tenant's.
+func sameSkills(t *testing.T, ten *graph.Tenant, got map[string]provider.User) {
+	t.Helper()
+	for id, u := range got {
+		gu, _ := ten.User(id)
+		if u.Attributes["skills"] != strings.Join(gu.Props["skills"].([]string), ";") {
+			t.Fatalf("user %s skills %q", id, u.Attributes["skills"])
+		}
 	}
 }
