@@ -64,7 +64,6 @@ func screenshotDir(t *testing.T) string {
 // and sync, the run page reaches succeeded, the users page lists the
 // synced people. A screenshot of each step is kept.
 func TestAdminPageInBrowser(t *testing.T) {
-	chromium := chromiumPath(t)
 	ctx := context.Background()
 	// Small pages with a pause each: the run lasts long enough for the run
 	// page to show it going.
@@ -73,104 +72,10 @@ func TestAdminPageInBrowser(t *testing.T) {
 
 	people := filepath.Join(testenv.RepoRoot(), "examples", "people.csv")
 	usernames := csvColumn(t, people, "username")
-	shots := screenshotDir(t)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	// The first action starts the browser, and lives as long as it does:
-	// no timeout on it (see chromedp.Run).
-	if err := chromedp.Do(browser, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium %s: %v", chromium, err)
-	}
-
-	shotN := 0
-	shot := func(name string) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		// From the top, so the sticky bar is where a person sees it.
-		_, _ = chromedp.Run(sctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
-		buf, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		shotN++
-		if err := os.WriteFile(filepath.Join(shots, fmt.Sprintf("%02d-%s.png", shotN, name)), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// do runs the steps of one stage of the walk with a deadline, and on
-	// failure leaves a screenshot of where the page was.
-	do := func(stage string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(browser, time.Minute)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			shot("FAILED-" + stage)
-			loc, _ := chromedp.Run(browser, chromedp.Location())
-			t.Fatalf("%s (at %s): %v", stage, loc, err)
-		}
-	}
-	// submit clicks a button or link that loads another page, and waits
-	// until a new document (after any redirect) has loaded: the old one
-	// carries a marker the new one lacks.
-	submit := func(stage, selector string) {
-		t.Helper()
-		do(stage+": mark", chromedp.Evaluate[chromedp.Void](`window.__usersyncOld = true`))
-		do(stage+": click", chromedp.Click(chromedp.CSS(selector)))
-		deadline := time.Now().Add(time.Minute)
-		for {
-			// Errors are expected while the page changes.
-			fresh, err := chromedp.Run(browser, chromedp.Evaluate[bool](
-				`window.__usersyncOld === undefined && document.readyState === "complete"`))
-			if err == nil && fresh {
-				return
-			}
-			if time.Now().After(deadline) {
-				shot("FAILED-" + stage)
-				t.Fatalf("%s: no new page after clicking %s", stage, selector)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	text := func(selector string) string {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(selector)))
-		if err != nil {
-			shot("FAILED-text")
-			t.Fatalf("text of %s: %v", selector, err)
-		}
-		return s
-	}
-	html := func() string {
-		t.Helper()
-		s, err := chromedp.Run(browser, chromedp.OuterHTML(chromedp.CSS("html")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	expect := func(what, got, want string) {
-		t.Helper()
-		if !strings.Contains(got, want) {
-			shot("FAILED-" + what)
-			t.Fatalf("%s: %q does not contain %q", what, got, want)
-		}
-	}
+	b := startBrowser(t)
+	browser := b.ctx
+	shot, do, submit, text, html, expect := b.shot, b.do, b.submit, b.text, b.html, b.expect
 
 	// 1. Sign in with the API token.
 	do("open", chromedp.Navigate(srv.URL+"/profiles"), chromedp.WaitVisible(chromedp.CSS("#token")))
