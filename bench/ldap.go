@@ -19,7 +19,6 @@ import (
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
-	"github.com/google/uuid"
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/usersync/usersync/directory"
@@ -221,17 +220,7 @@ func (e *env) createLDAPProfile(ctx context.Context, s *ldaptest.Server, n int) 
 		Groups: []string{root}, GroupSync: profile.GroupSync{Mode: profile.GroupSyncAll}, PopulateOrgChart: true,
 		AttributeMap: map[string]string{"departmentNumber": "department", "title": "title"},
 		Safety:       profile.Safety{MaxDisables: n, MaxDisablePercent: 100}}
-	cfg.Normalize()
-	clear, sealed, err := profile.Seal(e.box, cfg)
-	if err != nil {
-		return nil, err
-	}
-	p := &directory.Profile{ID: uuid.NewString(), Name: cfg.Name, Provider: cfg.Provider, Enabled: true,
-		DirectoryKey: fmt.Sprintf("bench-ldap-%d", n), Config: clear, Secrets: sealed}
-	if err := e.store.CreateProfile(ctx, p); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return e.storeProfile(ctx, cfg, fmt.Sprintf("bench-ldap-%d", n))
 }
 
 // entryUUID reads the entryUUID of dn as the admin.

@@ -95,13 +95,19 @@ func (e *env) createProfile(ctx context.Context, ten *graph.Tenant, n int) (*dir
 		Groups: []string{root.ID}, GroupSync: profile.GroupSync{Mode: profile.GroupSyncAll}, PopulateOrgChart: true,
 		AttributeMap: map[string]string{"department": "department", "jobTitle": "title"},
 		Safety:       profile.Safety{MaxDisables: n, MaxDisablePercent: 100}}
+	return e.storeProfile(ctx, cfg, fmt.Sprintf("bench-%d", n))
+}
+
+// storeProfile seals cfg's secrets and stores it as an enabled profile of
+// its own directory.
+func (e *env) storeProfile(ctx context.Context, cfg *profile.Config, directoryKey string) (*directory.Profile, error) {
 	cfg.Normalize()
 	clear, sealed, err := profile.Seal(e.box, cfg)
 	if err != nil {
 		return nil, err
 	}
 	p := &directory.Profile{ID: uuid.NewString(), Name: cfg.Name, Provider: cfg.Provider, Enabled: true,
-		DirectoryKey: fmt.Sprintf("bench-%d", n), Config: clear, Secrets: sealed}
+		DirectoryKey: directoryKey, Config: clear, Secrets: sealed}
 	if err := e.store.CreateProfile(ctx, p); err != nil {
 		return nil, err
 	}
