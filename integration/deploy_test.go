@@ -16,7 +16,7 @@ import (
 // previousRelease is the last landed release: a rolling deploy from it to
 // this code must carry its runs in flight. Move it forward when a release
 // lands (CONTRIBUTING.md, "Changing a workflow").
-const previousRelease = "b877aeafdf9a9ad1495b969c8e32997be42e91f1"
+const previousRelease = "dba5f433783deae01a20a4158547ed5c98591b86"
 
 // previousReleaseBinary builds `usersync` as previousRelease had it, from
 // the repository's own history (an export of that commit, built with the
