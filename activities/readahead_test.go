@@ -43,6 +43,14 @@ func (l *fakeListing) page(cursor string) func(context.Context) (string, error) 
 	}
 }
 
+// readsOf is how many times the page at cursor was requested. It locks:
+// a dropped read ahead may still be running when a test looks.
+func (l *fakeListing) readsOf(cursor string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reads[cursor]
+}
+
 func TestReadAheadServesTheNextPageOnceWithOneCallAtATime(t *testing.T) {
 	l := &fakeListing{delay: 20 * time.Millisecond}
 	r := newReadAhead(context.Background())
@@ -66,8 +74,8 @@ func TestReadAheadServesTheNextPageOnceWithOneCallAtATime(t *testing.T) {
 		}
 	}
 	for _, cursor := range []string{"a", "b", "c", "d"} {
-		if l.reads[cursor] != 1 {
-			t.Errorf("page %s read %d times, want once", cursor, l.reads[cursor])
+		if n := l.readsOf(cursor); n != 1 {
+			t.Errorf("page %s read %d times, want once", cursor, n)
 		}
 	}
 	if l.overlap.Load() {
@@ -92,8 +100,8 @@ func TestReadAheadNotAskedForIsDroppedAndErrorsReachTheReader(t *testing.T) {
 	if _, err := readPage(ctx, r, "bad", l.page("bad")); !errors.Is(err, refused) {
 		t.Fatalf("a failed read ahead: %v, want its error", err)
 	}
-	if l.reads["bad"] != 1 {
-		t.Errorf("the failed page was read %d times, want once (the caller retries, not read-ahead)", l.reads["bad"])
+	if n := l.readsOf("bad"); n != 1 {
+		t.Errorf("the failed page was read %d times, want once (the caller retries, not read-ahead)", n)
 	}
 }
 
