@@ -221,6 +221,12 @@ func (s *Source) fillPerUser(ctx context.Context, users []provider.User) error {
 // stay well under the smallest, and a 429 is still honoured item by item.
 const perUserBatches = 4
 
+// The SDK creates its error-mapping registry on first use, reading the
+// singleton before taking its lock, so the first concurrent $batch sends
+// race on it (the race detector sees it). Creating it here, before any
+// request, leaves the batches only reads of it.
+func init() { msgraphcore.GetErrorFactoryFromRegistry("") }
+
 func (s *Source) fillBatch(ctx context.Context, users []provider.User, pending []int, sel []string) error {
 	for attempt := 0; len(pending) > 0; attempt++ {
 		retry, wait, err := s.batchOnce(ctx, users, pending, sel)
