@@ -280,20 +280,8 @@ func (s *SQLStore) SaveFetchedPage(ctx context.Context, runID string, page *Fetc
 			return err
 		}
 		users := page.Users
-		var replaced int64
-		if page.Latest && len(users) > 0 {
+		if page.Latest {
 			users = lastOfEach(users)
-			ids := make([]string, 0, len(users))
-			for _, u := range users {
-				ids = append(ids, u.ExternalID)
-			}
-			q, args, err := sqlx.In(`DELETE FROM sync_staged_users WHERE run_id = ? AND external_id IN (?)`, runID, ids)
-			if err != nil {
-				return fmt.Errorf("stage users: %w", err)
-			}
-			if replaced, err = s.exec(ctx, tx, q, args...); err != nil {
-				return fmt.Errorf("stage users: %w", err)
-			}
 		}
 		userRows := make([][]any, 0, len(users))
 		for _, u := range users {
@@ -306,6 +294,18 @@ func (s *SQLStore) SaveFetchedPage(ctx context.Context, runID string, page *Fetc
 		added, err := s.bulkInsert(ctx, tx, "sync_staged_users", stagedUserCols, userRows, onConflictNothing)
 		if err != nil {
 			return fmt.Errorf("stage users: %w", err)
+		}
+		// Unless the page is the newer record: the users already staged
+		// take this page's record. An upsert finds them by the primary key
+		// whatever the planner's statistics say; a DELETE … IN of the
+		// page's ids went by the (run_id, username_lower) index while the
+		// run was missing from the statistics and read every row the run
+		// had staged, once a page (a 1M first sync's fetch slowed down
+		// quadratically).
+		if page.Latest && added < int64(len(userRows)) {
+			if _, err := s.bulkInsert(ctx, tx, "sync_staged_users", stagedUserCols, userRows, onConflictReplaceStaged); err != nil {
+				return fmt.Errorf("stage users: %w", err)
+			}
 		}
 		groupRows := make([][]any, 0, len(page.Groups))
 		for _, g := range page.Groups {
@@ -328,7 +328,7 @@ func (s *SQLStore) SaveFetchedPage(ctx context.Context, runID string, page *Fetc
 		if err != nil {
 			return err
 		}
-		c.Fetched += int(added - replaced)
+		c.Fetched += int(added)
 		total = c.Fetched
 		state := ""
 		if len(page.SourceState) > 0 {

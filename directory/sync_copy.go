@@ -12,6 +12,17 @@ import (
 // onConflictNothing keeps the row already there: staging is idempotent.
 const onConflictNothing = "ON CONFLICT DO NOTHING"
 
+// onConflictReplaceStaged makes the row inserted the staged record of its
+// user: every column of stagedUserCols but the key, and the origin a
+// fetched record has.
+var onConflictReplaceStaged = func() string {
+	set := []string{"origin = ''"}
+	for _, c := range stagedUserCols[2:] {
+		set = append(set, c+" = excluded."+c)
+	}
+	return "ON CONFLICT (run_id, external_id) DO UPDATE SET " + strings.Join(set, ", ")
+}()
+
 // copyThreshold is the number of rows from which bulkInsert takes COPY
 // over a multi-row INSERT: below it the temporary table costs more than
 // the statement's parsing saves.

@@ -1,6 +1,7 @@
 package directory_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -134,6 +135,44 @@ func TestEngineLatestPagesReplaceEarlierRecords(t *testing.T) {
 		_, c := e.planApply()
 		if u := e.usersByExternalID()["u1"]; u.LastName != "Third" || c.Created != 2 {
 			t.Fatalf("u1 %+v, counts %+v", u, c)
+		}
+	})
+}
+
+// TestEngineLatestPagesReplaceInBulk: change pages as large as Graph's,
+// which PostgreSQL stages through COPY, replace the records they list
+// again and count only the users new to the run.
+func TestEngineLatestPagesReplaceInBulk(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *directory.DB) {
+		e := newEngine(t, db)
+		e.newRun()
+		page := func(from, to int, last string) []directory.StagedUser {
+			var users []directory.StagedUser
+			for i := from; i < to; i++ {
+				users = append(users, staged(fmt.Sprintf("u%03d", i), fmt.Sprintf("user%03d", i), last))
+			}
+			return users
+		}
+		if n, err := e.s.SaveFetchedPage(e.ctx, e.runID, &directory.FetchedPage{Latest: true, Users: page(0, 200, "Old")}, "a", false); err != nil || n != 200 {
+			t.Fatalf("first page: %d %v", n, err)
+		}
+		// The second page lists 150 of them again and 50 new ones.
+		if n, err := e.s.SaveFetchedPage(e.ctx, e.runID, &directory.FetchedPage{Latest: true, Users: page(50, 250, "New")}, "", true); err != nil || n != 250 {
+			t.Fatalf("second page: %d %v", n, err)
+		}
+		_, c := e.planApply()
+		users := e.usersByExternalID()
+		if c.Created != 250 || len(users) != 250 {
+			t.Fatalf("created %d, %d users", c.Created, len(users))
+		}
+		for id, u := range users {
+			want := "New"
+			if id < "u050" {
+				want = "Old"
+			}
+			if u.LastName != want {
+				t.Fatalf("%s: last name %q, want %q", id, u.LastName, want)
+			}
 		}
 	})
 }
