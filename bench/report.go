@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // Targets are the performance targets the project holds the bench to
@@ -109,17 +112,68 @@ func writePhases(w io.Writer, level string, rs []Result) {
 	}
 }
 
-// WritePlot draws the wall times against the tenant size as a PNG.
+// WritePlot draws the report's figures as one PNG: the wall times against
+// the tenant size; the first sync's users/s beside the baseline's; the
+// worker's peak RSS; and where each size's first sync spent its time, by
+// step (from Temporal's history, as the report's table).
 func WritePlot(path string, rs []Result) error {
-	rs, ldapRs := splitLDAP(rs)
+	entra, ldapRs := splitLDAP(rs)
+	times, err := timePlot(entra, ldapRs)
+	if err != nil {
+		return err
+	}
+	perSecond, err := sizePlot("first sync: users/s", "users/s", true, []sizeSeries{
+		{"full sync", entra, func(r Result) float64 { return r.Full.UsersPerSecond() }},
+		{"baseline (read + COPY)", entra, func(r Result) float64 { return r.Baseline.UsersPerSecond() }},
+		{"LDAP: full sync", ldapRs, func(r Result) float64 { return r.Full.UsersPerSecond() }},
+	})
+	if err != nil {
+		return err
+	}
+	rss, err := sizePlot("worker peak RSS (target ≤ 300 MB)", "MB", false, []sizeSeries{
+		{"full sync", entra, func(r Result) float64 { return float64(r.Full.PeakRSS >> 20) }},
+		{"re-syncs (the most of three)", entra, func(r Result) float64 {
+			return float64(max(r.NoChange.PeakRSS, r.FullNoChange.PeakRSS, r.Incremental.PeakRSS) >> 20)
+		}},
+		{"LDAP: full sync", ldapRs, func(r Result) float64 { return float64(r.Full.PeakRSS >> 20) }},
+	})
+	if err != nil {
+		return err
+	}
+	steps, err := stepPlot(entra)
+	if err != nil {
+		return err
+	}
+	const w, h = 12 * vg.Inch, 9 * vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 2, Cols: 2, PadX: vg.Inch / 4, PadY: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8,
+		PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
+	plots := [][]*plot.Plot{{times, perSecond}, {rss, steps}}
+	canvases := plot.Align(plots, tiles, dc)
+	for i := range plots {
+		for j, p := range plots[i] {
+			p.Draw(canvases[i][j])
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("plot: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	return nil
+}
+
+func timePlot(rs, ldapRs []Result) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "usersync: time against tenant size"
-	p.X.Label.Text = "users"
-	p.Y.Label.Text = "seconds"
-	p.X.Scale = plot.LogScale{}
-	p.Y.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	logAxes(p, "seconds")
 	series := []struct {
 		name string
 		get  func(Result) time.Duration
@@ -140,12 +194,109 @@ func WritePlot(path string, rs []Result) error {
 	}
 	args = append(args, ldapSeries(ldapRs)...)
 	if err := plotutil.AddLinePoints(p, args...); err != nil {
-		return fmt.Errorf("plot: %w", err)
+		return nil, fmt.Errorf("plot: %w", err)
 	}
 	p.Legend.Top = true
 	p.Legend.Left = true
-	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("plot: %w", err)
+	return p, nil
+}
+
+func logAxes(p *plot.Plot, y string) {
+	p.X.Label.Text = "users"
+	p.Y.Label.Text = y
+	p.X.Scale = plot.LogScale{}
+	p.Y.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+}
+
+// sizeSeries is one line of a figure by tenant size; a series without
+// results is left out.
+type sizeSeries struct {
+	name string
+	rs   []Result
+	get  func(Result) float64
+}
+
+func sizePlot(title, y string, logY bool, series []sizeSeries) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title
+	logAxes(p, y)
+	if !logY {
+		p.Y.Scale = plot.LinearScale{}
+		p.Y.Tick.Marker = plot.DefaultTicks{}
+		p.Y.Min = 0
 	}
-	return nil
+	var args []any
+	for _, s := range series {
+		if len(s.rs) == 0 {
+			continue
+		}
+		pts := make(plotter.XYs, 0, len(s.rs))
+		for _, r := range s.rs {
+			// A log axis cannot take 0 (a measure that did not run).
+			pts = append(pts, plotter.XY{X: float64(r.Size), Y: max(s.get(r), 0.01)})
+		}
+		args = append(args, s.name, pts)
+	}
+	if err := plotutil.AddLinePoints(p, args...); err != nil {
+		return nil, fmt.Errorf("plot: %w", err)
+	}
+	p.Legend.Left = true
+	return p, nil
+}
+
+// stepPlot stacks, for each Entra ID size, the share of the first sync's
+// wall time each step took: shares, so that the small sizes stay readable
+// beside the largest.
+func stepPlot(rs []Result) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "first sync: share of the wall time by step"
+	p.Y.Label.Text = "% of the wall time"
+	p.Y.Max = 130 // room for the legend above the bars
+	steps := []struct {
+		name string
+		get  func(Measure) time.Duration
+	}{
+		{"fetch", func(m Measure) time.Duration { return m.Phases["Fetch"] }},
+		{"plan", func(m Measure) time.Duration { return m.Phases["Plan"] }},
+		{"apply", func(m Measure) time.Duration { return m.Phases["Apply"] }},
+		{"the rest", func(m Measure) time.Duration {
+			return max(m.Wall-m.Phases["Fetch"]-m.Phases["Plan"]-m.Phases["Apply"], 0)
+		}},
+	}
+	if len(rs) == 0 {
+		p.Title.Text += " (no Entra ID size measured)"
+		return p, nil
+	}
+	labels := make([]string, 0, len(rs))
+	for _, r := range rs {
+		labels = append(labels, thousands(r.Size))
+	}
+	var below *plotter.BarChart
+	for i, s := range steps {
+		vals := make(plotter.Values, 0, len(rs))
+		for _, r := range rs {
+			share := 0.0
+			if r.Full.Wall > 0 {
+				share = 100 * s.get(r.Full).Seconds() / r.Full.Wall.Seconds()
+			}
+			vals = append(vals, share)
+		}
+		bars, err := plotter.NewBarChart(vals, vg.Points(28))
+		if err != nil {
+			return nil, fmt.Errorf("plot: %w", err)
+		}
+		bars.LineStyle.Width = 0
+		bars.Color = plotutil.Color(i)
+		if below != nil {
+			bars.StackOn(below)
+		}
+		below = bars
+		p.Add(bars)
+		p.Legend.Add(s.name, bars)
+	}
+	p.NominalX(labels...)
+	p.Legend.Top = true
+	return p, nil
 }
