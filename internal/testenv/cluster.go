@@ -269,25 +269,17 @@ func (c *Cluster) newPorts(services ...string) []string {
 // start-up death is logged with its reason, not failed on.
 func (c *Cluster) reviveStarting() {
 	c.t.Helper()
-	c.mu.Lock()
-	var dead []string
-	for name, p := range c.procs {
-		select {
-		case <-p.done:
-			if !p.stopping {
-				dead = append(dead, name)
-			}
-		default:
-		}
-	}
-	c.mu.Unlock()
-	for _, name := range dead {
+	for name := range c.exitedUnasked() {
 		if c.revived >= 3 {
 			return
 		}
 		c.revived++
+		log, err := c.readLog(name)
+		if err != nil {
+			log = err.Error()
+		}
 		c.t.Logf("temporal %s exited while the cluster started; starting it again on new ports. its log ends:\n%s",
-			name, tail(c.log(name), 4096))
+			name, tail(log, 4096))
 		services := []string{name}
 		if name == "all" {
 			services = ClusterServices
@@ -300,12 +292,10 @@ func (c *Cluster) reviveStarting() {
 	}
 }
 
-func (c *Cluster) log(name string) string {
+// readLog is a process's log so far.
+func (c *Cluster) readLog(name string) (string, error) {
 	data, err := os.ReadFile(filepath.Join(c.logs, name+".log"))
-	if err != nil {
-		return err.Error()
-	}
-	return string(data)
+	return string(data), err
 }
 
 // Restart stops a service with sig, waits for it to be gone, and starts
@@ -341,30 +331,40 @@ func (c *Cluster) stopAll() {
 // exited names the services that ended without the test stopping them,
 // for a wait's failure message.
 func (c *Cluster) exited() string {
+	var b strings.Builder
+	for name, state := range c.exitedUnasked() {
+		fmt.Fprintf(&b, "\ntemporal %s exited: %v", name, state)
+	}
+	return b.String()
+}
+
+// exitedUnasked is the processes that exited without the test stopping
+// them, with how they ended.
+func (c *Cluster) exitedUnasked() map[string]*os.ProcessState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var b strings.Builder
+	out := map[string]*os.ProcessState{}
 	for name, p := range c.procs {
 		select {
 		case <-p.done:
 			if !p.stopping {
-				fmt.Fprintf(&b, "\ntemporal %s exited: %v", name, p.cmd.ProcessState)
+				out[name] = p.cmd.ProcessState
 			}
 		default:
 		}
 	}
-	return b.String()
+	return out
 }
 
 // Logs is the end of every service's log, for a failure message.
 func (c *Cluster) Logs() string {
 	var b strings.Builder
 	for _, svc := range append([]string{"all"}, ClusterServices...) {
-		data, err := os.ReadFile(filepath.Join(c.logs, svc+".log"))
+		log, err := c.readLog(svc)
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(&b, "--- temporal %s ---\n%s\n", svc, tail(string(data), 8192))
+		fmt.Fprintf(&b, "--- temporal %s ---\n%s\n", svc, tail(log, 8192))
 	}
 	b.WriteString(c.exited())
 	return b.String()
