@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,18 +86,26 @@ func TestTestConnectionCSV(t *testing.T) {
 
 func TestRemoteCSVRun(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *directory.DB) {
-		status := http.StatusOK
+		var status atomic.Int32
+		status.Store(http.StatusOK)
 		body := csvOf(alice, bob)
+		// A hanging request waits for the test to release it, not for its
+		// own context: CI once saw that context end before the client's
+		// timeout, and the handler's return then answered an empty 200.
+		// Released or not, it never answers: it aborts the connection.
+		release := make(chan struct{})
 		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if status == -1 { // hang past the client's timeout
-				<-r.Context().Done()
-				return
+			code := int(status.Load())
+			if code == -1 { // hang past the client's timeout
+				<-release
+				panic(http.ErrAbortHandler)
 			}
 			w.Header().Set("Content-Type", "text/csv")
-			w.WriteHeader(status)
+			w.WriteHeader(code)
 			w.Write([]byte(body)) //nolint:errcheck
 		}))
 		defer srv.Close()
+		defer close(release) // before srv.Close, which waits for the handlers
 		h := newHarness(t, db, func(c *profile.Config) {
 			c.Block.(*csv.Profile).Source, c.Block.(*csv.Profile).URL, c.Block.(*csv.Profile).DocumentID = "remote", srv.URL+"/people.csv", ""
 		})
@@ -120,7 +129,7 @@ func TestRemoteCSVRun(t *testing.T) {
 			{http.StatusNotFound, true, "404"},
 			{http.StatusInternalServerError, false, "500"},
 		} {
-			status = c.status
+			status.Store(int32(c.status))
 			r := h.sync(false, false)
 			if r.err == nil || !strings.Contains(r.err.Error(), c.wantInMsg) {
 				t.Fatalf("status %d: err %v", c.status, r.err)
@@ -132,9 +141,9 @@ func TestRemoteCSVRun(t *testing.T) {
 				t.Fatalf("status %d disabled bob", c.status)
 			}
 		}
-		status = -1
-		h.acts.HTTPClient = &http.Client{Transport: client.Transport, Timeout: 300 * 1e6}
-		if r := h.sync(false, false); r.err == nil || !provider.Retryable(r.err) {
+		status.Store(-1)
+		h.acts.HTTPClient = &http.Client{Transport: client.Transport, Timeout: 300 * time.Millisecond}
+		if r := h.sync(false, false); r.err == nil || !provider.Retryable(r.err) || !strings.Contains(r.err.Error(), "Client.Timeout") {
 			t.Fatalf("a timeout must be a retryable failure: %v", r.err)
 		}
 		if len(h.users()) != 2 {
