@@ -48,6 +48,10 @@ type Deps struct {
 	// 5000: each transaction also writes a ledger and an audit row per
 	// change, and fewer, larger ones apply a large tenant markedly faster).
 	BatchSize int
+	// StageEntries is how many entries of a provider's change listing one
+	// staging transaction takes, over as many of its pages as hold them
+	// (default StageEntries).
+	StageEntries int
 	// BcryptCost hashes CSV passwords (default bcrypt.DefaultCost).
 	BcryptCost int
 	// Now is the steps' clock (work budgets, the provider's retry budget,

@@ -233,13 +233,9 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 				return src.GroupChanges(ctx, from, cursor)
 			}
 		}
-		key := "graph\x00" + from + "\x00"
-		p, err := readPage(ctx, s.ahead, key+cur.Cursor, graph(cur.Cursor))
+		p, err := readChanges(ctx, s, "graph\x00"+from+"\x00", cur.Cursor, graph, func(g provider.GroupChange) int { return 1 + len(g.Members) })
 		if err != nil {
 			return nil, nil, providerError{err}
-		}
-		if p.Next != "" {
-			readAheadPage(s.ahead, key+p.Next, graph(p.Next))
 		}
 		for _, g := range p.Items {
 			if g.Removed {
@@ -285,13 +281,9 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 				return src.UserChanges(ctx, from, cursor)
 			}
 		}
-		key := "changes\x00" + from + "\x00"
-		p, err := readPage(ctx, s.ahead, key+cur.Cursor, changes(cur.Cursor))
+		p, err := readChanges(ctx, s, "changes\x00"+from+"\x00", cur.Cursor, changes, func(provider.UserChange) int { return 1 })
 		if err != nil {
 			return nil, nil, providerError{err}
-		}
-		if p.Next != "" {
-			readAheadPage(s.ahead, key+p.Next, changes(p.Next))
 		}
 		var changed []provider.User
 		for _, c := range p.Items {
@@ -376,6 +368,64 @@ func (s *stager) fetchDeltaPage(ctx context.Context, cur fetchCursor, scope prov
 		return page, nil, nil
 	}
 	return nil, nil, fmt.Errorf("bad fetch stage %q", cur.Stage)
+}
+
+// StageEntries is how many entries of a change listing (a user, a group, a
+// membership each) one staging transaction takes when the Deps do not say.
+// Graph sizes its delta pages itself, about 200 entries, so a page per
+// transaction cost a 1M tenant's fetch about 5,000 commits, each with its
+// in-scope query and cursor write.
+const StageEntries = 1000
+
+// stageWindow bounds how long a staging transaction's pages are read, so
+// that a slow provider still shows progress (the fetched count, the
+// cursor) every few seconds.
+const stageWindow = 2 * time.Second
+
+// readChanges reads pages of one change listing from cursor on, each next
+// page read ahead while the last is taken, until they hold the stager's
+// entries (weight counts them), the listing ends, or stageWindow has
+// passed. It returns their items as one page: Next is where the listing
+// goes on, State its state when it ended.
+//
+// What is staged is the same as page by page: a batch ends on a page
+// boundary, its cursor is the last page's next link, and a crash before
+// its commit reads those pages again from the cursor committed before, as
+// it would read one. A page that fails after others were read ends the
+// batch without its error: those are staged, and the next call reads the
+// failed page again and meets its error there, as a lone page would (an
+// expired state, a throttled request and a reset then take their usual
+// paths).
+func readChanges[T any](ctx context.Context, s *stager, key string, cursor provider.Cursor,
+	read func(provider.Cursor) func(context.Context) (provider.ChangePage[T], error), weight func(T) int) (provider.ChangePage[T], error) {
+	limit := s.a.StageEntries
+	if limit <= 0 {
+		limit = StageEntries
+	}
+	var batch provider.ChangePage[T]
+	entries, pages, until := 0, 0, s.a.now().Add(stageWindow)
+	for {
+		p, err := readPage(ctx, s.ahead, key+cursor, read(cursor))
+		if err != nil {
+			if pages == 0 || ctx.Err() != nil {
+				return batch, err
+			}
+			return batch, nil
+		}
+		pages++
+		if p.Next != "" {
+			readAheadPage(s.ahead, key+p.Next, read(p.Next))
+		}
+		batch.Items = append(batch.Items, p.Items...)
+		for _, it := range p.Items {
+			entries += weight(it)
+		}
+		batch.Next, batch.State = p.Next, p.State
+		if p.Next == "" || entries >= limit || !s.a.now().Before(until) {
+			return batch, nil
+		}
+		cursor = p.Next
+	}
 }
 
 // commit makes a succeeded run of a delta source the base of the next

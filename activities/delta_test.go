@@ -29,7 +29,13 @@ type entraSide struct {
 }
 
 func newEntraSide(t *testing.T, dialect string) *entraSide {
-	sim := graph.New(graph.Options{Seed: 5})
+	return newEntraSideWith(t, dialect, graph.Options{Seed: 5}, func(*activities.Deps) {})
+}
+
+// newEntraSideWith is newEntraSide on a server of opts, with the
+// activities' dependencies as deps leaves them.
+func newEntraSideWith(t *testing.T, dialect string, opts graph.Options, deps func(*activities.Deps)) *entraSide {
+	sim := graph.New(opts)
 	srv := httptest.NewServer(reqtable.Check(t, "graph", sim))
 	t.Cleanup(srv.Close)
 	ten := sim.AddTenant(graph.TenantOptions{Seed: 2027, Users: 400, Groups: 14, Depth: 3, OutOfScopeShare: 0.08, DisabledShare: 0.03})
@@ -44,8 +50,10 @@ func newEntraSide(t *testing.T, dialect string) *entraSide {
 		cfg.Safety = profile.Safety{MaxDisables: 10000, MaxDisablePercent: 100}
 	})
 	h.profile.Provider = azure.Name
-	h.acts = activities.New(activities.Deps{Store: h.store, Box: h.box, AllowHTTPLoopback: true, PageSize: 37, BatchSize: 11,
-		BcryptCost: bcrypt.MinCost})
+	d := activities.Deps{Store: h.store, Box: h.box, AllowHTTPLoopback: true, PageSize: 37, BatchSize: 11,
+		BcryptCost: bcrypt.MinCost}
+	deps(&d)
+	h.acts = activities.New(d)
 	return &entraSide{h: h, sim: sim, ten: ten}
 }
 
