@@ -91,7 +91,6 @@ func syncRetryingFetch(t *testing.T, s *entraSide, faults graph.Faults) (*direct
 		t.Fatal(err)
 	}
 	s.sim.SetFaults(faults)
-	defer s.sim.SetFaults(graph.Faults{})
 	retries := 0
 	for {
 		r, err := h.acts.Fetch(h.ctx, activities.FetchInput{RunID: runID})
